@@ -1,0 +1,1 @@
+"""Reading specs: the loader (YAML with positions), the kinds (pydantic) and diagnostics."""
