@@ -1,0 +1,282 @@
+"""Checking one document against its kind: envelope, schema (pydantic), then semantic rules.
+
+Pydantic reports errors by `loc` in the validated data; users think in file:line:col and in the
+words of their spec. This module is the translation: each error gets the position from the loader's
+node tree, a stable code, what was expected, and a did-you-mean where one is likely.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from mlspec.spec import codes
+from mlspec.spec.diagnostics import Diagnostic, format_field
+from mlspec.spec.kinds import API_VERSION, KINDS, Envelope
+from mlspec.spec.kinds.base import NAME_RE, Issue, Loc, walk_models
+from mlspec.spec.loader import Document
+from mlspec.spec.suggest import closest, did_you_mean
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_RANGE_WORDS = {
+    "greater_than": "greater than {gt}",
+    "greater_than_equal": "at least {ge}",
+    "less_than": "less than {lt}",
+    "less_than_equal": "at most {le}",
+    "too_short": "at least {min_length} item(s)",
+    "too_long": "at most {max_length} item(s)",
+    "string_too_short": "at least {min_length} character(s)",
+    "string_too_long": "at most {max_length} character(s)",
+    "string_pattern_mismatch": "text matching {pattern}",
+}
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    resource: Envelope | None
+    diagnostics: list[Diagnostic]
+
+
+def check_document(doc: Document, file: str) -> Checked:
+    data = doc.data
+    envelope = _check_envelope(doc, file)
+    if envelope:
+        return Checked(None, envelope)
+    model_cls = KINDS[data["kind"]]
+    try:
+        resource = model_cls.model_validate(data)
+    except ValidationError as err:
+        return Checked(None, list(_translate(err, doc, file, model_cls)))
+    diagnostics = [_issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
+    return Checked(None if diagnostics else resource, diagnostics)
+
+
+def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
+    data: dict[str, Any] = doc.data
+    out: list[Diagnostic] = []
+    version = data.get("apiVersion")
+    if version != API_VERSION:
+        found = "missing" if version is None else f"`{version}` is not supported"
+        hint = None
+        if isinstance(version, str) and version.startswith("mlspec/"):
+            hint = f"this mlspec reads {API_VERSION}; `mlspec migrate` converts older specs"
+        elif version is None and (typo := closest("apiVersion", data)) not in (None, "apiVersion"):
+            hint = f"`{typo}` should be spelt `apiVersion`"
+        out.append(_at(doc, file, ("apiVersion",), codes.UNKNOWN_API_VERSION, f"apiVersion {found}",
+                       expected=API_VERSION, hint=hint or f"add `apiVersion: {API_VERSION}`",
+                       key=version is None))  # fmt: skip
+    kind = data.get("kind")
+    if kind not in KINDS:
+        if kind is None:
+            message, hint = "kind missing", "add `kind:` with one of the kinds"
+        else:
+            message, hint = f"unknown kind `{kind}`", did_you_mean(str(kind), KINDS)
+        out.append(_at(doc, file, ("kind",), codes.UNKNOWN_KIND, message,
+                       expected=", ".join(KINDS), hint=hint, key=kind is None))  # fmt: skip
+    return out
+
+
+def _issues(resource: BaseModel) -> Iterator[tuple[Loc, Issue]]:
+    for loc, model in walk_models(resource):
+        issues = getattr(model, "issues", None)
+        if issues is not None:
+            for issue in issues():
+                yield (*loc, *issue.loc), issue
+
+
+def _issue_diagnostic(doc: Document, file: str, loc: Loc, issue: Issue) -> Diagnostic:
+    return _at(doc, file, loc, issue.code, issue.message, expected=issue.expected, hint=issue.hint)
+
+
+def _translate(
+    err: ValidationError, doc: Document, file: str, model_cls: type[BaseModel]
+) -> Iterator[Diagnostic]:
+    """Pydantic errors -> diagnostics, one per place, with union branches folded together."""
+    plain: list[tuple[Loc, dict[str, Any]]] = []
+    unions: dict[Loc, list[tuple[Loc, dict[str, Any]]]] = {}
+    for error in err.errors(include_url=False):
+        loc, union_base = _document_loc(doc.data, error["loc"], error["type"])
+        if union_base is None:
+            plain.append((loc, error))
+        else:
+            unions.setdefault(union_base, []).append((loc, error))
+    for base, branch_errors in unions.items():
+        deeper = [(loc, e) for loc, e in branch_errors if len(loc) > len(base) or e["type"] == "missing"]
+        if deeper:  # the value's shape picked a branch: report that branch's own errors
+            plain.extend(deeper)
+            continue
+        wanted = dict.fromkeys(_expected_words(e) for _, e in branch_errors)
+        first = branch_errors[0][1]
+        yield _at(doc, file, base, codes.WRONG_TYPE, f"expected {' or '.join(wanted)}, got {_describe(first['input'])}",
+                  expected=" or ".join(wanted), hint=_env_hint(first["input"]))  # fmt: skip
+    seen: set[tuple[Loc, str]] = set()
+    for loc, error in plain:
+        if (loc, error["type"]) not in seen:
+            seen.add((loc, error["type"]))
+            yield _diagnostic(doc, file, loc, error, model_cls)
+
+
+def _document_loc(data: Any, loc: tuple[Any, ...], error_type: str) -> tuple[Loc, Loc | None]:
+    """Drop the union-branch labels pydantic puts in `loc` (`'list[str]'`, `'OutputDep'`).
+
+    A part that is not in the data is a branch label, except the last part of a `missing` error.
+    Returns the location in the document and, when a label was dropped, where the union sits.
+    """
+    out: list[str | int] = []
+    union_base: Loc | None = None
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+            out.append(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+            out.append(part)
+        elif i == len(loc) - 1 and error_type == "missing":
+            out.append(part)
+        elif union_base is None:
+            union_base = tuple(out)
+    return tuple(out), union_base
+
+
+def _diagnostic(
+    doc: Document, file: str, loc: Loc, error: dict[str, Any], model_cls: type[BaseModel]
+) -> Diagnostic:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    field = loc[-1] if loc else ""
+    if kind == "missing":
+        return _at(doc, file, loc, codes.MISSING_FIELD, f"missing required field `{field}`",
+                   expected=f"`{field}:` under {format_field(loc[:-1]) or 'the document'}",
+                   position_loc=loc[:-1], key=True)  # fmt: skip
+    if kind == "extra_forbidden":
+        allowed = sorted(_fields_at(model_cls, loc[:-1]))
+        return _at(doc, file, loc, codes.UNKNOWN_FIELD, f"unknown field `{field}`",
+                   expected=f"one of {', '.join(allowed)}" if allowed else None,
+                   hint=did_you_mean(str(field), allowed), key=True)  # fmt: skip
+    if kind in ("literal_error", "enum"):
+        options = _QUOTED.findall(str(ctx.get("expected", "")))
+        return _at(doc, file, loc, codes.INVALID_CHOICE, f"`{value}` is not a valid {field}",
+                   expected=f"one of {', '.join(options)}",
+                   hint=did_you_mean(str(value), options) if isinstance(value, str) else None)  # fmt: skip
+    if kind == "string_pattern_mismatch" and loc == ("metadata", "name"):
+        return _at(doc, file, loc, codes.INVALID_NAME, f"`{value}` is not a valid name",
+                   expected="a lowercase DNS label: a-z, 0-9 and -, starting and ending alphanumeric, at most 63",
+                   hint=_name_hint(value))  # fmt: skip
+    if kind in _TYPE_WORDS:
+        return _at(doc, file, loc, codes.WRONG_TYPE, f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}",
+                   expected=_TYPE_WORDS[kind], hint=_env_hint(value))  # fmt: skip
+    if kind in _RANGE_WORDS:
+        wanted = _RANGE_WORDS[kind].format(**ctx)
+        return _at(doc, file, loc, codes.OUT_OF_RANGE, f"{_describe(value)} is out of range for `{field}`",
+                   expected=wanted)  # fmt: skip
+    message = str(ctx.get("error") or error.get("msg") or "invalid value")
+    return _at(doc, file, loc, codes.INVALID_VALUE, message.removeprefix("Value error, "))
+
+
+def _at(
+    doc: Document,
+    file: str,
+    loc: Loc,
+    code: str,
+    message: str,
+    *,
+    expected: str | None = None,
+    hint: str | None = None,
+    key: bool = False,
+    position_loc: Loc | None = None,
+) -> Diagnostic:
+    pos = doc.position(loc if position_loc is None else position_loc, key=key)
+    return Diagnostic(
+        code, message, file, pos.line, pos.col, field=format_field(loc) or None,
+        expected=expected, hint=hint, doc=doc.index, width=pos.width,
+    )  # fmt: skip
+
+
+def _expected_words(error: dict[str, Any]) -> str:
+    if error["type"] in _TYPE_WORDS:
+        return _TYPE_WORDS[error["type"]]
+    return str(error.get("msg", "a valid value")).lower()
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"`{value}`"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string `{shown}`"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _env_hint(value: Any) -> str | None:
+    if isinstance(value, str) and "${env:" in value:
+        return "${env:...} references are only allowed in string fields"
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return "remove the quotes to write a number"
+    return None
+
+
+def _name_hint(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    slug = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63].strip("-")
+    return f"try `{slug}`" if slug and NAME_RE.fullmatch(slug) else None
+
+
+def _fields_at(model_cls: type[BaseModel], loc: Loc) -> set[str]:
+    """The keys the model at `loc` accepts (for 'did you mean' on unknown fields)."""
+    candidates: list[Any] = [model_cls]
+    for part in loc:
+        nxt: list[Any] = []
+        for tp in candidates:
+            for inner in _unwrap(tp):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and isinstance(part, str):
+                    for name, info in inner.model_fields.items():
+                        if (info.alias or name) == part:
+                            nxt.append(info.annotation)
+                elif get_origin(inner) is list and isinstance(part, int):
+                    nxt.extend(get_args(inner)[:1])
+                elif get_origin(inner) is dict:
+                    nxt.extend(get_args(inner)[1:2])
+        candidates = nxt
+    names: set[str] = set()
+    for tp in candidates:
+        for inner in _unwrap(tp):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                names.update(info.alias or name for name, info in inner.model_fields.items())
+    return names
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    origin = get_origin(tp)
+    if origin is Union or type(tp).__name__ == "UnionType":
+        return [inner for arg in get_args(tp) for inner in _unwrap(arg)]
+    if type(tp).__name__ == "_AnnotatedAlias":
+        return _unwrap(get_args(tp)[0])
+    return [tp]

@@ -1,0 +1,203 @@
+"""What every kind shares: the envelope, metadata, references and semantic issues.
+
+References are plain strings in YAML (`dataset: reviews` or `dataset: Dataset/reviews`); the kinds
+a field may point to are declared on its type with `Ref("Dataset")`, so the linker, the JSON Schema
+(`x-mlspec-ref`) and the docs all read them from one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from mlspec.spec import codes
+
+API_VERSION = "mlspec/v1"
+KIND_NAMES = ("Dataset", "Model", "Optimization", "Service", "Prompt", "Monitor", "Task")
+
+DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+NAME_RE = re.compile(DNS_LABEL)
+_REF_LOOSE = rf"^(?:[A-Za-z]+/)?{DNS_LABEL}$"  # kind checked by the linker, with a better message
+
+Loc = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    """Every spec model: unknown fields are errors (that is how typos get a did-you-mean)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, defer_build=True, strict=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RefTarget:
+    kinds: tuple[str, ...]
+
+
+def Ref(*kinds: str) -> Any:  # noqa: N802 - reads as a type in field declarations
+    """A string that names a resource of one of `kinds` (all kinds when none are given)."""
+    allowed = kinds or KIND_NAMES
+    strict = rf"^(?:(?:{'|'.join(allowed)})/)?{DNS_LABEL}$"
+    return Annotated[
+        str,
+        StringConstraints(pattern=_REF_LOOSE),
+        RefTarget(tuple(allowed)),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": strict,
+                "x-mlspec-ref": list(allowed),
+                "description": f"name of a {' or '.join(allowed)} (or Kind/name)",
+            }
+        ),
+    ]
+
+
+Name = Annotated[
+    str,
+    StringConstraints(pattern=rf"^{DNS_LABEL}$"),
+    Field(description="lowercase DNS label: a-z, 0-9 and -, at most 63 characters"),
+]
+EnvStr = Annotated[
+    str,
+    Field(description="a value or ${env:NAME}; env values are sensitive and never stored or printed"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A semantic problem found by a model's `issues()`; `loc` is relative to that model."""
+
+    loc: Loc
+    message: str
+    code: str = codes.INVALID_VALUE
+    expected: str | None = None
+    hint: str | None = None
+
+
+class Lifecycle(Strict):
+    prevent_destroy: bool = Field(False, description="fail any plan that would delete or replace this resource")
+    create_before_destroy: bool | None = Field(
+        None, description="on replace, create the new one before destroying the old (default for Service)"
+    )
+
+
+class SpecBase(Strict):
+    """Fields every kind's spec accepts."""
+
+    description: str | None = None
+    depends_on: list[Ref()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="explicit dependencies beyond the references in the spec"
+    )
+    lifecycle: Lifecycle | None = None
+
+    def issues(self) -> Iterator[Issue]:
+        """Semantic checks beyond types. Overridden per model; yields nothing by default."""
+        return iter(())
+
+
+class Metadata(Strict):
+    name: Name
+    owner: str | None = Field(None, description="team or person accountable for the resource")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class Envelope(Strict):
+    """`apiVersion`, `kind`, `metadata`, `spec`: the Kubernetes-style shape of every document."""
+
+    kind_name: ClassVar[str]
+    api_version: Literal["mlspec/v1"] = Field(alias="apiVersion")
+    metadata: Metadata
+    spec: Any
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind_name}/{self.metadata.name}"
+
+
+def walk_models(model: BaseModel, loc: Loc = ()) -> Iterator[tuple[Loc, BaseModel]]:
+    """Every model nested in `model` (itself included) with its location, aliases as keys."""
+    yield loc, model
+    for attr, key in _model_fields(type(model)):
+        value = getattr(model, attr)
+        yield from _walk_value(value, (*loc, key))
+
+
+def _walk_value(value: Any, loc: Loc) -> Iterator[tuple[Loc, BaseModel]]:
+    if isinstance(value, BaseModel):
+        yield from walk_models(value, loc)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, BaseModel | list | dict):
+                yield from _walk_value(item, (*loc, i))
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            if isinstance(item, BaseModel | list | dict):
+                yield from _walk_value(item, (*loc, k))
+
+
+@dataclass(frozen=True, slots=True)
+class RefSite:
+    loc: Loc
+    value: str
+    kinds: tuple[str, ...]
+
+
+def iter_refs(model: BaseModel, loc: Loc = ()) -> Iterator[RefSite]:
+    """Every reference in `model`, with where it is written and which kinds it may name."""
+    for sub_loc, sub in walk_models(model, loc):
+        for attr, key, kinds in _ref_fields(type(sub)):
+            value = getattr(sub, attr)
+            if isinstance(value, str):
+                yield RefSite((*sub_loc, key), value, kinds)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    if isinstance(item, str):
+                        yield RefSite((*sub_loc, key, i), item, kinds)
+
+
+@cache
+def _model_fields(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """Fields that may hold nested models (skipping plain scalars keeps the walk cheap)."""
+    return tuple(
+        (name, info.alias or name)
+        for name, info in cls.model_fields.items()
+        if _may_hold_model(info.annotation)
+    )
+
+
+@cache
+def _ref_fields(cls: type[BaseModel]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    out = []
+    for name, info in cls.model_fields.items():
+        kinds = _ref_kinds(info.annotation, tuple(info.metadata))
+        if kinds:
+            out.append((name, info.alias or name, kinds))
+    return tuple(out)
+
+
+def _ref_kinds(annotation: Any, metadata: tuple[Any, ...] = ()) -> tuple[str, ...]:
+    for meta in metadata:
+        if isinstance(meta, RefTarget):
+            return meta.kinds
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _ref_kinds(get_args(annotation)[0], annotation.__metadata__)
+    if origin in (list, Union) or str(origin) == "<class 'types.UnionType'>":
+        for arg in get_args(annotation):
+            kinds = _ref_kinds(arg)
+            if kinds:
+                return kinds
+    return ()
+
+
+def _may_hold_model(annotation: Any) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    return any(_may_hold_model(arg) for arg in get_args(annotation))

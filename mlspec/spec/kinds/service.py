@@ -1,0 +1,66 @@
+"""Service: serve a Model or an Optimization with BentoML, with batching and a safe rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Ref, SpecBase, Strict
+
+
+class Batching(Strict):
+    enabled: bool = True
+    max_batch_size: int = Field(32, gt=0)
+    max_latency_ms: int = Field(50, gt=0)
+
+
+class ServiceResources(Strict):
+    cpu: float | None = Field(None, gt=0, description="cores")
+    memory: str | None = Field(None, pattern=r"^\d+(?:\.\d+)?(?:Ki|Mi|Gi|Ti|K|M|G|T)?$", examples=["2Gi"])
+    gpus: int = Field(0, ge=0)
+
+
+class Health(Strict):
+    path: str = Field("/readyz", pattern=r"^/")
+    timeout_s: float = Field(30, gt=0)
+    interval_s: float = Field(2, gt=0)
+
+
+class Canary(Strict):
+    traffic: float = Field(0.1, gt=0, lt=1, description="share of requests the new version receives")
+    duration_s: int = Field(300, gt=0, description="how long the canary runs before full rollout")
+
+
+class Rollout(Strict):
+    strategy: Literal["recreate", "canary"] = "recreate"
+    canary: Canary | None = None
+    rollback_on_failure: bool = Field(True, description="restore the previous version when health fails")
+
+    def issues(self) -> Iterator[Issue]:
+        if self.strategy == "canary" and self.canary is None:
+            yield Issue((), "strategy `canary` needs a `canary` block", code="MLS100",
+                        expected="canary: {traffic: 0.1}")  # fmt: skip
+        if self.strategy != "canary" and self.canary is not None:
+            yield Issue(("canary",), f"`canary` has no effect with strategy `{self.strategy}`",
+                        hint="set strategy: canary")  # fmt: skip
+
+
+class ServiceSpec(SpecBase):
+    model: Ref("Model", "Optimization")  # type: ignore[valid-type]
+    runtime: Literal["bentoml"] = "bentoml"
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    replicas: int = Field(1, ge=1)
+    batching: Batching = Field(default_factory=Batching)
+    resources: ServiceResources = Field(default_factory=ServiceResources)
+    health: Health = Field(default_factory=Health)
+    rollout: Rollout = Field(default_factory=Rollout)
+    env: dict[str, EnvStr] = Field(default_factory=dict)
+
+
+class Service(Envelope):
+    kind_name: ClassVar[str] = "Service"
+    kind: Literal["Service"]
+    spec: ServiceSpec
