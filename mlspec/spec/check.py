@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -68,6 +68,17 @@ def check_document(doc: Document, file: str) -> Checked:
         return Checked(None, list(_translate(err, doc, file, model_cls)))
     diagnostics = [_issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
     return Checked(None if diagnostics else resource, diagnostics)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def translate_model(model_cls: type[M], doc: Document, file: str) -> tuple[M | None, list[Diagnostic]]:
+    """Validate a whole document against `model_cls` (used for mlspec.yaml)."""
+    try:
+        return model_cls.model_validate(doc.data), []
+    except ValidationError as err:
+        return None, list(_translate(err, doc, file, model_cls))
 
 
 def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:

@@ -79,6 +79,21 @@ class Issue:
     hint: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A fact this spec expects of a resource it references (a Model needs its Dataset's `train` split).
+
+    `fact` names a list the target exports through `facts()`; with `forbidden`, `item` must be absent.
+    Checked by the linker when the target exports the fact at all.
+    """
+
+    loc: Loc
+    ref: str
+    fact: str
+    item: str
+    forbidden: bool = False
+
+
 class Lifecycle(Strict):
     prevent_destroy: bool = Field(False, description="fail any plan that would delete or replace this resource")
     create_before_destroy: bool | None = Field(
@@ -97,6 +112,13 @@ class SpecBase(Strict):
 
     def issues(self) -> Iterator[Issue]:
         """Semantic checks beyond types. Overridden per model; yields nothing by default."""
+        return iter(())
+
+    def facts(self) -> dict[str, list[str]]:
+        """Lists other specs may check against (`splits`, `columns`): see `Need`."""
+        return {}
+
+    def needs(self) -> Iterator[Need]:
         return iter(())
 
 

@@ -90,6 +90,17 @@ class DatasetSpec(SpecBase):
     pii: Pii | None = None
     profile: bool = Field(True, description="compute per-column statistics for drift monitoring")
 
+    def facts(self) -> dict[str, list[str]]:
+        facts: dict[str, list[str]] = {}
+        if self.splits:
+            facts["splits"] = list(self.splits.ratios)
+        if self.schema_:
+            facts["columns"] = list(self.schema_.columns)
+        if self.pii:
+            facts["pii"] = [c for c, action in self.pii.columns.items() if action == "drop"]
+            facts["pii-hashed"] = [c for c, action in self.pii.columns.items() if action == "hash"]
+        return facts
+
     def issues(self) -> Iterator[Issue]:
         columns = self.schema_.columns if self.schema_ else None
         if columns is None:

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from mlspec.spec.kinds.base import Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, Issue, Need, Ref, SpecBase, Strict
 
 Metric = Literal["accuracy", "f1", "precision", "recall", "roc_auc", "rmse", "mae", "loss"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -121,6 +121,20 @@ class ModelSpec(SpecBase):
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     registry: Registry = Field(default_factory=Registry)
+
+    def needs(self) -> Iterator[Need]:
+        for role in ("train", "validation", "test"):
+            split = getattr(self.splits, role)
+            if split is not None:
+                yield Need(("splits", role), self.dataset, "splits", split)
+        if self.evaluation.split is not None:
+            yield Need(("evaluation", "split"), self.dataset, "splits", self.evaluation.split)
+        columns = [(("features", i), c) for i, c in enumerate(self.features or ())]
+        if self.label is not None:
+            columns.append((("label",), self.label))
+        for loc, column in columns:
+            yield Need(loc, self.dataset, "columns", column)
+            yield Need(loc, self.dataset, "pii", column, forbidden=True)
 
     def issues(self) -> Iterator[Issue]:
         if self.task != "custom" and self.label is None:

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Need, Ref, SpecBase, Strict
 
 
 class Reference(Strict):
@@ -56,6 +56,12 @@ class MonitorSpec(SpecBase):
     window: Window = Field(default_factory=Window)
     alerts: list[Alert] = Field(default_factory=list)
     on_drift: OnDrift = Field(default_factory=OnDrift)
+
+    def needs(self) -> Iterator[Need]:
+        if self.reference.split is not None:
+            yield Need(("reference", "split"), self.reference.dataset, "splits", self.reference.split)
+        for i, feature in enumerate(self.features):
+            yield Need(("features", i), self.reference.dataset, "columns", feature)
 
     def issues(self) -> Iterator[Issue]:
         for i, drift in enumerate(self.drift):

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, Issue, Need, Ref, SpecBase, Strict
 
 
 class Dim(Strict):
@@ -54,6 +54,10 @@ class OptimizationSpec(SpecBase):
     tolerance: Tolerance = Field(default_factory=Tolerance)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     calibration: Calibration | None = None
+
+    def needs(self) -> Iterator[Need]:
+        if self.calibration is not None:
+            yield Need(("calibration", "split"), self.calibration.dataset, "splits", self.calibration.split)
 
     def issues(self) -> Iterator[Issue]:
         int8 = self.target == "int8" or self.precision == "int8"

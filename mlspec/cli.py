@@ -1,0 +1,179 @@
+"""The `mlspec` command line: thin click commands over the library API.
+
+Each command parses flags, calls one library function, renders, and returns an exit code; library
+modules are imported inside commands so `mlspec --help` and the pre-commit hook start fast.
+Exit codes (Terraform's): 0 success, 1 any error (bad usage included), 2 reserved for
+`plan --detailed-exitcode`. `main()` is the one place errors are turned into messages and codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mlspec import __version__
+from mlspec.errors import EXIT_ERROR, EXIT_OK, MlspecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+        help="Output format: text for people, json for machines.",
+    )  # fmt: skip
+
+
+def _style() -> Callable[..., str]:
+    if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+        return click.style
+    return lambda text, **_: text
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="mlspec", message="%(prog)s %(version)s")
+@click.option("-C", "--project", "project", type=click.Path(file_okay=False, path_type=Path),
+              help="Run as if started in this directory.")  # fmt: skip
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
+    """Declarative GitOps for the ML lifecycle.
+
+    \b
+    Example:
+      mlspec init my-specs && cd my-specs
+      mlspec validate
+    """
+    ctx.obj = {"project": project, "debug": debug}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@format_option("text", "json", "github")
+@click.option("--no-cache", is_flag=True, help="Parse every file; ignore and do not update .mlspec/cache.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for parsing (default: CPUs).")
+@click.pass_obj
+def validate(obj: dict[str, Any], paths: tuple[Path, ...], fmt: str, no_cache: bool, jobs: int | None) -> int:
+    """Check specs: syntax, schema, references and cycles, every error in one pass.
+
+    PATHS are files or directories; without them, the globs of mlspec.yaml (default specs/**/*.yaml).
+
+    \b
+    Examples:
+      mlspec validate
+      mlspec validate specs/models --format json
+      mlspec validate --format github    # annotations in GitHub Actions
+    """
+    from mlspec.commands.validate import run
+
+    return run(obj["project"], list(paths), fmt, use_cache=not no_cache, jobs=jobs, style=_style())
+
+
+@cli.command()
+@format_option("text", "dot", "mermaid", "json")
+@click.option("--upstream", metavar="ADDR", help="Only ADDR and what it depends on.")
+@click.option("--downstream", metavar="ADDR", help="Only ADDR and what depends on it.")
+@click.pass_obj
+def graph(obj: dict[str, Any], fmt: str, upstream: str | None, downstream: str | None) -> int:
+    """Show the dependency graph of the specs.
+
+    \b
+    Examples:
+      mlspec graph
+      mlspec graph --format mermaid --downstream Dataset/reviews
+      mlspec graph --format dot | dot -Tsvg > graph.svg
+    """
+    from mlspec.commands.graph import run
+
+    return run(obj["project"], fmt, upstream=upstream, downstream=downstream, style=_style())
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
+              show_default=True, help="Where the schema files live.")  # fmt: skip
+@click.option("--check", is_flag=True, help="Fail (exit 1) if the files differ from the kinds; write nothing.")
+@click.option("--kind", help="Print one kind's schema to stdout instead.")
+@format_option("text", "json")
+def schema(directory: Path, check: bool, kind: str | None, fmt: str) -> int:
+    """Write the JSON Schemas of the kinds (for editors and check-jsonschema).
+
+    \b
+    Examples:
+      mlspec schema                  # write schemas/*.schema.json
+      mlspec schema --check          # in CI: are the committed schemas current?
+      mlspec schema --kind Model
+    """
+    from mlspec.commands.schema import run
+
+    return run(directory, check=check, kind=kind, fmt=fmt)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@format_option("text", "json")
+def init(directory: Path, force: bool, fmt: str) -> int:
+    """Scaffold a spec repo: mlspec.yaml, example specs, schemas, pre-commit and CI.
+
+    \b
+    Example:
+      mlspec init my-specs
+    """
+    from mlspec.commands.init import run
+
+    return run(directory, force=force, fmt=fmt)
+
+
+@cli.command()
+@format_option("text", "json")
+def version(fmt: str) -> int:
+    """Print the version of mlspec and of the libraries it runs on.
+
+    \b
+    Example:
+      mlspec version --format json
+    """
+    from mlspec.commands.version import run
+
+    return run(fmt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: the only place exceptions become messages and exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = cli.main(args=args, prog_name="mlspec", standalone_mode=False)
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.UsageError as err:  # click's own code is 2; ours is 1 (2 means "plan has changes")
+        err.show()
+        return EXIT_ERROR
+    except click.ClickException as err:
+        err.show()
+        return EXIT_ERROR
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Interrupted.", err=True)
+        return 130
+    except MlspecError as err:
+        click.echo(f"{click.style('error', fg='red', bold=True)}: {err}", err=True)
+        return err.exit_code
+    except Exception:  # noqa: BLE001 - a bug in mlspec: say so, and how to report it
+        if "--debug" in args:
+            raise
+        exc = sys.exc_info()[1]
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in mlspec. Run again with --debug for the traceback and report it.",
+            err=True,
+        )
+        return EXIT_ERROR
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per CLI command: a typed `run(...) -> int` that calls the library and renders."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from mlspec.commands.validate import show
+from mlspec.errors import EXIT_ERROR, EXIT_OK, MlspecError
+from mlspec.graph import SpecGraph
+from mlspec.render import graph as render
+from mlspec.validate import validate
+
+RENDERERS: dict[str, Callable[[SpecGraph], str]] = {
+    "text": render.render_text,
+    "dot": render.render_dot,
+    "mermaid": render.render_mermaid,
+    "json": render.render_json,
+}
+
+
+def run(
+    project: Path | None, fmt: str, *, upstream: str | None, downstream: str | None, style: Callable[..., str]
+) -> int:
+    if upstream and downstream:
+        raise MlspecError("--upstream and --downstream exclude each other; pick one")
+    report = validate(project)
+    if not report.ok:
+        show(report, "json" if fmt == "json" else "text", style)
+        return EXIT_ERROR
+    graph = report.graph
+    for flag, query in (("--upstream", upstream), ("--downstream", downstream)):
+        if query is not None:
+            address = _address(graph, query, flag)
+            graph = graph.subgraph(graph.upstream(address) if flag == "--upstream" else graph.downstream(address))
+    click.echo(RENDERERS[fmt](graph))
+    return EXIT_OK
+
+
+def _address(graph: SpecGraph, text: str, flag: str) -> str:
+    from mlspec.spec.suggest import did_you_mean
+
+    address = graph.resolve(text)
+    if address is None:
+        hint = did_you_mean(text, graph.nodes) or did_you_mean(text, [a.split("/", 1)[1] for a in graph.nodes])
+        raise MlspecError(f"{flag} {text}: no such resource" + (f"; {hint}" if hint else ""))
+    return address

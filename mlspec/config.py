@@ -1,0 +1,42 @@
+"""The project file, mlspec.yaml: where specs live, limits, state, artifacts and plugin settings.
+
+Every field has a default, so a repo without mlspec.yaml works (`specs/**/*.yaml`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT_FILE = "mlspec.yaml"
+DEFAULT_SPECS = ("specs/**/*.yaml", "specs/**/*.yml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Limits(_Strict):
+    max_file_bytes: int = Field(1_048_576, gt=0, description="larger spec files are rejected unread")
+
+
+class StateConfig(_Strict):
+    backend: Literal["local", "postgres"] = "local"
+    path: str = ".mlspec/state.db"
+    url: str | None = Field(None, description="postgres only; use ${env:NAME}")
+
+
+class ArtifactsConfig(_Strict):
+    url: str = Field(".mlspec/artifacts", description="local path or fsspec URL (s3://, gs://)")
+
+
+class ProjectConfig(_Strict):
+    specs: list[str] = Field(default_factory=lambda: list(DEFAULT_SPECS), min_length=1,
+                             description="globs, relative to the project root")  # fmt: skip
+    exclude: list[str] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    state: StateConfig = Field(default_factory=StateConfig)
+    artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
+    prune: bool = Field(False, description="delete resources that are in state but no longer in specs")
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="settings per plugin")

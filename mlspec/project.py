@@ -1,0 +1,171 @@
+"""Finding the project and its spec files.
+
+The root is the nearest directory upwards with mlspec.yaml (else the current directory). Spec files
+are the globs of mlspec.yaml, walked once. A symlink may point anywhere inside the root; one that
+leaves it is reported, never read: a spec repo must not pull in files from outside itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlspec.config import DEFAULT_SPECS, PROJECT_FILE
+from mlspec.errors import ProjectError
+from mlspec.spec import codes
+from mlspec.spec.diagnostics import Diagnostic, Severity
+from mlspec.spec.globs import compile_glob, static_prefix
+
+STATE_DIR = ".mlspec"
+_SKIP_DIRS = frozenset((".git", ".mlspec", "node_modules", "__pycache__", ".venv", "venv"))
+
+
+@dataclass(frozen=True, slots=True)
+class SpecFile:
+    rel: str  # POSIX, relative to the root when inside it: what diagnostics show
+    path: Path  # where to read it
+
+
+@dataclass
+class Project:
+    root: Path
+    config: Any  # ProjectConfig, or a plain dict mirror of it from the cache
+    config_file: Path | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def setting(self, *keys: str) -> Any:
+        value = self.config
+        for key in keys:
+            value = value[key] if isinstance(value, dict) else getattr(value, key)
+        return value
+
+
+def find_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / PROJECT_FILE).is_file():
+            return candidate
+    return here
+
+
+def load_project(root: Path | None = None) -> Project:
+    """Read mlspec.yaml (when present) into a validated config; problems become diagnostics."""
+    root = find_root(root)
+    if not root.is_dir():
+        raise ProjectError(f"project directory {root} does not exist")
+    config_file = root / PROJECT_FILE
+    if not config_file.is_file():
+        from mlspec.config import ProjectConfig
+
+        return Project(root, ProjectConfig(), None)
+    from mlspec.config import ProjectConfig
+    from mlspec.spec.check import translate_model
+
+    try:
+        raw = config_file.read_bytes()
+    except OSError as err:
+        raise ProjectError(f"cannot read {config_file}: {err.strerror}") from err
+    from mlspec.spec.loader import decode, load_text
+
+    text, problem = decode(raw, PROJECT_FILE)
+    if problem is not None:
+        return Project(root, ProjectConfig(), config_file, [problem])
+    loaded = load_text(text or "", PROJECT_FILE)
+    diagnostics = [d for d in loaded.diagnostics if d.code != codes.EMPTY_FILE]
+    if not loaded.documents:
+        return Project(root, ProjectConfig(), config_file, diagnostics)
+    config, problems = translate_model(ProjectConfig, loaded.documents[0], PROJECT_FILE)
+    return Project(root, config or ProjectConfig(), config_file, diagnostics + problems)
+
+
+def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[SpecFile], list[Diagnostic]]:
+    """The spec files: the project's globs, or the given files and directories."""
+    root = project.root
+    diagnostics: list[Diagnostic] = []
+    excludes = [compile_glob(p) for p in project.setting("exclude")]
+    found: dict[str, SpecFile] = {}
+    if paths:
+        for given in paths:
+            absolute = given if given.is_absolute() else Path.cwd() / given
+            rel = _relative(absolute, root)
+            if absolute.is_dir():
+                prefix = "" if rel == "." else rel.rstrip("/") + "/"
+                regexes = [compile_glob(prefix + "**/*.yaml"), compile_glob(prefix + "**/*.yml")]
+                _walk(root, absolute, prefix, regexes, excludes, found, diagnostics)
+            elif absolute.exists() or absolute.is_symlink():
+                _add(root, absolute, rel, found, diagnostics)
+            else:
+                diagnostics.append(Diagnostic(codes.FILE_UNREADABLE, "no such file or directory", str(given)))
+    else:
+        patterns = list(project.setting("specs"))
+        regexes = [compile_glob(p) for p in patterns]
+        starts = sorted({static_prefix(p) for p in patterns})
+        for start in _outermost(starts):
+            _walk(root, root / start, f"{start}/" if start else "", regexes, excludes, found, diagnostics)
+        if not found and not diagnostics:
+            diagnostics.append(
+                Diagnostic(
+                    codes.NO_SPEC_FILES, f"no spec files match {', '.join(patterns)}",
+                    PROJECT_FILE if project.config_file else ".", severity=Severity.WARNING,
+                    hint=None if project.config_file or patterns != list(DEFAULT_SPECS)
+                    else "put specs under specs/ or set `specs:` in mlspec.yaml",
+                )  # fmt: skip
+            )
+    return sorted(found.values(), key=lambda f: f.rel), diagnostics
+
+
+def _outermost(starts: list[str]) -> list[str]:
+    out: list[str] = []
+    for start in starts:
+        if not any(start == o or start.startswith(o + "/") or o == "" for o in out):
+            out.append(start)
+    return out
+
+
+def _walk(
+    root: Path,
+    top: Path,
+    prefix: str,
+    regexes: list[Any],
+    excludes: list[Any],
+    found: dict[str, SpecFile],
+    diagnostics: list[Diagnostic],
+) -> None:
+    """Walk `top`; a file is named (matched and shown) as `prefix` + its path below `top`."""
+    if not top.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        below = os.path.relpath(dirpath, top)
+        rel_dir = prefix if below == "." else prefix + below.replace(os.sep, "/") + "/"
+        for name in filenames:
+            rel = rel_dir + name
+            if any(r.match(rel) for r in regexes) and not any(r.match(rel) for r in excludes):
+                _add(root, Path(dirpath, name), rel, found, diagnostics)
+
+
+def _add(root: Path, path: Path, rel: str, found: dict[str, SpecFile], diagnostics: list[Diagnostic]) -> None:
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(root.resolve()):
+            diagnostics.append(
+                Diagnostic(
+                    codes.SYMLINK_ESCAPES, f"symlink points outside the project (to {target})", rel,
+                    hint="copy the file into the repo instead of linking to it",
+                )  # fmt: skip
+            )
+            return
+    found[rel] = SpecFile(rel, path)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix() if path.exists() else path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

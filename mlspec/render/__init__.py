@@ -1,0 +1,1 @@
+"""Turning results into text for people (terminal, PR comments) and machines (JSON)."""

@@ -1,0 +1,138 @@
+"""`mlspec init`: a new spec repo that validates, with pre-commit and CI already wired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlspec.errors import MlspecError
+
+PROJECT_FILE = """\
+# mlspec project file. Every setting has a default; see `mlspec schema` for the full reference.
+# yaml-language-server: $schema=schemas/project.schema.json
+specs:
+  - "specs/**/*.yaml"
+limits:
+  max_file_bytes: 1048576
+state:
+  backend: local          # .mlspec/state.db; teams point this at postgres
+artifacts:
+  url: .mlspec/artifacts  # or s3://bucket/prefix
+"""
+
+DATASET = """\
+# yaml-language-server: $schema=../schemas/spec.schema.json
+apiVersion: mlspec/v1
+kind: Dataset
+metadata:
+  name: reviews
+  owner: team-ml
+spec:
+  source:
+    path: data/reviews.csv
+    format: csv
+  schema:
+    columns:
+      text: {type: string, nullable: false}
+      label: {type: category, allowed: [negative, positive]}
+  checks:
+    min_rows: 100
+    max_duplicate_fraction: 0.05
+  splits:
+    ratios: {train: 0.8, validation: 0.1, test: 0.1}
+    seed: 13
+    stratify_by: label
+"""
+
+MODEL = """\
+# yaml-language-server: $schema=../schemas/spec.schema.json
+apiVersion: mlspec/v1
+kind: Model
+metadata:
+  name: sentiment
+  owner: team-ml
+spec:
+  task: text-classification
+  dataset: reviews
+  label: label
+  features: [text]
+  architecture:
+    family: bert
+    config: {hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 2}
+  hyperparameters:
+    learning_rate: 0.0005
+    batch_size: 32
+    epochs: 2
+  evaluation:
+    metrics: [accuracy, f1]
+    gates: ["f1 >= 0.70"]
+"""
+
+PRE_COMMIT = """\
+# mlspec validate runs on every commit touching YAML; it validates the whole spec set (references
+# cross files) and caches unchanged files under .mlspec/, so it stays fast on large repos.
+repos:
+  - repo: local
+    hooks:
+      - id: mlspec-validate
+        name: mlspec validate
+        entry: mlspec validate
+        language: system
+        pass_filenames: false
+        files: '(\\.ya?ml)$'
+"""
+
+WORKFLOW = """\
+name: mlspec
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  validate:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with: {python-version: "3.12"}
+      - run: pip install mlspec
+      # annotations appear on the pull request's changed lines
+      - run: mlspec validate --format github
+"""
+
+GITIGNORE = """\
+# mlspec's local state, caches and artifacts
+.mlspec/
+"""
+
+
+@dataclass(frozen=True)
+class Created:
+    path: Path
+    skipped: bool
+
+
+def init(directory: Path, *, force: bool = False) -> list[Created]:
+    from mlspec import schemas
+
+    if directory.exists() and not directory.is_dir():
+        raise MlspecError(f"{directory} exists and is not a directory")
+    files = {
+        "mlspec.yaml": PROJECT_FILE,
+        "specs/reviews.dataset.yaml": DATASET,
+        "specs/sentiment.model.yaml": MODEL,
+        ".pre-commit-config.yaml": PRE_COMMIT,
+        ".github/workflows/mlspec.yml": WORKFLOW,
+        ".gitignore": GITIGNORE,
+    }
+    out = []
+    for rel, text in files.items():
+        path = directory / rel
+        if path.exists() and not force:
+            out.append(Created(path, skipped=True))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, "utf-8")
+        out.append(Created(path, skipped=False))
+    out.extend(Created(p, skipped=False) for p in schemas.write(directory / "schemas"))
+    return out
