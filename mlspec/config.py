@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PROJECT_FILE = "mlspec.yaml"
-DEFAULT_SPECS = ("specs/**/*.yaml", "specs/**/*.yml")
+from mlspec.spec.vocabulary import DEFAULT_SPECS, PROJECT_FILE
+
+__all__ = ["PROJECT_FILE", "ProjectConfig"]
 
 
 class _Strict(BaseModel):

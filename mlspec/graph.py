@@ -8,19 +8,27 @@ The networkx view (`SpecGraph.nx`) is built on demand for queries and rendering.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mlspec.spec import codes
-from mlspec.spec.diagnostics import Diagnostic
-from mlspec.spec.kinds.base import KIND_NAMES
+from mlspec.spec.diagnostics import Diagnostic, format_field
 from mlspec.spec.suggest import closest, did_you_mean
-from mlspec.spec.summary import FileSummary, RefUse, ResourceSummary, Site
+from mlspec.spec.summary import NAME_LOC, FileSummary, Loc, RefUse, ResourceSummary
+from mlspec.spec.vocabulary import KIND_NAMES
 
 if TYPE_CHECKING:
     import networkx as nx
+
+# (file, document index, loc, key?) -> (line, col, width): positions are looked up only for errors.
+Locate = Callable[[str, int, Loc, bool], tuple[int | None, int | None, int]]
+Exports = tuple[tuple[str, str, int, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+
+
+def no_positions(file: str, doc: int, loc: Loc, key: bool) -> tuple[int | None, int | None, int]:
+    return None, None, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +42,13 @@ class Node:
 class Edge:
     upstream: str
     downstream: str
-    field: str
     file: str
-    site: Site
+    doc: int
+    loc: Loc
+
+    @property
+    def field(self) -> str:
+        return format_field(self.loc)
 
 
 @dataclass
@@ -89,7 +101,7 @@ class SpecGraph:
             kind = closest(text.split("/", 1)[0], KIND_NAMES) or text.split("/", 1)[0]
             address = f"{kind}/{text.split('/', 1)[1]}"
             return address if address in self.nodes else None
-        matches = [a for a in self.nodes if a.split("/", 1)[1] == text]
+        matches = self._by_name.get(text, ())
         return matches[0] if len(matches) == 1 else None
 
     @cached_property
@@ -100,101 +112,125 @@ class SpecGraph:
         return out
 
 
-def link(files: Mapping[str, FileSummary]) -> tuple[SpecGraph, list[Diagnostic]]:
-    graph = SpecGraph()
-    diagnostics: list[Diagnostic] = []
+def link(files: Mapping[str, FileSummary], locate: Locate = no_positions) -> tuple[SpecGraph, list[Diagnostic]]:
+    """The whole graph: duplicates, references, cross-resource needs and cycles."""
+    linker = _Linker(SpecGraph(), locate)
     for file, summary in files.items():
         for resource in summary.resources:
-            first = graph.nodes.get(resource.address)
-            if first is not None:
-                where = f"{first.file}:{first.resource.site.line}"
-                diagnostics.append(
-                    _at(file, resource.site, codes.DUPLICATE_ADDRESS,
+            linker.add(file, resource)
+    for node in list(linker.graph.nodes.values()):
+        linker.check(node, keep_edges=True)
+    linker.diagnostics.extend(_cycle_diagnostics(linker.graph, locate))
+    return linker.graph, linker.diagnostics
+
+
+def relink(
+    exports: Mapping[str, Exports], changed: Mapping[str, FileSummary], locate: Locate = no_positions
+) -> list[Diagnostic]:
+    """Re-check only the resources of `changed` files against what every file exports.
+
+    Exact when the changed files export the same addresses and facts, and reference the same
+    names, as before (the caller checks that): nothing another file sees has moved, and the edges,
+    hence the cycles, are the same.
+    """
+    linker = _Linker(SpecGraph(), locate)
+    for file, items in exports.items():
+        if file not in changed:
+            for kind, name, doc, facts in items:
+                linker.add(file, ResourceSummary(kind, name, doc, (), (), facts))
+    mine = [linker.add(file, resource) for file, summary in changed.items() for resource in summary.resources]
+    for node in mine:
+        if node is not None:
+            linker.check(node, keep_edges=False)
+    return linker.diagnostics
+
+
+class _Linker:
+    def __init__(self, graph: SpecGraph, locate: Locate) -> None:
+        self.graph = graph
+        self.locate = locate
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(self, file: str, resource: ResourceSummary) -> Node | None:
+        nodes = self.graph.nodes
+        first = nodes.get(resource.address)
+        if first is not None:
+            line = self.locate(first.file, first.resource.doc, NAME_LOC, False)[0]
+            where = f"{first.file}:{line}" if line else first.file
+            self.report(file, resource.doc, NAME_LOC, codes.DUPLICATE_ADDRESS,
                         f"`{resource.address}` is already declared at {where}",
                         hint="rename one of them: an address (Kind/name) must be unique")  # fmt: skip
-                )
-                continue
-            graph.nodes[resource.address] = Node(resource.address, file, resource)
-    for address, node in graph.nodes.items():
-        for ref in node.resource.refs:
-            target = _resolve_ref(graph, node.file, ref, diagnostics)
-            if target is not None:
-                graph.edges.append(Edge(target, address, ref.site.field, node.file, ref.site))
-        for need in node.resource.needs:
-            target = graph.resolve(need.ref)
+            return None
+        node = nodes[resource.address] = Node(resource.address, file, resource)
+        return node
+
+    def check(self, node: Node, *, keep_edges: bool) -> None:
+        resource = node.resource
+        for ref in resource.refs:
+            target = self.resolve_ref(node, ref)
+            if target is not None and keep_edges:
+                self.graph.edges.append(Edge(target, node.address, node.file, resource.doc, ref.loc))
+        for need in resource.needs:
+            target = self.graph.resolve(need.ref)
             if target is None:
                 continue
-            facts = dict(graph.nodes[target].resource.facts)
+            facts = dict(self.graph.nodes[target].resource.facts)
             if need.fact not in facts:
                 continue
             present = need.item in facts[need.fact]
             if need.forbidden and present:
-                diagnostics.append(
-                    _at(node.file, need.site, codes.BAD_CROSS_REFERENCE,
-                        f"`{need.item}` is a PII column of {target}, dropped before training",
-                        hint="remove it from the features, or hash it instead of dropping it")  # fmt: skip
-                )
+                self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,
+                            f"`{need.item}` is a PII column of {target}, dropped before training",
+                            hint="remove it from the features, or hash it instead of dropping it")  # fmt: skip
             elif not need.forbidden and not present:
                 known = list(facts[need.fact])
-                noun = need.fact.rstrip("s")
-                diagnostics.append(
-                    _at(node.file, need.site, codes.BAD_CROSS_REFERENCE,
-                        f"{target} has no {noun} `{need.item}`",
-                        expected=f"one of {', '.join(known)}" if known else None,
-                        hint=did_you_mean(need.item, known))  # fmt: skip
-                )
-    diagnostics.extend(_cycle_diagnostics(graph))
-    return graph, diagnostics
+                self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,
+                            f"{target} has no {need.fact.rstrip('s')} `{need.item}`",
+                            expected=f"one of {', '.join(known)}" if known else None,
+                            hint=did_you_mean(need.item, known))  # fmt: skip
 
-
-def _resolve_ref(graph: SpecGraph, file: str, ref: RefUse, out: list[Diagnostic]) -> str | None:
-    allowed = ref.kinds
-    accepts = " or ".join(allowed)
-    if "/" in ref.value:
-        kind, name = ref.value.split("/", 1)
-        if kind not in KIND_NAMES or kind not in allowed:
-            out.append(
-                _at(file, ref.site, codes.WRONG_KIND_REFERENCE,
-                    f"`{ref.field_name}` takes a {accepts}, not a {kind}",
-                    expected=accepts, hint=did_you_mean(kind, allowed))  # fmt: skip
-            )
+    def resolve_ref(self, node: Node, ref: RefUse) -> str | None:
+        graph, allowed = self.graph, ref.kinds
+        accepts = " or ".join(allowed)
+        file, doc = node.file, node.resource.doc
+        if "/" in ref.value:
+            kind, name = ref.value.split("/", 1)
+            if kind not in KIND_NAMES or kind not in allowed:
+                self.report(file, doc, ref.loc, codes.WRONG_KIND_REFERENCE,
+                            f"`{ref.field_name}` takes a {accepts}, not a {kind}",
+                            expected=accepts, hint=did_you_mean(kind, allowed))  # fmt: skip
+                return None
+            if ref.value in graph.nodes:
+                return ref.value
+            candidates = [a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/")]
+            self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {kind} named `{name}`",
+                        expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
             return None
-        address = ref.value
-        if address in graph.nodes:
-            return address
-        candidates = [a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/")]
-        out.append(
-            _at(file, ref.site, codes.DANGLING_REFERENCE, f"no {kind} named `{name}`",
-                expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
-        )
+        name = ref.value
+        owners = graph._by_name.get(name, [])
+        matches = [a for a in owners if a.split("/", 1)[0] in allowed]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            self.report(file, doc, ref.loc, codes.AMBIGUOUS_REFERENCE,
+                        f"`{name}` names {' and '.join(sorted(matches))}",
+                        hint=f"write the kind: {sorted(matches)[0]}")  # fmt: skip
+            return None
+        if owners:
+            self.report(file, doc, ref.loc, codes.WRONG_KIND_REFERENCE,
+                        f"`{name}` is a {owners[0].split('/', 1)[0]}, but `{ref.field_name}` takes a {accepts}",
+                        expected=accepts)  # fmt: skip
+            return None
+        candidates = [a.split("/", 1)[1] for a in graph.nodes if a.split("/", 1)[0] in allowed]
+        self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {accepts} named `{name}`",
+                    expected=f"a {accepts} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
         return None
-    name = ref.value
-    owners = graph._by_name.get(name, [])
-    matches = [a for a in owners if a.split("/", 1)[0] in allowed]
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        out.append(
-            _at(file, ref.site, codes.AMBIGUOUS_REFERENCE, f"`{name}` names {' and '.join(sorted(matches))}",
-                hint=f"write the kind: {sorted(matches)[0]}")  # fmt: skip
-        )
-        return None
-    if owners:
-        out.append(
-            _at(file, ref.site, codes.WRONG_KIND_REFERENCE,
-                f"`{name}` is a {owners[0].split('/', 1)[0]}, but `{ref.field_name}` takes a {accepts}",
-                expected=accepts)  # fmt: skip
-        )
-        return None
-    candidates = [a.split("/", 1)[1] for a in graph.nodes if a.split("/", 1)[0] in allowed]
-    out.append(
-        _at(file, ref.site, codes.DANGLING_REFERENCE, f"no {accepts} named `{name}`",
-            expected=f"a {accepts} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
-    )
-    return None
+
+    def report(self, file: str, doc: int, loc: Loc, code: str, message: str, **extra: Any) -> None:
+        self.diagnostics.append(_at(self.locate, file, doc, loc, code, message, **extra))
 
 
-def _cycle_diagnostics(graph: SpecGraph) -> Iterator[Diagnostic]:
+def _cycle_diagnostics(graph: SpecGraph, locate: Locate) -> Iterator[Diagnostic]:
     successors: dict[str, list[Edge]] = {}
     for edge in graph.edges:
         successors.setdefault(edge.upstream, []).append(edge)
@@ -209,7 +245,7 @@ def _cycle_diagnostics(graph: SpecGraph) -> Iterator[Diagnostic]:
         closing = cycle[-1]
         shown = " -> ".join([cycle[0].downstream, *(e.upstream for e in cycle)])
         yield _at(
-            closing.file, closing.site, codes.CYCLE, f"dependency cycle: {shown}",
+            locate, closing.file, closing.doc, closing.loc, codes.CYCLE, f"dependency cycle: {shown}",
             hint="break the cycle by removing one of these references",
         )  # fmt: skip
 
@@ -294,5 +330,6 @@ def _strongly_connected(nodes: Iterable[str], successors: Mapping[str, list[Edge
                 yield component
 
 
-def _at(file: str, site: Site, code: str, message: str, **extra: Any) -> Diagnostic:
-    return Diagnostic(code, message, file, site.line, site.col, field=site.field, width=site.width, **extra)
+def _at(locate: Locate, file: str, doc: int, loc: Loc, code: str, message: str, **extra: Any) -> Diagnostic:
+    line, col, width = locate(file, doc, loc, False)
+    return Diagnostic(code, message, file, line, col, field=format_field(loc), doc=doc, width=width, **extra)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlspec.config import DEFAULT_SPECS, PROJECT_FILE
 from mlspec.errors import ProjectError
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, Severity
 from mlspec.spec.globs import compile_glob, static_prefix
+from mlspec.spec.vocabulary import DEFAULT_SPECS, PROJECT_FILE
 
 STATE_DIR = ".mlspec"
 _SKIP_DIRS = frozenset((".git", ".mlspec", "node_modules", "__pycache__", ".venv", "venv"))
@@ -25,7 +25,8 @@ _SKIP_DIRS = frozenset((".git", ".mlspec", "node_modules", "__pycache__", ".venv
 @dataclass(frozen=True, slots=True)
 class SpecFile:
     rel: str  # POSIX, relative to the root when inside it: what diagnostics show
-    path: Path  # where to read it
+    path: str  # where to read it
+    stat: os.stat_result | None = None  # taken during discovery, so reading needs no second stat
 
 
 @dataclass
@@ -137,17 +138,33 @@ def _walk(
     found: dict[str, SpecFile],
     diagnostics: list[Diagnostic],
 ) -> None:
-    """Walk `top`; a file is named (matched and shown) as `prefix` + its path below `top`."""
-    if not top.is_dir():
-        return
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        below = os.path.relpath(dirpath, top)
-        rel_dir = prefix if below == "." else prefix + below.replace(os.sep, "/") + "/"
-        for name in filenames:
-            rel = rel_dir + name
-            if any(r.match(rel) for r in regexes) and not any(r.match(rel) for r in excludes):
-                _add(root, Path(dirpath, name), rel, found, diagnostics)
+    """Walk `top`; a file is named (matched and shown) as `prefix` + its path below `top`.
+
+    os.scandir rather than os.walk: the entry's type says whether it is a link without an lstat.
+    Symlinked directories are not followed.
+    """
+    stack = [(str(top), prefix)]
+    while stack:
+        directory, rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in _SKIP_DIRS:
+                    stack.append((entry.path, f"{rel_dir}{entry.name}/"))
+                continue
+            rel = rel_dir + entry.name
+            if not any(r.match(rel) for r in regexes) or any(r.match(rel) for r in excludes):
+                continue
+            if entry.is_symlink():
+                _add(root, Path(entry.path), rel, found, diagnostics)
+            else:
+                try:
+                    found[rel] = SpecFile(rel, entry.path, entry.stat())
+                except OSError:
+                    found[rel] = SpecFile(rel, entry.path)
 
 
 def _add(root: Path, path: Path, rel: str, found: dict[str, SpecFile], diagnostics: list[Diagnostic]) -> None:
@@ -161,7 +178,9 @@ def _add(root: Path, path: Path, rel: str, found: dict[str, SpecFile], diagnosti
                 )  # fmt: skip
             )
             return
-    found[rel] = SpecFile(rel, path)
+        if target.is_dir():
+            return
+    found[rel] = SpecFile(rel, str(path))
 
 
 def _relative(path: Path, root: Path) -> str:

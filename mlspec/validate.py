@@ -1,8 +1,8 @@
 """`mlspec validate` as a library call: every problem in the spec set, in one pass.
 
-Files -> (cache | summarize, in worker processes when there are many) -> link -> sorted diagnostics.
-Summaries of unchanged files come from the parse cache, so a pre-commit hook on a large repo costs
-a stat per file plus the work for what changed.
+files -> (cache | summarize, in worker processes when many) -> link -> sorted diagnostics.
+See mlspec/spec/cache.py for the three ways a run can go: reuse the last verdict (nothing changed),
+re-link only the changed files (they export and reference the same names as before), or link all.
 """
 
 from __future__ import annotations
@@ -12,30 +12,46 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlspec import __version__
-from mlspec.project import Project, SpecFile, discover, load_project
+from mlspec.project import Project, SpecFile, discover, find_root, load_project
+from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
-from mlspec.spec.summary import FileSummary, summarize, too_large, unreadable
+from mlspec.spec.summary import FileSummary, Loc, summarize, too_large, unreadable
+from mlspec.spec.vocabulary import PROJECT_FILE
 
 if TYPE_CHECKING:
     from mlspec.graph import SpecGraph
+    from mlspec.spec.cache import ParseCache
+    from mlspec.spec.loader import Document
 
 # Below this many files to parse, worker start-up costs more than it saves.
-PARALLEL_THRESHOLD = 400
+PARALLEL_THRESHOLD = 300
+# Verdicts that depend on more than one file's own references: their presence forces a full link.
+_GLOBAL_CODES = frozenset((codes.DUPLICATE_ADDRESS, codes.CYCLE))
 
 
 @dataclass
 class ValidationReport:
     project: Project
     files: list[SpecFile]
-    summaries: dict[str, FileSummary]
     diagnostics: list[Diagnostic]
-    graph: SpecGraph
+    resource_count: int
+    graph_: SpecGraph | None = None
     parsed: int = 0  # files parsed this run (the rest came from the cache)
+    mode: str = "full"  # how the run went: full | relink | cached
     seconds: float = 0.0
-    stats: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    paths: Sequence[Path] | None = None
+
+    @property
+    def graph(self) -> SpecGraph:
+        """The linked graph. A run answered from the cache has none yet: link everything now."""
+        if self.graph_ is None:
+            self.graph_ = validate(self.project.root, self.paths, need_graph=True).graph
+        return self.graph_
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -49,10 +65,6 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
-    @property
-    def resource_count(self) -> int:
-        return len(self.graph.nodes)
-
 
 def validate(
     root: Path | None = None,
@@ -60,66 +72,148 @@ def validate(
     *,
     use_cache: bool = True,
     jobs: int | None = None,
+    need_graph: bool = False,
 ) -> ValidationReport:
+    from mlspec.spec.cache import ParseCache
+
     started = time.perf_counter()
-    project = load_project(root)
-    files, diagnostics = discover(project, list(paths) if paths else None)
-    summaries, parsed = read_summaries(project, files, use_cache=use_cache, jobs=jobs)
-    from mlspec.graph import link
-
-    graph, link_diagnostics = link(summaries)
-    for summary in summaries.values():
-        diagnostics.extend(summary.diagnostics)
-    diagnostics = project.diagnostics + diagnostics + link_diagnostics
-    diagnostics.sort(key=Diagnostic.sort_key)
+    root = find_root(root)
+    cache = ParseCache(root / ".mlspec" / "cache" / "validate.db", (__version__,), enabled=use_cache)
+    try:
+        project = _load_project(root, cache)
+        files, found = discover(project, list(paths) if paths else None)
+        run = _Run(project, files, cache, whole_project=not paths, jobs=jobs)
+        diagnostics, count, graph = run.check(need_graph)
+    finally:
+        cache.close()
+    diagnostics = sorted(project.diagnostics + found + diagnostics, key=Diagnostic.sort_key)
     return ValidationReport(
-        project, files, summaries, diagnostics, graph, parsed, time.perf_counter() - started
-    )
+        project, files, diagnostics, count, graph, run.parsed, run.mode, time.perf_counter() - started,
+        paths=paths,
+    )  # fmt: skip
 
 
-def read_summaries(
-    project: Project, files: list[SpecFile], *, use_cache: bool = True, jobs: int | None = None
-) -> tuple[dict[str, FileSummary], int]:
-    """Each file's summary, from the cache when its content is unchanged."""
-    from mlspec.spec.cache import ParseCache, digest
+class _Run:
+    def __init__(
+        self, project: Project, files: list[SpecFile], cache: ParseCache, *, whole_project: bool, jobs: int | None
+    ) -> None:
+        self.project, self.files, self.cache = project, files, cache
+        self.whole_project, self.jobs = whole_project, jobs
+        self.parsed = 0
+        self.mode = "full"
+        self.paths = {f.rel: f.path for f in files}
 
-    limit = int(project.setting("limits", "max_file_bytes"))
-    cache = ParseCache.open(project.state_dir / "cache" / "validate.pickle", (__version__, limit))
-    if not use_cache:
-        cache.entries = {}
-    summaries: dict[str, FileSummary] = {}
-    todo: list[tuple[str, bytes, os.stat_result, bytes]] = []
-    for spec_file in files:
-        rel = spec_file.rel
-        try:
-            st = spec_file.path.stat()
-        except OSError as err:
-            summaries[rel] = unreadable(rel, err.strerror or str(err))
-            continue
-        if st.st_size > limit:
-            summaries[rel] = too_large(rel, st.st_size, limit)
-            continue
-        hit = cache.lookup_stat(rel, st)
-        if hit is not None:
-            summaries[rel] = hit
-            continue
-        try:
-            raw = spec_file.path.read_bytes()
-        except OSError as err:
-            summaries[rel] = unreadable(rel, err.strerror or str(err))
-            continue
-        key = digest(raw)
-        hit = cache.lookup_digest(rel, st, key)
-        if hit is not None:
-            summaries[rel] = hit
-        else:
-            todo.append((rel, raw, st, key))
-    for (rel, _, st, key), summary in zip(todo, _summarize_all([(r, raw) for r, raw, _, _ in todo], jobs)):
-        summaries[rel] = summary
-        cache.store(rel, st, key, summary)
-    if use_cache:
-        cache.save(keep=set(summaries))
-    return {f.rel: summaries[f.rel] for f in files}, len(todo)
+    def check(self, need_graph: bool) -> tuple[list[Diagnostic], int, SpecGraph | None]:
+        from mlspec.graph import link, relink
+        from mlspec.spec.cache import digest
+
+        limit = int(self.project.setting("limits", "max_file_bytes"))
+        stored = self.cache.stats()
+        unchanged: list[str] = []
+        restat: dict[str, tuple[os.stat_result, bytes]] = {}
+        todo: list[tuple[str, bytes, os.stat_result, bytes]] = []
+        fresh: dict[str, FileSummary] = {}
+        for spec_file in self.files:
+            rel = spec_file.rel
+            try:
+                st = spec_file.stat or os.stat(spec_file.path)
+                if st.st_size > limit:
+                    fresh[rel] = too_large(rel, st.st_size, limit)
+                    continue
+                row = stored.get(rel)
+                if self.cache.trusted(row, st):
+                    unchanged.append(rel)
+                    continue
+                with open(spec_file.path, "rb") as fh:
+                    raw = fh.read()
+            except OSError as err:
+                fresh[rel] = unreadable(rel, err.strerror or str(err))
+                continue
+            key = digest(raw)
+            if row is not None and row[3] == key:
+                unchanged.append(rel)
+                restat[rel] = (st, key)
+            else:
+                todo.append((rel, raw, st, key))
+        parsed = _summarize_all([(rel, raw) for rel, raw, _, _ in todo], self.jobs)
+        self.parsed = len(todo)
+        for (rel, _, _, _), summary in zip(todo, parsed):
+            fresh[rel] = summary
+        removed = set(stored) - set(self.paths) if self.whole_project else set()
+
+        previous = self.cache.result() if self.whole_project else None
+        result: tuple[list[Diagnostic], int] | None = None
+        graph: SpecGraph | None = None
+        if previous is not None and not need_graph and not removed:
+            prior, count = previous
+            if not fresh:
+                self.mode, result = "cached", (prior, count)
+            elif not any(d.code in _GLOBAL_CODES for d in prior):
+                exports = self.cache.exports()
+                same = all(
+                    rel in exports and exports[rel] == (s.exports(), s.ref_signature()) for rel, s in fresh.items()
+                )
+                if same:
+                    self.mode = "relink"
+                    kept = [d for d in prior if d.file not in fresh]
+                    own = [d for s in fresh.values() for d in s.diagnostics]
+                    linked = relink({rel: e for rel, (e, _) in exports.items()}, fresh, self.locate)
+                    result = (kept + own + linked, count)
+        if result is None:
+            summaries = self.cache.summaries(unchanged)
+            summaries.update(fresh)
+            ordered = {f.rel: summaries[f.rel] for f in self.files if f.rel in summaries}
+            graph, linked = link(ordered, self.locate)
+            own = [d for s in ordered.values() for d in s.diagnostics]
+            result = (own + linked, len(graph.nodes))
+        stats = {rel: (st, key, fresh[rel]) for rel, _, st, key in todo}
+        self.cache.write(stats, restat, removed, result if self.whole_project else None)
+        return result[0], result[1], graph
+
+    def locate(self, file: str, doc: int, loc: Loc, key: bool) -> tuple[int | None, int | None, int]:
+        """Where `loc` is in a file: re-reads the file; only ever called to report an error."""
+        documents = self._documents(file)
+        document = documents.get(doc)
+        if document is None:
+            return None, None, 1
+        pos = document.position(loc, key=key)
+        return pos.line, pos.col, pos.width
+
+    def _documents(self, file: str) -> dict[int, Document]:
+        cached: dict[str, dict[int, Document]] = self.__dict__.setdefault("_parsed", {})
+        if file not in cached:
+            from mlspec.spec.loader import decode, load_text
+
+            try:
+                with open(self.paths[file], "rb") as fh:
+                    text, _ = decode(fh.read(), file)
+            except (OSError, KeyError):
+                text = None
+            loaded = load_text(text, file) if text is not None else None
+            cached[file] = {d.index: d for d in loaded.documents} if loaded else {}
+        return cached[file]
+
+
+def _load_project(root: Path, cache: ParseCache) -> Project:
+    """mlspec.yaml, from the cache when its bytes are unchanged (no pydantic import on that path)."""
+    from mlspec.spec.cache import digest
+
+    path = root / PROJECT_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raw = None
+    except OSError:
+        return load_project(root)
+    key = digest(raw) if raw is not None else b""
+    config = cache.config(key)
+    if config is not None:
+        values, diagnostics = config
+        return Project(root, values, path if raw is not None else None, diagnostics)
+    project = load_project(root)
+    values_to_store: Any = project.config.model_dump() if hasattr(project.config, "model_dump") else project.config
+    cache.store_config(key, values_to_store, project.diagnostics)
+    return project
 
 
 def _summarize_all(items: list[tuple[str, bytes]], jobs: int | None) -> list[FileSummary]:

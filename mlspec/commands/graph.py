@@ -24,7 +24,7 @@ def run(
 ) -> int:
     if upstream and downstream:
         raise MlspecError("--upstream and --downstream exclude each other; pick one")
-    report = validate(project)
+    report = validate(project, need_graph=True)
     if not report.ok:
         show(report, "json" if fmt == "json" else "text", style)
         return EXIT_ERROR

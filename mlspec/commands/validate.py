@@ -29,8 +29,8 @@ def show(report: ValidationReport, fmt: str, style: Callable[..., str]) -> None:
     if fmt == "json":
         click.echo(
             render.render_json(
-                report.diagnostics, valid=report.ok, files=len(report.files),
-                resources=report.resource_count, parsed=report.parsed, seconds=round(report.seconds, 4),
+                report.diagnostics, valid=report.ok, files=len(report.files), resources=report.resource_count,
+                parsed=report.parsed, mode=report.mode, seconds=round(report.seconds, 4),
             )  # fmt: skip
         )
         return

@@ -1,92 +1,179 @@
-"""The parse cache: file summaries keyed by path and content digest, under .mlspec/cache/.
+"""The parse cache: per-file summaries and the last verdict, in .mlspec/cache/validate.db (SQLite).
 
-A pre-commit hook validates the whole spec set on every commit; with this cache an unchanged file
-costs one stat. Stat data (size, mtime_ns, inode) is trusted only for files last modified well
-before the cache was written (git's "racily clean" rule); anything else is re-read and its digest
-compared, so an edit within the same clock tick is never missed. The cache is an optimisation:
-a missing, corrupt or foreign cache file is ignored and rebuilt, never an error.
+A pre-commit hook validates the whole spec set on every commit, so the cache is built for three
+cases, each cheaper than the last:
+
+- nothing changed: every file's stat matches, and the last run's diagnostics are the answer
+  (one query; no YAML, no pydantic);
+- a few files changed but still declare the same addresses and facts, and reference the same
+  names: only they are parsed and re-linked against the other files' exports;
+- anything else: changed files are parsed, unchanged summaries unpickled, the whole set linked.
+
+Stat data (size, mtime_ns, inode) is trusted only for files last modified well before the cache was
+written (git's "racily clean" rule); others are re-read and compared by digest, so an edit within
+the same clock tick is never missed. Only changed rows are written. The cache is an optimisation:
+a missing, corrupt, locked or foreign cache is ignored (and rebuilt when possible), never an error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import pickle
-import tempfile
+import sqlite3
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from mlspec.spec.diagnostics import Diagnostic, Severity
 from mlspec.spec.summary import FileSummary
 
-FORMAT = 1
-_RACY_NS = 2_000_000_000
+FORMAT = 2
+RACY_NS = 2_000_000_000
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
+CREATE TABLE IF NOT EXISTS files (
+    rel TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest BLOB,
+    exports BLOB, refsig BLOB, summary BLOB
+);
+"""
 
-@dataclass(slots=True)
-class Entry:
-    size: int
-    mtime_ns: int
-    inode: int
-    digest: bytes
-    summary: FileSummary
-
-
-@dataclass
-class ParseCache:
-    path: Path
-    key: tuple[object, ...]
-    entries: dict[str, Entry] = field(default_factory=dict)
-    written_ns: int = 0
-    dirty: bool = False
-
-    @classmethod
-    def open(cls, path: Path, key: tuple[object, ...]) -> ParseCache:
-        cache = cls(path, key)
-        try:
-            with path.open("rb") as fh:
-                stored = pickle.load(fh)
-            if stored["format"] == FORMAT and stored["key"] == key:
-                cache.entries = stored["entries"]
-                cache.written_ns = stored["written_ns"]
-        except Exception:  # noqa: BLE001 - any unreadable cache is just a cold start
-            cache.entries = {}
-        return cache
-
-    def lookup_stat(self, rel: str, st: os.stat_result) -> FileSummary | None:
-        entry = self.entries.get(rel)
-        if entry is None or st.st_mtime_ns >= self.written_ns - _RACY_NS:
-            return None
-        if (entry.size, entry.mtime_ns, entry.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return entry.summary
-        return None
-
-    def lookup_digest(self, rel: str, st: os.stat_result, digest: bytes) -> FileSummary | None:
-        entry = self.entries.get(rel)
-        if entry is None or entry.digest != digest:
-            return None
-        self.store(rel, st, digest, entry.summary)
-        return entry.summary
-
-    def store(self, rel: str, st: os.stat_result, digest: bytes, summary: FileSummary) -> None:
-        self.entries[rel] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, digest, summary)
-        self.dirty = True
-
-    def save(self, keep: set[str]) -> None:
-        """Write atomically (temp file + rename); forget files no longer in the spec set."""
-        if not self.dirty and keep == set(self.entries):
-            return
-        entries = {rel: e for rel, e in self.entries.items() if rel in keep}
-        payload = {"format": FORMAT, "key": self.key, "written_ns": time.time_ns(), "entries": entries}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".validate-", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # read-only checkout: validation still works, just without the cache
+StatRow = tuple[int, int, int, bytes]  # size, mtime_ns, inode, digest
 
 
 def digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+class ParseCache:
+    """One SQLite file; every method degrades to "no cache" on any database error."""
+
+    def __init__(self, path: Path, key: tuple[Any, ...], *, enabled: bool = True) -> None:
+        self.path = path
+        self.key = marshal.dumps(key)
+        self.db: sqlite3.Connection | None = None
+        self.written_ns = 0
+        if enabled:
+            self._open()
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=0.5, isolation_level=None)
+            db.executescript(_SCHEMA)
+            meta = dict(db.execute("SELECT name, value FROM meta"))
+            if meta.get("format") != str(FORMAT).encode() or meta.get("key") != self.key:
+                db.executescript("BEGIN; DELETE FROM files; DELETE FROM meta; COMMIT;")
+                db.execute("INSERT INTO meta VALUES ('format', ?), ('key', ?)", (str(FORMAT).encode(), self.key))
+            else:
+                self.written_ns = int(meta.get("written_ns", b"0"))
+            self.db = db
+        except (sqlite3.Error, OSError, ValueError):
+            self.db = None
+
+    def stats(self) -> dict[str, StatRow]:
+        return {row[0]: row[1:] for row in self._query("SELECT rel, size, mtime_ns, inode, digest FROM files")}
+
+    def trusted(self, row: StatRow | None, st: os.stat_result) -> bool:
+        """Whether `st` proves the file unchanged since `row` was recorded."""
+        return (
+            row is not None
+            and st.st_mtime_ns < self.written_ns - RACY_NS
+            and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino)
+        )
+
+    def result(self) -> tuple[list[Diagnostic], int] | None:
+        """The last whole-project verdict: its diagnostics and resource count."""
+        rows = self._query("SELECT value FROM meta WHERE name = 'result'")
+        if not rows:
+            return None
+        diagnostics, count = marshal.loads(rows[0][0])
+        return [_diagnostic(t) for t in diagnostics], count
+
+    def config(self, key: bytes) -> tuple[dict[str, Any], list[Diagnostic]] | None:
+        rows = self._query("SELECT value FROM meta WHERE name = 'config'")
+        if not rows:
+            return None
+        stored_key, values, diagnostics = marshal.loads(rows[0][0])
+        return (values, [_diagnostic(t) for t in diagnostics]) if stored_key == key else None
+
+    def store_config(self, key: bytes, values: dict[str, Any], diagnostics: list[Diagnostic]) -> None:
+        if self.db is None:
+            return
+        try:
+            blob = marshal.dumps((key, values, [_row(d) for d in diagnostics]))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (blob,))
+        except (sqlite3.Error, ValueError):
+            pass
+
+    def exports(self) -> dict[str, tuple[Any, Any]]:
+        """rel -> (exports, ref signature), as stored."""
+        return {rel: (marshal.loads(e), marshal.loads(r)) for rel, e, r in
+                self._query("SELECT rel, exports, refsig FROM files")}  # fmt: skip
+
+    def summaries(self, rels: Iterable[str]) -> dict[str, FileSummary]:
+        wanted = set(rels)
+        return {rel: pickle.loads(blob) for rel, blob in self._query("SELECT rel, summary FROM files")
+                if rel in wanted}  # fmt: skip
+
+    def write(
+        self,
+        changed: dict[str, tuple[os.stat_result, bytes, FileSummary]],
+        restat: dict[str, tuple[os.stat_result, bytes]],
+        removed: Iterable[str],
+        result: tuple[list[Diagnostic], int] | None,
+    ) -> None:
+        """Commit changed rows, refreshed stats, removals and (for whole-project runs) the verdict."""
+        if self.db is None:
+            return
+        rows = [
+            (rel, st.st_size, st.st_mtime_ns, st.st_ino, key, marshal.dumps(s.exports()),
+             marshal.dumps(s.ref_signature()), pickle.dumps(s, pickle.HIGHEST_PROTOCOL))
+            for rel, (st, key, s) in changed.items()
+        ]  # fmt: skip
+        try:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE rel = ?",
+                [(st.st_size, st.st_mtime_ns, st.st_ino, rel) for rel, (st, _) in restat.items()],
+            )
+            db.executemany("DELETE FROM files WHERE rel = ?", [(rel,) for rel in removed])
+            if result is not None:
+                verdict = marshal.dumps(([_row(d) for d in result[0]], result[1]))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('result', ?)", (verdict,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('written_ns', ?)", (str(time.time_ns()).encode(),))
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                self.db = None
+
+    def _query(self, sql: str) -> list[Any]:
+        if self.db is None:
+            return []
+        try:
+            return self.db.execute(sql).fetchall()
+        except sqlite3.Error:
+            self.db = None
+            return []
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+def _row(d: Diagnostic) -> tuple[Any, ...]:
+    return (d.code, d.message, d.file, d.line, d.col, d.severity.value, d.field, d.expected, d.hint, d.doc,
+            d.width)  # fmt: skip
+
+
+def _diagnostic(t: tuple[Any, ...]) -> Diagnostic:
+    code, message, file, line, col, severity, field, expected, hint, doc, width = t
+    return Diagnostic(code, message, file, line, col, Severity(severity), field, expected, hint, doc, width)

@@ -16,11 +16,10 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from mlspec.spec import codes
+from mlspec.spec.vocabulary import API_VERSION, DNS_LABEL, KIND_NAMES
 
-API_VERSION = "mlspec/v1"
-KIND_NAMES = ("Dataset", "Model", "Optimization", "Service", "Prompt", "Monitor", "Task")
+__all__ = ["API_VERSION", "KIND_NAMES"]
 
-DNS_LABEL = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
 NAME_RE = re.compile(DNS_LABEL)
 _REF_LOOSE = rf"^(?:[A-Za-z]+/)?{DNS_LABEL}$"  # kind checked by the linker, with a better message
 
