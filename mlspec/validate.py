@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec import __version__
+from mlspec.errors import ProjectError
 from mlspec.project import Project, SpecFile, discover, find_root, load_project
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
@@ -78,6 +79,8 @@ def validate(
 
     started = time.perf_counter()
     root = find_root(root)
+    if not root.is_dir():
+        raise ProjectError(f"project directory {root} does not exist")
     cache = ParseCache(root / ".mlspec" / "cache" / "validate.db", (__version__,), enabled=use_cache)
     try:
         project = _load_project(root, cache)
@@ -105,7 +108,7 @@ class _Run:
 
     def check(self, need_graph: bool) -> tuple[list[Diagnostic], int, SpecGraph | None]:
         from mlspec.graph import link, relink
-        from mlspec.spec.cache import digest
+        from mlspec.spec.cache import digest, signature
 
         limit = int(self.project.setting("limits", "max_file_bytes"))
         stored = self.cache.stats()
@@ -149,15 +152,12 @@ class _Run:
             if not fresh:
                 self.mode, result = "cached", (prior, count)
             elif not any(d.code in _GLOBAL_CODES for d in prior):
-                exports = self.cache.exports()
-                same = all(
-                    rel in exports and exports[rel] == (s.exports(), s.ref_signature()) for rel, s in fresh.items()
-                )
-                if same:
+                before = self.cache.signatures()
+                if all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
                     self.mode = "relink"
                     kept = [d for d in prior if d.file not in fresh]
                     own = [d for s in fresh.values() for d in s.diagnostics]
-                    linked = relink({rel: e for rel, (e, _) in exports.items()}, fresh, self.locate)
+                    linked = relink(self.cache.exports(), fresh, self.locate)
                     result = (kept + own + linked, count)
         if result is None:
             summaries = self.cache.summaries(unchanged)

@@ -13,14 +13,16 @@ Stat data (size, mtime_ns, inode) is trusted only for files last modified well b
 written (git's "racily clean" rule); others are re-read and compared by digest, so an edit within
 the same clock tick is never missed. Only changed rows are written. The cache is an optimisation:
 a missing, corrupt, locked or foreign cache is ignored (and rebuilt when possible), never an error.
+
+Everything in it is JSON, never pickle: a cache file committed to a spec repo by someone hostile
+must not be able to run code when CI validates.
 """
 
 from __future__ import annotations
 
 import hashlib
-import marshal
+import json
 import os
-import pickle
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -28,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.spec.diagnostics import Diagnostic, Severity
-from mlspec.spec.summary import FileSummary
+from mlspec.spec.summary import FileSummary, NeedUse, RefUse, ResourceSummary
 
-FORMAT = 2
+FORMAT = 3
 RACY_NS = 2_000_000_000
 
 _SCHEMA = """
@@ -53,7 +55,7 @@ class ParseCache:
 
     def __init__(self, path: Path, key: tuple[Any, ...], *, enabled: bool = True) -> None:
         self.path = path
-        self.key = marshal.dumps(key)
+        self.key = _dumps(key)
         self.db: sqlite3.Connection | None = None
         self.written_ns = 0
         if enabled:
@@ -65,11 +67,11 @@ class ParseCache:
             db = sqlite3.connect(self.path, timeout=0.5, isolation_level=None)
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT name, value FROM meta"))
-            if meta.get("format") != str(FORMAT).encode() or meta.get("key") != self.key:
+            if meta.get("format") != str(FORMAT) or meta.get("key") != self.key:
                 db.executescript("BEGIN; DELETE FROM files; DELETE FROM meta; COMMIT;")
-                db.execute("INSERT INTO meta VALUES ('format', ?), ('key', ?)", (str(FORMAT).encode(), self.key))
+                db.execute("INSERT INTO meta VALUES ('format', ?), ('key', ?)", (str(FORMAT), self.key))
             else:
-                self.written_ns = int(meta.get("written_ns", b"0"))
+                self.written_ns = int(meta.get("written_ns", "0"))
             self.db = db
         except (sqlite3.Error, OSError, ValueError):
             self.db = None
@@ -90,34 +92,41 @@ class ParseCache:
         rows = self._query("SELECT value FROM meta WHERE name = 'result'")
         if not rows:
             return None
-        diagnostics, count = marshal.loads(rows[0][0])
-        return [_diagnostic(t) for t in diagnostics], count
+        diagnostics, count = json.loads(rows[0][0])
+        return [_diagnostic(t) for t in diagnostics], int(count)
 
     def config(self, key: bytes) -> tuple[dict[str, Any], list[Diagnostic]] | None:
         rows = self._query("SELECT value FROM meta WHERE name = 'config'")
         if not rows:
             return None
-        stored_key, values, diagnostics = marshal.loads(rows[0][0])
-        return (values, [_diagnostic(t) for t in diagnostics]) if stored_key == key else None
+        stored_key, values, diagnostics = json.loads(rows[0][0])
+        return (values, [_diagnostic(t) for t in diagnostics]) if stored_key == key.hex() else None
 
     def store_config(self, key: bytes, values: dict[str, Any], diagnostics: list[Diagnostic]) -> None:
         if self.db is None:
             return
         try:
-            blob = marshal.dumps((key, values, [_row(d) for d in diagnostics]))
+            blob = _dumps((key.hex(), values, [_row(d) for d in diagnostics]))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (blob,))
-        except (sqlite3.Error, ValueError):
+        except (sqlite3.Error, ValueError, TypeError):
             pass
 
-    def exports(self) -> dict[str, tuple[Any, Any]]:
-        """rel -> (exports, ref signature), as stored."""
-        return {rel: (marshal.loads(e), marshal.loads(r)) for rel, e, r in
-                self._query("SELECT rel, exports, refsig FROM files")}  # fmt: skip
+    def signatures(self) -> dict[str, str]:
+        """rel -> the JSON of what the file exports and references (see `signature`)."""
+        return dict(self._query("SELECT rel, exports || refsig FROM files"))
+
+    def exports(self) -> dict[str, Any]:
+        """rel -> its resources' (kind, name, doc, facts), for re-linking against."""
+        return {rel: tuple((k, n, d, tuple((f, tuple(v)) for f, v in facts)) for k, n, d, facts in json.loads(e))
+                for rel, e in self._query("SELECT rel, exports FROM files")}  # fmt: skip
 
     def summaries(self, rels: Iterable[str]) -> dict[str, FileSummary]:
         wanted = set(rels)
-        return {rel: pickle.loads(blob) for rel, blob in self._query("SELECT rel, summary FROM files")
-                if rel in wanted}  # fmt: skip
+        try:
+            return {rel: _summary(json.loads(blob)) for rel, blob in
+                    self._query("SELECT rel, summary FROM files") if rel in wanted}  # fmt: skip
+        except (ValueError, TypeError, KeyError):  # a damaged row: parse those files again
+            return {}
 
     def write(
         self,
@@ -130,10 +139,9 @@ class ParseCache:
         if self.db is None:
             return
         rows = [
-            (rel, st.st_size, st.st_mtime_ns, st.st_ino, key, marshal.dumps(s.exports()),
-             marshal.dumps(s.ref_signature()), pickle.dumps(s, pickle.HIGHEST_PROTOCOL))
+            (rel, st.st_size, st.st_mtime_ns, st.st_ino, key, *signature(s), _dumps(_summary_row(s)))
             for rel, (st, key, s) in changed.items()
-        ]  # fmt: skip
+        ]
         try:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
@@ -144,9 +152,9 @@ class ParseCache:
             )
             db.executemany("DELETE FROM files WHERE rel = ?", [(rel,) for rel in removed])
             if result is not None:
-                verdict = marshal.dumps(([_row(d) for d in result[0]], result[1]))
+                verdict = _dumps(([_row(d) for d in result[0]], result[1]))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('result', ?)", (verdict,))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('written_ns', ?)", (str(time.time_ns()).encode(),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('written_ns', ?)", (str(time.time_ns()),))
             db.execute("COMMIT")
         except sqlite3.Error:
             try:
@@ -167,6 +175,35 @@ class ParseCache:
         if self.db is not None:
             self.db.close()
             self.db = None
+
+
+def signature(summary: FileSummary) -> tuple[str, str]:
+    """(exports, references) as JSON text: equal text means other files see the same thing."""
+    return _dumps(summary.exports()), _dumps(summary.ref_signature())
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _summary_row(s: FileSummary) -> Any:
+    return ([_row(d) for d in s.diagnostics], [list(r) for r in s.resources])
+
+
+def _summary(row: Any) -> FileSummary:
+    diagnostics, resources = row
+    return FileSummary(
+        tuple(_diagnostic(t) for t in diagnostics),
+        tuple(
+            ResourceSummary(
+                kind, name, doc,
+                tuple(RefUse(v, tuple(k), tuple(loc)) for v, k, loc in refs),
+                tuple(NeedUse(r, f, i, b, tuple(loc)) for r, f, i, b, loc in needs),
+                tuple((f, tuple(v)) for f, v in facts),
+            )
+            for kind, name, doc, refs, needs, facts in resources
+        ),
+    )  # fmt: skip
 
 
 def _row(d: Diagnostic) -> tuple[Any, ...]:

@@ -213,7 +213,7 @@ class _Walk:
         self.diagnostics: list[Diagnostic] = []
 
     def value(self, node: Node, depth: int, via_alias: bool) -> Any:
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH and not isinstance(node, ScalarNode):  # same count as the event scan
             raise _Reject(self._diag(node, codes.YAML_TOO_COMPLEX, f"nesting deeper than {MAX_DEPTH} levels"))
         ident = id(node)
         if ident in self.seen:

@@ -12,6 +12,7 @@ against ~0.1 s for tuples).
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from mlspec.spec import codes
@@ -85,6 +86,9 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
         diagnostics.extend(checked.diagnostics)
         resource = checked.resource
         if resource is None:
+            placeholder = _declared(doc.data, doc.index)
+            if placeholder is not None:  # still declared: references to it must not read as dangling
+                resources.append(placeholder)
             continue
         spec = resource.spec
         resources.append(
@@ -98,6 +102,23 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
             )
         )
     return FileSummary(tuple(diagnostics), tuple(resources))
+
+
+def _declared(data: object, doc: int) -> ResourceSummary | None:
+    """The address an invalid document declares, if its kind and name are themselves valid.
+
+    It joins the graph with no references and no facts: enough for duplicates and for references
+    to it, while checks that need its contents wait until its own errors are fixed.
+    """
+    from mlspec.spec.vocabulary import DNS_LABEL, KIND_NAMES
+
+    if not isinstance(data, dict) or data.get("kind") not in KIND_NAMES:
+        return None
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or re.fullmatch(DNS_LABEL, name) is None:
+        return None
+    return ResourceSummary(str(data["kind"]), name, doc, (), (), ())
 
 
 def unreadable(rel: str, reason: str) -> FileSummary:
