@@ -191,7 +191,7 @@ class _Linker:
 
     def resolve_ref(self, node: Node, ref: RefUse) -> str | None:
         graph, allowed = self.graph, ref.kinds
-        accepts = " or ".join(allowed)
+        accepts = "resource" if len(allowed) == len(KIND_NAMES) else " or ".join(allowed)
         file, doc = node.file, node.resource.doc
         if "/" in ref.value:
             kind, name = ref.value.split("/", 1)
@@ -243,7 +243,10 @@ def _cycle_diagnostics(graph: SpecGraph, locate: Locate) -> Iterator[Diagnostic]
         cycle = _cycle_path(min(component), members, successors)
         # Report it where the cycle's first dependency is written (the `dataset:` line, say).
         closing = cycle[-1]
-        shown = " -> ".join([cycle[0].downstream, *(e.upstream for e in cycle)])
+        chain = [cycle[0].downstream, *(e.upstream for e in cycle)]
+        if len(chain) > 12:  # a long cycle: its ends say where; the count says how long
+            chain = [*chain[:6], f"... {len(chain) - 11} more ...", *chain[-5:]]
+        shown = " -> ".join(chain)
         yield _at(
             locate, closing.file, closing.doc, closing.loc, codes.CYCLE, f"dependency cycle: {shown}",
             hint="break the cycle by removing one of these references",

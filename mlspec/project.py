@@ -158,6 +158,8 @@ def _walk(
             rel = rel_dir + entry.name
             if not any(r.match(rel) for r in regexes) or any(r.match(rel) for r in excludes):
                 continue
+            if rel == PROJECT_FILE and Path(directory) == root:  # the project file is not a spec
+                continue
             if entry.is_symlink():
                 _add(root, Path(entry.path), rel, found, diagnostics)
             else:

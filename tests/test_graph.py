@@ -291,5 +291,7 @@ def test_a_long_cycle_is_found_without_recursion(chain_tail: FileSummary) -> Non
     [d] = diagnostics
     assert d.code == codes.CYCLE
     path = d.message.removeprefix("dependency cycle: ").split(" -> ")
-    assert len(path) == CHAIN + 1 and path[0] == path[-1]
-    assert set(path) == {f"Task/t{i}" for i in range(CHAIN)}
+    # A long cycle is abbreviated: its two ends, and how many resources the middle holds.
+    assert path[0] == path[-1] and len(path) == 12
+    assert path[6] == f"... {CHAIN + 1 - 11} more ..."
+    assert all(p.startswith("Task/t") for p in path[:6] + path[7:])

@@ -13,12 +13,14 @@ Text format (editors and terminals jump to `file:line:col`):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlspec.spec.diagnostics import Diagnostic
 
 JSON_FORMAT_VERSION = "1"
+_LINE_BREAK = re.compile(r"\r?\n")  # libyaml's marks count `\n` only (not \r, NEL, LS, PS)
 Style = Callable[..., str]
 
 
@@ -39,7 +41,8 @@ class SourceLines:
         if file not in self._files:
             path = Path(file) if Path(file).is_absolute() else self.root / file
             try:
-                self._files[file] = path.read_text("utf-8", errors="replace").splitlines()
+                text = path.read_bytes().decode("utf-8", errors="replace")
+                self._files[file] = _LINE_BREAK.split(text)  # not str.splitlines: see _LINE_BREAK
             except OSError:
                 self._files[file] = None
         lines = self._files[file]

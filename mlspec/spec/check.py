@@ -86,21 +86,25 @@ def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     version = data.get("apiVersion")
     if version != API_VERSION:
-        found = "missing" if version is None else f"`{version}` is not supported"
+        found = "missing" if version is None else f"{_describe(version)} is not supported"
         hint = None
-        if isinstance(version, str) and version.startswith("mlspec/"):
+        if isinstance(version, str) and re.fullmatch(r"mlspec/v1(?:alpha|beta)\d*|mlspec/v0[\w.]*", version):
             hint = f"this mlspec reads {API_VERSION}; `mlspec migrate` converts older specs"
+        elif isinstance(version, str) and version.startswith("mlspec/"):
+            hint = f"this mlspec reads {API_VERSION}; is a newer mlspec needed for `{version}`?"
         elif version is None and (typo := closest("apiVersion", data)) not in (None, "apiVersion"):
             hint = f"`{typo}` should be spelt `apiVersion`"
         out.append(_at(doc, file, ("apiVersion",), codes.UNKNOWN_API_VERSION, f"apiVersion {found}",
                        expected=API_VERSION, hint=hint or f"add `apiVersion: {API_VERSION}`",
                        key=version is None))  # fmt: skip
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         if kind is None:
             message, hint = "kind missing", "add `kind:` with one of the kinds"
+        elif not isinstance(kind, str):
+            message, hint = f"kind must be a string, got {_describe(kind)}", None
         else:
-            message, hint = f"unknown kind `{kind}`", did_you_mean(str(kind), KINDS)
+            message, hint = f"unknown kind `{kind}`", did_you_mean(kind, KINDS)
         out.append(_at(doc, file, ("kind",), codes.UNKNOWN_KIND, message,
                        expected=", ".join(KINDS), hint=hint, key=kind is None))  # fmt: skip
     return out
@@ -173,7 +177,7 @@ def _diagnostic(
     doc: Document, file: str, loc: Loc, error: dict[str, Any], model_cls: type[BaseModel]
 ) -> Diagnostic:
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    field = loc[-1] if loc else ""
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")  # `metrics`, not `1`
     if kind == "missing":
         return _at(doc, file, loc, codes.MISSING_FIELD, f"missing required field `{field}`",
                    expected=f"`{field}:` under {format_field(loc[:-1]) or 'the document'}",
@@ -185,10 +189,13 @@ def _diagnostic(
                    hint=did_you_mean(str(field), allowed), key=True)  # fmt: skip
     if kind in ("literal_error", "enum"):
         options = _QUOTED.findall(str(ctx.get("expected", "")))
-        return _at(doc, file, loc, codes.INVALID_CHOICE, f"`{value}` is not a valid {field}",
+        return _at(doc, file, loc, codes.INVALID_CHOICE, f"`{value}` is not a valid `{field}`",
                    expected=f"one of {', '.join(options)}",
                    hint=did_you_mean(str(value), options) if isinstance(value, str) else None)  # fmt: skip
-    if kind == "string_pattern_mismatch" and loc == ("metadata", "name"):
+    if kind == "string_pattern_mismatch" and loc != ("metadata", "name"):
+        return _at(doc, file, loc, codes.OUT_OF_RANGE, f"{_describe(value)} is not a valid `{field}`",
+                   expected=f"text matching {ctx.get('pattern')}")  # fmt: skip
+    if kind == "string_pattern_mismatch":
         return _at(doc, file, loc, codes.INVALID_NAME, f"`{value}` is not a valid name",
                    expected="a lowercase DNS label: a-z, 0-9 and -, starting and ending alphanumeric, at most 63",
                    hint=_name_hint(value))  # fmt: skip

@@ -22,6 +22,7 @@ NOT_A_MAPPING = "MLS015"
 UNSUPPORTED_TAG = "MLS016"
 EMPTY_DOCUMENT = "MLS017"
 NON_STRING_KEY = "MLS018"
+AMBIGUOUS_LINE_BREAK = "MLS019"
 
 # Documents
 UNKNOWN_API_VERSION = "MLS020"
@@ -62,6 +63,7 @@ DESCRIPTIONS: dict[str, str] = {
     UNSUPPORTED_TAG: "an explicit YAML tag mlspec does not accept",
     EMPTY_DOCUMENT: "an empty document in a multi-document file",
     NON_STRING_KEY: "a mapping key that is not a string",
+    AMBIGUOUS_LINE_BREAK: "a lone CR, NEL, LS or PS character: YAML tools disagree on whether it breaks a line",
     UNKNOWN_API_VERSION: "apiVersion missing or not supported",
     UNKNOWN_KIND: "kind missing or unknown",
     MISSING_FIELD: "a required field is missing",

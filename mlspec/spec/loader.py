@@ -131,7 +131,8 @@ def decode(raw: bytes, file: str) -> tuple[str | None, Diagnostic | None]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        col = len(raw[line_start : err.start].decode("utf-8", errors="replace")) + 1  # characters, not bytes
         return None, Diagnostic(
             codes.NOT_UTF8, f"invalid UTF-8 byte 0x{raw[err.start]:02x}", file, line, col,
             expected="UTF-8 text", hint="re-save the file as UTF-8",
@@ -139,9 +140,43 @@ def decode(raw: bytes, file: str) -> tuple[str | None, Diagnostic | None]:
     return text.removeprefix("\ufeff"), None
 
 
+def _line_break_diagnostic(text: str, file: str) -> Diagnostic | None:
+    odd = _odd_line_break(text)
+    if odd is None:
+        return None
+    line = text.count("\n", 0, odd) + 1
+    col = odd - (text.rfind("\n", 0, odd) + 1) + 1
+    name = {"\r": "a carriage return without a newline", "\x85": "U+0085 (NEL)",
+            "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}[text[odd]]  # fmt: skip
+    return Diagnostic(
+        codes.AMBIGUOUS_LINE_BREAK, f"{name}: YAML tools disagree on whether it ends a line", file, line, col,
+        expected="\\n or \\r\\n line endings",
+        hint="convert the line endings to \\n; inside a quoted string, write the escape instead",
+    )  # fmt: skip
+
+
+def _odd_line_break(text: str) -> int | None:
+    """Offset of the first line break other than \\n and \\r\\n, or None (the usual case, cheaply)."""
+    offsets = [i for i in (text.find("\x85"), text.find("\u2028"), text.find("\u2029")) if i != -1]
+    if "\r" in text:
+        start = 0
+        while (i := text.find("\r", start)) != -1:
+            if not text.startswith("\n", i + 1):
+                offsets.append(i)
+                break
+            start = i + 2
+    return min(offsets) if offsets else None
+
+
 def load_text(text: str, file: str) -> LoadedFile:
     """Parse every document of a YAML stream. Never raises for bad input: it becomes diagnostics."""
     out = LoadedFile()
+    # libyaml counts these as line breaks in some places and not in others, so no position after
+    # one could be trusted; they are never written on purpose.
+    odd = _line_break_diagnostic(text, file)
+    if odd is not None:
+        out.diagnostics.append(odd)
+        return out
     too_deep = _nesting_beyond_limit(text, file)
     if too_deep is not None:
         out.diagnostics.append(too_deep)
@@ -195,9 +230,9 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
     except _Reject as rejected:
         out.diagnostics.append(rejected.diagnostic)
         return
-    if walk.diagnostics:  # recoverable findings (duplicate keys, bad interpolation): report, skip doc
-        out.diagnostics.extend(walk.diagnostics)
-        return
+    # Recoverable findings (duplicate keys, bad interpolation) are reported, and the document is
+    # still checked, so its other errors show in the same pass.
+    out.diagnostics.extend(walk.diagnostics)
     out.documents.append(Document(index, data, node))
 
 
@@ -249,7 +284,8 @@ class _Walk:
         for key_node, value_node in node.value:
             if _is_merge_key(key_node):
                 for source in self._merge_sources(value_node):
-                    for k, v in self.mapping(source, depth + 1, True).items():
+                    # through value(): a mapping that merges itself must hit the depth limit
+                    for k, v in self.value(source, depth + 1, True).items():
                         merged.setdefault(k, v)
                 continue
             if not isinstance(key_node, ScalarNode):
@@ -304,13 +340,18 @@ class _Walk:
         if tag == _QUOTED or tag == _STR:
             if "${" in text:
                 self._check_interpolation(node, text)
+                return text.replace("$${", "${")  # `$${` is the escape for a literal `${`
             return text
         if tag == _INT:
             return _int(text)
         if tag == _FLOAT:
             return _float(text)
         if tag == _BOOL:
-            return text.lower() in ("true", "yes", "on", "y")
+            lowered = text.lower()
+            if lowered in ("true", "yes", "on", "y", "false", "no", "off", "n"):
+                return lowered in ("true", "yes", "on", "y")
+            raise _Reject(self._diag(node, codes.WRONG_TYPE, f"`{text}` is not a boolean",
+                                     expected="true or false"))  # fmt: skip
         if tag == _NULL:
             return None
         if tag == _TIMESTAMP:
@@ -401,6 +442,11 @@ def _position(node: Node) -> Position:
 def _syntax_diagnostic(err: MarkedYAMLError, text: str, file: str) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    if rows and line > len(rows):  # libyaml reports an unexpected end one line past the last
+        line, col = len(rows), len(rows[-1]) + 1
     problem = err.problem or "invalid YAML"
     offending = _char_at(text, line, col)
     if offending == "\t":

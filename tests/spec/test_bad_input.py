@@ -150,10 +150,6 @@ def test_misspelt_kind_with_did_you_mean(project: Project) -> None:
     assert d.hint == "did you mean `Dataset`?"
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="BUG: `kind:` holding a list or mapping crashes check_document (TypeError: unhashable type)",
-)  # fmt: skip
 @pytest.mark.parametrize("kind", ["[Model]", "{name: Model}"])
 def test_kind_that_is_not_a_string(project: Project, kind: str) -> None:
     d = only(project({"specs/m.yaml": MODEL.replace("kind: Model", f"kind: {kind}")}))
@@ -259,11 +255,6 @@ def test_bad_enum_value_in_a_nested_list(project: Project) -> None:
     assert d.hint == "did you mean `f1`?"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for a list item the message names the index, not the field: "
-    "'`F1` is not a valid 1', '`Task/Make_Data` is out of range for `0`'",
-)
 @pytest.mark.parametrize(
     ("text", "field"),
     [
@@ -490,11 +481,6 @@ def test_non_utf8_bytes_with_the_position_of_the_bad_byte(project: Project) -> N
     assert d.hint == "re-save the file as UTF-8"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the column of a bad UTF-8 byte counts bytes, while every other column counts "
-    "characters: after `é` the caret is one column to the right",
-)
 def test_non_utf8_column_counts_characters(project: Project) -> None:
     raw = TASK.format(name="cafe").encode() + "  description: é ".encode() + b"\xff\n"
     d = only(project({"specs/t.yaml": raw}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -36,7 +36,7 @@ class Tolerance(Strict):
 class Benchmark(Strict):
     warmup: int = Field(10, ge=0)
     iterations: int = Field(100, gt=0)
-    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [1], min_length=1)
 
 
 class Calibration(Strict):
