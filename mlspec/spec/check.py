@@ -92,10 +92,11 @@ def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
             hint = f"this mlspec reads {API_VERSION}; `mlspec migrate` converts older specs"
         elif isinstance(version, str) and version.startswith("mlspec/"):
             hint = f"this mlspec reads {API_VERSION}; is a newer mlspec needed for `{version}`?"
-        elif version is None and (typo := closest("apiVersion", data)) not in (None, "apiVersion"):
+        typo = closest("apiVersion", data) if version is None else None
+        if typo not in (None, "apiVersion"):
             hint = f"`{typo}` should be spelt `apiVersion`"
-        out.append(_at(doc, file, ("apiVersion",), codes.UNKNOWN_API_VERSION, f"apiVersion {found}",
-                       expected=API_VERSION, hint=hint or f"add `apiVersion: {API_VERSION}`",
+        out.append(_at(doc, file, (typo,) if hint and typo else ("apiVersion",), codes.UNKNOWN_API_VERSION,
+                       f"apiVersion {found}", expected=API_VERSION, hint=hint or f"add `apiVersion: {API_VERSION}`",
                        key=version is None))  # fmt: skip
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
@@ -143,11 +144,21 @@ def _translate(
         first = branch_errors[0][1]
         yield _at(doc, file, base, codes.WRONG_TYPE, f"expected {' or '.join(wanted)}, got {_describe(first['input'])}",
                   expected=" or ".join(wanted), hint=_env_hint(first["input"]))  # fmt: skip
+    # A misspelt key is both "unknown `spce`" and "missing `spec`": say it once, at the typo.
+    misspelt = {
+        (loc[:-1], _suggested(model_cls, loc)) for loc, e in plain if e["type"] == "extra_forbidden"
+    }
     seen: set[tuple[Loc, str]] = set()
     for loc, error in plain:
+        if error["type"] == "missing" and (loc[:-1], loc[-1]) in misspelt:
+            continue
         if (loc, error["type"]) not in seen:
             seen.add((loc, error["type"]))
             yield _diagnostic(doc, file, loc, error, model_cls)
+
+
+def _suggested(model_cls: type[BaseModel], loc: Loc) -> str | None:
+    return closest(str(loc[-1]), _fields_at(model_cls, loc[:-1]))
 
 
 def _document_loc(data: Any, loc: tuple[Any, ...], error_type: str) -> tuple[Loc, Loc | None]:

@@ -19,9 +19,10 @@ from ruamel.yaml.cyaml import CParser
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import BaseResolver
+from ruamel.yaml.tag import Tag
 
 from mlspec.spec import codes
-from mlspec.spec.diagnostics import Diagnostic, Severity
+from mlspec.spec.diagnostics import Diagnostic, Severity, format_field
 
 MAX_DEPTH = 100  # nesting levels; real specs use about ten
 MAX_ALIAS_EXPANSION = 10_000  # nodes reached again through aliases, per document
@@ -56,10 +57,15 @@ class _Loader(CParser, BaseResolver):  # type: ignore[misc]
         CParser.__init__(self, stream)
         BaseResolver.__init__(self)
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Tag:
+        # Shared Tag objects: ruamel's Node.__init__ builds a new Tag for anything that is not one.
         if kind is ScalarNode:
-            return _PLAIN if implicit[0] else _QUOTED
-        return _IMPLICIT_MAP if kind is MappingNode else _IMPLICIT_SEQ
+            return _PLAIN_TAG if implicit[0] else _QUOTED_TAG
+        return _MAP_TAG if kind is MappingNode else _SEQ_TAG
+
+
+_PLAIN_TAG, _QUOTED_TAG = Tag(suffix=_PLAIN), Tag(suffix=_QUOTED)
+_MAP_TAG, _SEQ_TAG = Tag(suffix=_IMPLICIT_MAP), Tag(suffix=_IMPLICIT_SEQ)
 
 
 def _tag(node: Node) -> str:
@@ -224,7 +230,7 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
             )  # fmt: skip
         )
         return
-    walk = _Walk(file, index)
+    walk = _Walk(file, index, node)
     try:
         data = walk.value(node, 0, False)
     except _Reject as rejected:
@@ -239,10 +245,10 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
 class _Walk:
     """Builds plain values from one document's nodes, collecting every recoverable problem."""
 
-    __slots__ = ("alias_budget", "diagnostics", "doc", "file", "seen")
+    __slots__ = ("alias_budget", "diagnostics", "doc", "file", "root", "seen")
 
-    def __init__(self, file: str, doc: int) -> None:
-        self.file, self.doc = file, doc
+    def __init__(self, file: str, doc: int, root: Node | None = None) -> None:
+        self.file, self.doc, self.root = file, doc, root
         self.seen: set[int] = set()
         self.alias_budget = MAX_ALIAS_EXPANSION
         self.diagnostics: list[Diagnostic] = []
@@ -382,7 +388,10 @@ class _Walk:
 
     def _diag(self, node: Node, code: str, message: str, **extra: Any) -> Diagnostic:
         pos = _position(node)
-        return Diagnostic(code, message, self.file, pos.line, pos.col, doc=self.doc, width=pos.width, **extra)
+        path = _path_to(self.root, node) if self.root is not None else None
+        field = format_field(path) if path else None
+        return Diagnostic(code, message, self.file, pos.line, pos.col, field=field, doc=self.doc,
+                          width=pos.width, **extra)  # fmt: skip
 
 
 def _int(text: str) -> int | str:
@@ -405,6 +414,28 @@ def _float(text: str) -> float | str:
         return float(lowered)
     except ValueError:
         return text
+
+
+def _path_to(root: Node, target: Node) -> Loc | None:
+    """The field path of `target` (a key's path is its own): only computed for a diagnostic."""
+    stack: list[tuple[Node, Loc]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if node is target:
+            return loc
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+                if key_node is target:
+                    return (*loc, key)
+                stack.append((value_node, (*loc, key)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
+    return None
 
 
 def _is_merge_key(node: Node) -> bool:
