@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 from mlspec.spec.kinds.base import Envelope, Issue, Need, Ref, SpecBase, Strict
 
@@ -18,6 +18,8 @@ GATE_RE = re.compile(
     r"^\s*(?P<metric>[a-z_][a-z0-9_]*)\s*(?P<op>>=|<=|>|<)\s*"
     r"(?:(?P<champion>champion)(?:\s*(?P<sign>[+-])\s*(?P<delta>\d+(?:\.\d+)?))?|(?P<value>-?\d+(?:\.\d+)?))\s*$"
 )
+# The same grammar for the JSON Schema (ECMA-262 regexes have no named groups).
+GATE_PATTERN = r"^\s*[a-z_][a-z0-9_]*\s*(>=|<=|>|<)\s*(champion(\s*[+-]\s*\d+(\.\d+)?)?|-?\d+(\.\d+)?)\s*$"
 GATE_SYNTAX = "`<metric> <op> <number>` or `<metric> <op> champion [+|- <delta>]`, op one of >= > <= <"
 
 
@@ -27,7 +29,11 @@ def _gate_syntax(gate: str) -> str:
     return gate
 
 
-Gate = Annotated[str, AfterValidator(_gate_syntax)]
+Gate = Annotated[
+    str,
+    AfterValidator(_gate_syntax),
+    WithJsonSchema({"type": "string", "pattern": GATE_PATTERN, "description": GATE_SYNTAX}),
+]
 
 
 class Splits(Strict):
