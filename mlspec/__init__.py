@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mlspec.graph import SpecGraph
     from mlspec.project import Project, load_project
     from mlspec.spec.diagnostics import Diagnostic, Severity
-    from mlspec.validate import ValidationReport, validate
+    from mlspec.validation import ValidationReport, validate
 
 _EXPORTS = {
     "Diagnostic": "mlspec.spec.diagnostics",
@@ -26,8 +26,8 @@ _EXPORTS = {
     "Project": "mlspec.project",
     "load_project": "mlspec.project",
     "SpecGraph": "mlspec.graph",
-    "ValidationReport": "mlspec.validate",
-    "validate": "mlspec.validate",
+    "ValidationReport": "mlspec.validation",
+    "validate": "mlspec.validation",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -49,7 +49,12 @@ def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
       mlspec init my-specs && cd my-specs
       mlspec validate
     """
-    ctx.obj = {"project": project, "debug": debug}
+    if project is not None:  # like `git -C` and `make -C`: every path is then relative to DIR
+        try:
+            os.chdir(project)
+        except OSError as err:
+            raise MlspecError(f"-C {project}: {err.strerror}") from err
+    ctx.obj = {"project": None, "debug": debug}
 
 
 @cli.command()
@@ -146,6 +151,7 @@ def version(fmt: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
+    cwd = os.getcwd()
     try:
         result = cli.main(args=args, prog_name="mlspec", standalone_mode=False)
     except click.exceptions.Exit as exit_:
@@ -172,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             err=True,
         )
         return EXIT_ERROR
+    finally:
+        os.chdir(cwd)  # -C must not leak into a caller that runs main() in-process (tests, tools)
     return result if isinstance(result, int) else EXIT_OK
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, format_field
-from mlspec.spec.suggest import closest, did_you_mean
+from mlspec.spec.suggest import did_you_mean
 from mlspec.spec.summary import NAME_LOC, FileSummary, Loc, RefUse, ResourceSummary
 from mlspec.spec.vocabulary import KIND_NAMES
 
@@ -98,9 +98,9 @@ class SpecGraph:
     def resolve(self, text: str) -> str | None:
         """`Model/x` or a bare `x` (when only one kind has that name) -> the address."""
         if "/" in text:
-            kind = closest(text.split("/", 1)[0], KIND_NAMES) or text.split("/", 1)[0]
-            address = f"{kind}/{text.split('/', 1)[1]}"
-            return address if address in self.nodes else None
+            kind, name = text.split("/", 1)
+            kind = next((k for k in KIND_NAMES if k.lower() == kind.lower()), kind)  # `model/x` is fine
+            return f"{kind}/{name}" if f"{kind}/{name}" in self.nodes else None
         matches = self._by_name.get(text, ())
         return matches[0] if len(matches) == 1 else None
 

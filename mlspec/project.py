@@ -81,7 +81,16 @@ def load_project(root: Path | None = None) -> Project:
     diagnostics = [d for d in loaded.diagnostics if d.code != codes.EMPTY_FILE]
     if not loaded.documents:
         return Project(root, ProjectConfig(), config_file, diagnostics)
-    config, problems = translate_model(ProjectConfig, loaded.documents[0], PROJECT_FILE)
+    document = loaded.documents[0]
+    config, problems = translate_model(ProjectConfig, document, PROJECT_FILE)
+    if config is None and isinstance(document.data, dict):
+        # Keep every setting that is valid: one bad limit must not throw away the `specs` globs.
+        bad = {d.field.split(".", 1)[0].split("[", 1)[0] for d in problems if d.field}
+        salvaged = {k: v for k, v in document.data.items() if k not in bad}
+        try:
+            config = ProjectConfig.model_validate(salvaged)
+        except ValueError:
+            config = None
     return Project(root, config or ProjectConfig(), config_file, diagnostics + problems)
 
 

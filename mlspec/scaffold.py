@@ -125,14 +125,17 @@ def init(directory: Path, *, force: bool = False) -> list[Created]:
         ".github/workflows/mlspec.yml": WORKFLOW,
         ".gitignore": GITIGNORE,
     }
+    files.update({f"schemas/{name}": schemas.dumps(schema) for name, schema in schemas.generate().items()})
     out = []
     for rel, text in files.items():
         path = directory / rel
         if path.exists() and not force:
             out.append(Created(path, skipped=True))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, "utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, "utf-8")
+        except OSError as err:
+            raise MlspecError(f"cannot write {path}: {err.strerror or err}") from err
         out.append(Created(path, skipped=False))
-    out.extend(Created(p, skipped=False) for p in schemas.write(directory / "schemas"))
     return out

@@ -232,12 +232,6 @@ def test_the_cache_never_changes_the_verdict(
         assert verdict() == cached, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: one invalid field in mlspec.yaml (`limits: {max_file_bytes: -1}`) discards the whole "
-    "file for the defaults, so the user's own `specs:` globs are ignored: their specs are not checked "
-    "(`0 files`), and a misleading `no spec files match specs/**/*.yaml` warning is added.",
-)
 def test_a_bad_project_setting_does_not_hide_the_specs(
     run: Callable[..., Result], project: Callable[..., Path]
 ) -> None:
@@ -284,12 +278,6 @@ def test_validate_named_paths(
     assert "specs/nope.yaml: error[MLS001]" in missing.out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `validate PATHS` links only the named files, so a reference to a resource declared in "
-    "another file is reported as dangling (MLS201). The help's own example `mlspec validate specs/models` "
-    "fails on the bundled spec repo with `no Dataset named reviews`.",
-)
 def test_validate_paths_resolve_references_against_the_whole_spec_set(
     run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,11 +290,6 @@ def test_validate_paths_resolve_references_against_the_whole_spec_set(
     assert result.code == 0, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `-C DIR` ('Run as if started in this directory') is ignored for PATHS: "
-    "`mlspec -C DIR validate specs/x.yaml` looks for specs/x.yaml under the real cwd and reports MLS001.",
-)
 def test_project_option_applies_to_validate_paths(
     run: Callable[..., Result], good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -527,12 +510,6 @@ def test_init_onto_a_file_is_a_usage_error(run: Callable[..., Result], tmp_path:
     assert_no_traceback(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an OSError from the filesystem (here: a parent path that is a file; equally a read-only "
-    "or permission-denied directory) escapes `init` and is reported as `internal error: ... This is a bug "
-    "in mlspec` instead of a one-line `error:` about the path.",
-)
 def test_init_below_a_file_is_a_clear_error(run: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = run("init", tmp_path / "file" / "sub")
@@ -637,11 +614,6 @@ def test_graph_upstream_and_downstream_exclude_each_other(run: Callable[..., Res
     assert "exclude each other" in result.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a bare name declared by two kinds (Dataset/reviews and Task/reviews) is reported as "
-    "`no such resource; did you mean `Task/reviews`?` instead of saying it is ambiguous and listing both.",
-)
 def test_graph_ambiguous_bare_name_says_so(run: Callable[..., Result], project: Callable[..., Path]) -> None:
     task = "apiVersion: mlspec/v1\nkind: Task\nmetadata: {name: reviews}\nspec: {cmd: [make]}\n"
     root = project({**GOOD, "specs/task.yaml": task})
@@ -724,11 +696,6 @@ def test_schema_unknown_kind_suggests(run: Callable[..., Result]) -> None:
     assert result.err == "error: unknown kind `Modl`; did you mean `Model`?\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `-C DIR` is ignored by `schema` (and `init`): `mlspec -C DIR schema` writes ./schemas "
-    "under the real cwd instead of DIR/schemas.",
-)
 def test_project_option_applies_to_schema(
     run: Callable[..., Result], good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -968,14 +935,6 @@ def test_a_committed_cache_cannot_run_code(
     assert result.code == 0, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (integrity): the parse cache in the work tree is trusted across checkouts. When every "
-    "file's digest matches a row of .mlspec/cache/validate.db, the stored verdict is returned without "
-    "parsing, so a committed cache whose rows carry the digests of invalid specs and an empty verdict "
-    "makes `mlspec validate`, the pre-commit hook and CI pass them (exit 0, `valid`). `--no-cache` "
-    "reports the error.",
-)
 def test_a_committed_cache_cannot_forge_the_verdict(
     run: Callable[..., Result], project: Callable[..., Path]
 ) -> None:
@@ -986,19 +945,17 @@ def test_a_committed_cache_cannot_forge_the_verdict(
     bad = TASK.replace("{cmd: [make, data]}", "{cmd: [make, data], bogus: 1}")
     (root / "specs" / "a.yaml").write_text(bad)
     _tamper(db, "UPDATE files SET digest = ?", hashlib.blake2b(bad.encode(), digest_size=16).digest())
-    assert run("-C", root, "validate", "--no-cache").code == 1
-    result = run("-C", root, "validate")
+    # Committed, then cloned: the same bytes, cache included, in another checkout.
+    clone = root.parent / "clone"
+    shutil.copytree(root, clone)
+    assert run("-C", clone, "validate", "--no-cache").code == 1
+    result = run("-C", clone, "validate")
     assert result.code == 1, result.output
     assert "error[MLS101]" in result.out
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a FIFO (named pipe) matched by the spec globs blocks `mlspec validate` forever (it is "
-    "stat'ed as 0 bytes and then read); a pre-commit hook hangs instead of reporting a non-regular file.",
-)
 def test_a_fifo_in_the_spec_tree_does_not_hang(project: Callable[..., Path]) -> None:
     root = project({"specs/a.yaml": TASK})
     os.mkfifo(root / "specs" / "pipe.yaml")

@@ -16,7 +16,7 @@ from mlspec.graph import SpecGraph, link
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
 from mlspec.spec.summary import FileSummary, summarize
-from mlspec.validate import validate
+from mlspec.validation import validate
 from tests.spec.test_kinds import VALID
 
 Project = Callable[..., Path]

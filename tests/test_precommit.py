@@ -175,14 +175,6 @@ def test_hook_is_skipped_when_no_yaml_changed(spec_repo: SpecRepo) -> None:
     assert "Skipped" in output(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the hook writes its parse cache into the checked-out repo (under .mlspec/cache/) "
-    "and leaves ignoring it to the repo's .gitignore. In a spec repo without that line (any repo not made "
-    "by `mlspec init`) `git add -A` commits the cache, and from then on the hook fails valid specs with "
-    "`files were modified by this hook`. Tools that keep a cache in the work tree (pytest, mypy, ruff) "
-    "write a `.gitignore` containing `*` into their cache directory.",
-)
 def test_the_hooks_cache_does_not_end_up_in_commits(spec_repo: SpecRepo) -> None:
     spec_repo.write({"specs/data.yaml": DATASET, "specs/model.yaml": MODEL}, ignore="")
     first = spec_repo.hook()

@@ -18,18 +18,7 @@ def test_all_is_sorted_and_unique() -> None:
     assert "__version__" in mlspec.__all__
 
 
-SHADOWED = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `mlspec.validate` (the function) shares its name with the submodule mlspec/validate.py. "
-    "The first access imports the submodule, and importing a submodule sets it as an attribute of the "
-    "package, so from then on `mlspec.validate` and `from mlspec import validate` give the module: "
-    "`mlspec.validate(root)` -> TypeError: 'module' object is not callable.",
-)
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=SHADOWED) if n == "validate" else n for n in mlspec.__all__]
-)
+@pytest.mark.parametrize("name", mlspec.__all__)
 def test_every_exported_name_resolves_to_the_same_object_every_time(name: str) -> None:
     first = getattr(mlspec, name)
     second = getattr(mlspec, name)

@@ -9,7 +9,7 @@ from mlspec.commands.validate import show
 from mlspec.errors import EXIT_ERROR, EXIT_OK, MlspecError
 from mlspec.graph import SpecGraph
 from mlspec.render import graph as render
-from mlspec.validate import validate
+from mlspec.validation import validate
 
 RENDERERS: dict[str, Callable[[SpecGraph], str]] = {
     "text": render.render_text,
@@ -41,6 +41,9 @@ def _address(graph: SpecGraph, text: str, flag: str) -> str:
     from mlspec.spec.suggest import did_you_mean
 
     address = graph.resolve(text)
+    owners = graph._by_name.get(text, []) if "/" not in text else []
+    if address is None and len(owners) > 1:
+        raise MlspecError(f"{flag} {text}: ambiguous, it names {' and '.join(sorted(owners))}; write the kind")
     if address is None:
         hint = did_you_mean(text, graph.nodes) or did_you_mean(text, [a.split("/", 1)[1] for a in graph.nodes])
         raise MlspecError(f"{flag} {text}: no such resource" + (f"; {hint}" if hint else ""))

@@ -7,7 +7,7 @@ import click
 
 from mlspec.errors import EXIT_ERROR, EXIT_OK
 from mlspec.render import diagnostics as render
-from mlspec.validate import ValidationReport, validate
+from mlspec.validation import ValidationReport, validate
 
 
 def run(

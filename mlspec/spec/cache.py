@@ -14,8 +14,11 @@ written (git's "racily clean" rule); others are re-read and compared by digest, 
 the same clock tick is never missed. Only changed rows are written. The cache is an optimisation:
 a missing, corrupt, locked or foreign cache is ignored (and rebuilt when possible), never an error.
 
-Everything in it is JSON, never pickle: a cache file committed to a spec repo by someone hostile
-must not be able to run code when CI validates.
+A cache file is trusted by nobody but the checkout that wrote it. Everything in it is JSON, never
+pickle, so a hostile one cannot run code; its key includes the device and inode of the project
+directory, which a clone cannot reproduce, so a committed one cannot vouch for bad specs either;
+and the cache directory ignores itself in git (as .pytest_cache does), so it is not committed by
+accident and a pre-commit hook never sees it as a change.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ class ParseCache:
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            ignore = self.path.parent / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# written by mlspec: this directory is a local cache\n*\n")
             db = sqlite3.connect(self.path, timeout=0.5, isolation_level=None)
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT name, value FROM meta"))

@@ -18,7 +18,7 @@ import pytest
 
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
-from mlspec.validate import validate
+from mlspec.validation import validate
 
 Project = Callable[..., Path]
 
@@ -426,7 +426,7 @@ def test_aliases_within_the_budget_are_fine(project: Project) -> None:
 _DEEP_SCRIPT = """
 import json, sys
 from pathlib import Path
-from mlspec.validate import validate
+from mlspec.validation import validate
 report = validate(Path(sys.argv[1]), use_cache=False)
 print(json.dumps([[d.code, d.file, d.line, d.col] for d in report.diagnostics]))
 """

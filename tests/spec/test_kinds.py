@@ -12,7 +12,7 @@ from mlspec.spec.check import check_document
 from mlspec.spec.diagnostics import Diagnostic
 from mlspec.spec.kinds import KIND_NAMES
 from mlspec.spec.loader import load_text
-from mlspec.validate import validate
+from mlspec.validation import validate
 
 Project = Callable[..., Path]
 

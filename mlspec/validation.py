@@ -8,6 +8,7 @@ re-link only the changed files (they export and reference the same names as befo
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,17 +82,28 @@ def validate(
     root = find_root(root)
     if not root.is_dir():
         raise ProjectError(f"project directory {root} does not exist")
-    cache = ParseCache(root / ".mlspec" / "cache" / "validate.db", (__version__,), enabled=use_cache)
+    cache = ParseCache(root / ".mlspec" / "cache" / "validate.db", _cache_key(root), enabled=use_cache)
     try:
         project = _load_project(root, cache)
-        files, found = discover(project, list(paths) if paths else None)
-        run = _Run(project, files, cache, whole_project=not paths, jobs=jobs)
+        files, found = discover(project)
+        chosen, outside = files, []
+        if paths:
+            # References cross files: link the whole project, report on the files asked for.
+            chosen, found_here = discover(project, list(paths))
+            found = [d for d in found if d.code != codes.NO_SPEC_FILES] + found_here
+            known = {f.rel for f in files}
+            outside = [f for f in chosen if f.rel not in known]
+        # Only a run over exactly the project's files may store or reuse the project's verdict.
+        run = _Run(project, files + outside, cache, whole_project=not outside, jobs=jobs)
         diagnostics, count, graph = run.check(need_graph)
     finally:
         cache.close()
+    if paths:
+        wanted = {f.rel for f in chosen}
+        diagnostics = [d for d in diagnostics if d.file in wanted]
     diagnostics = sorted(project.diagnostics + found + diagnostics, key=Diagnostic.sort_key)
     return ValidationReport(
-        project, files, diagnostics, count, graph, run.parsed, run.mode, time.perf_counter() - started,
+        project, chosen, diagnostics, count, graph, run.parsed, run.mode, time.perf_counter() - started,
         paths=paths,
     )  # fmt: skip
 
@@ -120,6 +132,9 @@ class _Run:
             rel = spec_file.rel
             try:
                 st = spec_file.stat or os.stat(spec_file.path)
+                if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+                    fresh[rel] = unreadable(rel, "not a regular file")
+                    continue
                 if st.st_size > limit:
                     fresh[rel] = too_large(rel, st.st_size, limit)
                     continue
@@ -192,6 +207,21 @@ class _Run:
             loaded = load_text(text, file) if text is not None else None
             cached[file] = {d.index: d for d in loaded.documents} if loaded else {}
         return cached[file]
+
+
+def _cache_key(root: Path) -> tuple[object, ...]:
+    """What a cached verdict depends on besides the files: this checkout, and this mlspec's code.
+
+    The project directory's (device, inode) binds the cache to the checkout that wrote it; the
+    newest mtime of mlspec's own modules makes an edited (editable) install start afresh.
+    """
+    here = Path(__file__).parent
+    newest = 0
+    for directory in (here, here / "spec", here / "spec" / "kinds"):
+        with os.scandir(directory) as entries:
+            newest = max([newest, *(e.stat().st_mtime_ns for e in entries if e.name.endswith(".py"))])
+    st = os.stat(root)
+    return (__version__, newest, st.st_dev, st.st_ino)
 
 
 def _load_project(root: Path, cache: ParseCache) -> Project:
