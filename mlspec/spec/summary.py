@@ -13,10 +13,13 @@ against ~0.1 s for tuples).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from mlspec.spec.kinds.base import Envelope
 
 Loc = tuple[str | int, ...]
 NAME_LOC: Loc = ("metadata", "name")
@@ -71,13 +74,17 @@ class FileSummary(NamedTuple):
 
 
 def summarize(raw: bytes, rel: str) -> FileSummary:
-    from mlspec.spec.check import check_document
-    from mlspec.spec.kinds.base import iter_refs
-    from mlspec.spec.loader import decode, load_text
+    from mlspec.spec.check import check_document, quick_check
+    from mlspec.spec.loader import decode, load_plain, load_text
 
     text, problem = decode(raw, rel)
     if problem is not None:
         return FileSummary((problem,), ())
+    plain = load_plain(text or "")
+    if plain is not None:
+        resource = quick_check(plain)
+        if resource is not None:  # the common case: one valid document, no positions needed
+            return FileSummary((), (_resource_summary(resource, 0),))
     loaded = load_text(text or "", rel)
     diagnostics = list(loaded.diagnostics)
     resources = []
@@ -90,18 +97,22 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
             if placeholder is not None:  # still declared: references to it must not read as dangling
                 resources.append(placeholder)
             continue
-        spec = resource.spec
-        resources.append(
-            ResourceSummary(
-                resource.kind_name,
-                resource.metadata.name,
-                doc.index,
-                tuple(RefUse(r.value, r.kinds, r.loc) for r in iter_refs(resource)),
-                tuple(NeedUse(n.ref, n.fact, n.item, n.forbidden, ("spec", *n.loc)) for n in spec.needs()),
-                tuple((k, tuple(v)) for k, v in spec.facts().items()),
-            )
-        )
+        resources.append(_resource_summary(resource, doc.index))
     return FileSummary(tuple(diagnostics), tuple(resources))
+
+
+def _resource_summary(resource: Envelope, doc: int) -> ResourceSummary:
+    from mlspec.spec.kinds.base import iter_refs
+
+    spec = resource.spec
+    return ResourceSummary(
+        resource.kind_name,
+        resource.metadata.name,
+        doc,
+        tuple(RefUse(r.value, r.kinds, r.loc) for r in iter_refs(resource)),
+        tuple(NeedUse(n.ref, n.fact, n.item, n.forbidden, ("spec", *n.loc)) for n in spec.needs()),
+        tuple((k, tuple(v)) for k, v in spec.facts().items()),
+    )
 
 
 def _declared(data: object, doc: int) -> ResourceSummary | None:

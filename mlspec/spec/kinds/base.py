@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
 
 from mlspec.spec import codes
 from mlspec.spec.vocabulary import API_VERSION, DNS_LABEL, KIND_NAMES
@@ -55,6 +55,22 @@ def Ref(*kinds: str) -> Any:  # noqa: N802 - reads as a type in field declaratio
         ),
     ]
 
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_FREEFORM_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_FREEFORM_DEPTH} levels")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
+MAX_FREEFORM_DEPTH = 32
+# Free-form settings (a family's config, a task's params): JSON values only, never dates or
+# non-string keys, so every YAML parser that accepts them yields the same data.
+FreeForm = Annotated[dict[str, JsonValue], AfterValidator(_shallow)]
 
 Name = Annotated[
     str,
@@ -185,12 +201,33 @@ def iter_refs(model: BaseModel, loc: Loc = ()) -> Iterator[RefSite]:
 
 @cache
 def _model_fields(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
-    """Fields that may hold nested models (skipping plain scalars keeps the walk cheap)."""
+    """Fields that may hold a model with checks or references: the walk visits nothing else."""
     return tuple(
         (name, info.alias or name)
         for name, info in cls.model_fields.items()
-        if _may_hold_model(info.annotation)
+        if any(_relevant(m) for m in _models_in(info.annotation))
     )
+
+
+def _relevant(cls: type[BaseModel], seen: frozenset[type] = frozenset()) -> bool:
+    """Whether `cls`, or a model nested in it, has semantic checks or references."""
+    if cls in seen:
+        return False
+    if "issues" in _overrides(cls) or "needs" in _overrides(cls) or _ref_fields(cls):
+        return True
+    return any(
+        _relevant(m, seen | {cls}) for info in cls.model_fields.values() for m in _models_in(info.annotation)
+    )
+
+
+@cache
+def _overrides(cls: type[BaseModel]) -> frozenset[str]:
+    names = set()
+    for klass in cls.__mro__:
+        if klass in (SpecBase, Strict, BaseModel):
+            break
+        names.update(k for k in ("issues", "needs", "facts") if k in vars(klass))
+    return frozenset(names)
 
 
 @cache
@@ -218,7 +255,7 @@ def _ref_kinds(annotation: Any, metadata: tuple[Any, ...] = ()) -> tuple[str, ..
     return ()
 
 
-def _may_hold_model(annotation: Any) -> bool:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type):
-        return issubclass(annotation, BaseModel)
-    return any(_may_hold_model(arg) for arg in get_args(annotation))
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]

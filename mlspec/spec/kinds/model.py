@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from mlspec.spec.kinds.base import Envelope, Issue, Need, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import FreeForm, Envelope, Issue, Need, Ref, SpecBase, Strict
 
 Metric = Literal["accuracy", "f1", "precision", "recall", "roc_auc", "rmse", "mae", "loss"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -47,7 +47,7 @@ class Architecture(Strict):
     `entrypoint` (module:function in the spec repo) that trains the model itself."""
 
     family: Literal["bert", "distilbert", "roberta", "mlp"] | None = None
-    config: dict[str, object] = Field(default_factory=dict, description="passed to the family's config class")
+    config: FreeForm = Field(default_factory=dict, description="passed to the family's config class")
     pretrained: str | None = Field(None, description="local directory of a transformers model")
     entrypoint: str | None = Field(
         None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function in the spec repo"
@@ -75,7 +75,7 @@ class Hyperparameters(Strict):
     gradient_accumulation_steps: int = Field(1, gt=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     max_length: int | None = Field(None, gt=0, description="tokens per example (text tasks)")
-    params: dict[str, object] = Field(default_factory=dict, description="free-form, for entrypoint models")
+    params: FreeForm = Field(default_factory=dict, description="free-form, for entrypoint models")
 
 
 class Resources(Strict):

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import FreeForm, Envelope, Issue, Ref, SpecBase, Strict
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 VARIABLE_NAME = r"^[A-Za-z_]\w*$"
@@ -45,7 +45,7 @@ class Assertion(Strict):
 
 class PromptTest(Strict):
     name: str
-    vars: dict[str, object] = Field(default_factory=dict)
+    vars: FreeForm = Field(default_factory=dict)
     assert_: list[Assertion] = Field(alias="assert", min_length=1)
 
 

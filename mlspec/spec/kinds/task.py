@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import FreeForm, EnvStr, Envelope, Issue, Ref, SpecBase, Strict
 
 
 class OutputDep(Strict):
@@ -23,7 +23,7 @@ class TaskSpec(SpecBase):
     cwd: str | None = None
     deps: list[str | OutputDep] = Field(default_factory=list, description="files, globs or upstream outputs")
     outs: list[str] = Field(default_factory=list)
-    params: dict[str, object] = Field(default_factory=dict)
+    params: FreeForm = Field(default_factory=dict)
     env: dict[str, EnvStr] = Field(default_factory=dict)
     cache: bool = Field(True, description="restore outs from the run cache when the fingerprint was seen")
     timeout_s: float | None = Field(None, gt=0)
