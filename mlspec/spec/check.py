@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, format_field
 from mlspec.spec.kinds import API_VERSION, KINDS, Envelope
-from mlspec.spec.kinds.base import NAME_RE, Issue, Loc, walk_models
+from mlspec.spec.kinds.base import NAME_RE, Issue, Loc, inspect
 from mlspec.spec.loader import Document
 from mlspec.spec.suggest import closest, did_you_mean
 
@@ -82,9 +82,7 @@ def quick_check(data: dict[str, Any]) -> Envelope | None:
         resource = KINDS[kind].model_validate(data)
     except ValidationError:
         return None
-    for _ in _issues(resource):
-        return None
-    return resource
+    return None if _issues(resource) else resource
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -128,12 +126,8 @@ def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
     return out
 
 
-def _issues(resource: BaseModel) -> Iterator[tuple[Loc, Issue]]:
-    for loc, model in walk_models(resource):
-        issues = getattr(type(model), "issues", None)  # on the class: pydantic's __getattr__ is slow
-        if issues is not None:
-            for issue in issues(model):
-                yield (*loc, *issue.loc), issue
+def _issues(resource: BaseModel) -> list[tuple[Loc, Issue]]:
+    return inspect(resource)[0]
 
 
 def _issue_diagnostic(doc: Document, file: str, loc: Loc, issue: Issue) -> Diagnostic:

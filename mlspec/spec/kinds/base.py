@@ -188,15 +188,47 @@ class RefSite:
 
 def iter_refs(model: BaseModel, loc: Loc = ()) -> Iterator[RefSite]:
     """Every reference in `model`, with where it is written and which kinds it may name."""
-    for sub_loc, sub in walk_models(model, loc):
-        for attr, key, kinds in _ref_fields(type(sub)):
-            value = getattr(sub, attr)
-            if isinstance(value, str):
-                yield RefSite((*sub_loc, key), value, kinds)
-            elif isinstance(value, list):
-                for i, item in enumerate(value):
-                    if isinstance(item, str):
-                        yield RefSite((*sub_loc, key, i), item, kinds)
+    return iter(inspect(model, loc)[1])
+
+
+def inspect(model: BaseModel, loc: Loc = ()) -> tuple[list[tuple[Loc, Issue]], list[RefSite]]:
+    """Semantic issues and references of `model` and every model nested in it, in one pass.
+
+    The hot loop of validation (once per resource): iterative, visiting only fields that can hold
+    checks or references, and reading values from `__dict__` (pydantic's getattr is slower).
+    """
+    issues: list[tuple[Loc, Issue]] = []
+    refs: list[RefSite] = []
+    stack: list[tuple[Loc, Any]] = [(loc, model)]
+    while stack:
+        here, value = stack.pop()
+        if isinstance(value, BaseModel):
+            cls = type(value)
+            fields = value.__dict__
+            method = _issues_method(cls)
+            if method is not None:
+                issues.extend(((*here, *issue.loc), issue) for issue in method(value))
+            for attr, key, kinds in _ref_fields(cls):
+                ref = fields[attr]
+                if isinstance(ref, str):
+                    refs.append(RefSite((*here, key), ref, kinds))
+                elif isinstance(ref, list):
+                    refs.extend(RefSite((*here, key, i), r, kinds) for i, r in enumerate(ref) if isinstance(r, str))
+            stack.extend(((*here, key), fields[attr]) for attr, key in reversed(_model_fields(cls)))
+        elif isinstance(value, list):
+            stack.extend(((*here, i), v) for i, v in reversed(list(enumerate(value))) if not _scalar(v))
+        elif isinstance(value, dict):
+            stack.extend(((*here, k), v) for k, v in reversed(list(value.items())) if not _scalar(v))
+    return issues, refs
+
+
+def _scalar(value: Any) -> bool:
+    return not isinstance(value, BaseModel | list | dict)
+
+
+@cache
+def _issues_method(cls: type[BaseModel]) -> Any:
+    return getattr(cls, "issues", None) if "issues" in _overrides(cls) else None
 
 
 @cache
