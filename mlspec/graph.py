@@ -150,6 +150,7 @@ class _Linker:
         self.graph = graph
         self.locate = locate
         self.diagnostics: list[Diagnostic] = []
+        self._facts: dict[str, dict[str, tuple[str, ...]]] = {}  # per target, built once
 
     def add(self, file: str, resource: ResourceSummary) -> Node | None:
         nodes = self.graph.nodes
@@ -170,11 +171,16 @@ class _Linker:
             target = self.resolve_ref(node, ref)
             if target is not None and keep_edges:
                 self.graph.edges.append(Edge(target, node.address, node.file, resource.doc, ref.loc))
+        resolved: dict[str, str | None] = {}  # a Model's needs all name its one Dataset
         for need in resource.needs:
-            target = self.graph.resolve(need.ref)
+            if need.ref not in resolved:
+                resolved[need.ref] = self.graph.resolve(need.ref)
+            target = resolved[need.ref]
             if target is None:
                 continue
-            facts = dict(self.graph.nodes[target].resource.facts)
+            facts = self._facts.get(target)
+            if facts is None:
+                facts = self._facts[target] = dict(self.graph.nodes[target].resource.facts)
             if need.fact not in facts:
                 continue
             present = need.item in facts[need.fact]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, format_field
 from mlspec.spec.kinds import API_VERSION, KINDS, Envelope
-from mlspec.spec.kinds.base import NAME_RE, Issue, Loc, inspect
+from mlspec.spec.kinds.base import NAME_RE, Issue, Loc, RefSite, inspect
 from mlspec.spec.loader import Document
 from mlspec.spec.suggest import closest, did_you_mean
 
@@ -70,11 +70,9 @@ def check_document(doc: Document, file: str) -> Checked:
     return Checked(None if diagnostics else resource, diagnostics)
 
 
-def quick_check(data: dict[str, Any]) -> Envelope | None:
-    """The resource, if `data` is a valid spec with no issue at all; None if anything is wrong.
-
-    For the fast path: a None sends the file through `check_document`, which explains.
-    """
+def quick_check(data: dict[str, Any]) -> tuple[Envelope, list[RefSite]] | None:
+    """The resource and its references, if `data` is a valid spec with no issue at all; None if
+    anything is wrong. For the fast path: a None sends the file through `check_document`."""
     kind = data.get("kind")
     if data.get("apiVersion") != API_VERSION or not isinstance(kind, str) or kind not in KINDS:
         return None
@@ -82,7 +80,8 @@ def quick_check(data: dict[str, Any]) -> Envelope | None:
         resource = KINDS[kind].model_validate(data)
     except ValidationError:
         return None
-    return None if _issues(resource) else resource
+    issues, refs = inspect(resource)
+    return None if issues else (resource, refs)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -189,9 +189,21 @@ def _odd_line_break(text: str) -> int | None:
 # Constructs where yaml_rs and this loader differ (merge keys, tags), or that need this loader's
 # limits and checks (aliases, interpolation), or several documents: all go to load_text.
 _ANCHOR_ALIAS_TAG = re.compile(r"(?:^|[\s\[{,])[&*!]", re.MULTILINE)
-# Escapes (libyaml refuses surrogate pairs that yaml_rs joins) and characters YAML does not allow
-# in a document (libyaml refuses them, yaml_rs lets some through) also go the slow way.
-_OTHER_MARKERS = ("<<", "${", "\n%", "\n...", "\\")
+# Escapes (libyaml refuses surrogate pairs that yaml_rs joins), tabs (libyaml refuses some that
+# yaml_rs allows) and characters YAML does not allow in a document also go the slow way.
+_OTHER_MARKERS = ("<<", "${", "\n%", "\n...", "\\", "\t")
+# Fast-path text is written in this alphabet only (anything else, e.g. `|`, `@`, `?`, `&`, `*`, `!`,
+# `%`, `\`, tabs, non-ASCII, goes the slow way), and its flow collections follow a small grammar:
+# simple keys, word-like or simply quoted scalars, one level of nesting. The two parsers disagree
+# on corner cases of flow style (`{:0}`, `{|}`, a flow mapping across lines); not on these.
+_COMMENT = re.compile(r"(?:^|(?<= ))#[^\n]*", re.MULTILINE)  # checked without comments: any text goes there
+_FAST_ALPHABET = re.compile(r"[A-Za-z0-9 \n_.,:/'\"=<>+\-\[\]{}#()]*")
+_SCALAR = r"""(?:"[^"\\\n]*"|'[^'\n]*'|[A-Za-z0-9_][A-Za-z0-9_.+\-/ =<>()]*)"""
+_LIST = rf"\[ *(?:{_SCALAR} *(?:, *{_SCALAR} *)*)?\]"
+_PAIR = rf"[A-Za-z_][A-Za-z0-9_.\-]*: +(?:{_SCALAR}|{_LIST})"
+_MAP = rf"\{{ *(?:{_PAIR} *(?:, *{_PAIR} *)*)?\}}"
+_SIMPLE_FLOW = re.compile(rf"(?<=: )(?:{_MAP}|\[ *(?:(?:{_SCALAR}|{_MAP}) *(?:, *(?:{_SCALAR}|{_MAP}) *)*)?\]) *(?:#[^\n]*)?$",
+                          re.MULTILINE)  # fmt: skip
 _NOT_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
@@ -204,6 +216,11 @@ def load_plain(text: str) -> dict[str, Any] | None:
     if ("&" in text or "*" in text or "!" in text) and _ANCHOR_ALIAS_TAG.search(text):
         return None
     if _NOT_PRINTABLE.search(text) or _odd_line_break(text) is not None:
+        return None
+    content = _COMMENT.sub("", text) if "#" in text else text
+    if not _FAST_ALPHABET.fullmatch(content):
+        return None
+    if ("{" in content or "[" in content) and any(c in _SIMPLE_FLOW.sub("", content) for c in "{}[]"):
         return None
     try:
         data = _fast.loads(text)

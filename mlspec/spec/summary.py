@@ -19,7 +19,7 @@ from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from mlspec.spec.kinds.base import Envelope
+    from mlspec.spec.kinds.base import Envelope, RefSite
 
 Loc = tuple[str | int, ...]
 NAME_LOC: Loc = ("metadata", "name")
@@ -75,6 +75,7 @@ class FileSummary(NamedTuple):
 
 def summarize(raw: bytes, rel: str) -> FileSummary:
     from mlspec.spec.check import check_document, quick_check
+    from mlspec.spec.kinds.base import iter_refs
     from mlspec.spec.loader import decode, load_plain, load_text
 
     text, problem = decode(raw, rel)
@@ -82,9 +83,9 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
         return FileSummary((problem,), ())
     plain = load_plain(text or "")
     if plain is not None:
-        resource = quick_check(plain)
-        if resource is not None:  # the common case: one valid document, no positions needed
-            return FileSummary((), (_resource_summary(resource, 0),))
+        checked = quick_check(plain)
+        if checked is not None:  # the common case: one valid document, no positions needed
+            return FileSummary((), (_resource_summary(checked[0], 0, checked[1]),))
     loaded = load_text(text or "", rel)
     diagnostics = list(loaded.diagnostics)
     resources = []
@@ -97,19 +98,17 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
             if placeholder is not None:  # still declared: references to it must not read as dangling
                 resources.append(placeholder)
             continue
-        resources.append(_resource_summary(resource, doc.index))
+        resources.append(_resource_summary(resource, doc.index, list(iter_refs(resource))))
     return FileSummary(tuple(diagnostics), tuple(resources))
 
 
-def _resource_summary(resource: Envelope, doc: int) -> ResourceSummary:
-    from mlspec.spec.kinds.base import iter_refs
-
+def _resource_summary(resource: Envelope, doc: int, refs: list[RefSite]) -> ResourceSummary:
     spec = resource.spec
     return ResourceSummary(
         resource.kind_name,
         resource.metadata.name,
         doc,
-        tuple(RefUse(r.value, r.kinds, r.loc) for r in iter_refs(resource)),
+        tuple(RefUse(r.value, r.kinds, r.loc) for r in refs),
         tuple(NeedUse(n.ref, n.fact, n.item, n.forbidden, ("spec", *n.loc)) for n in spec.needs()),
         tuple((k, tuple(v)) for k, v in spec.facts().items()),
     )
