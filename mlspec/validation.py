@@ -184,7 +184,7 @@ class _Run:
             if not fresh:
                 self.mode, result = "cached", (prior, count)
             elif not any(d.code in _GLOBAL_CODES for d in prior):
-                before = self.cache.signatures()
+                before = self.cache.signatures(fresh)
                 if all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
                     self.mode = "relink"
                     kept = [d for d in prior if d.file not in fresh]

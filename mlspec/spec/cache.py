@@ -117,9 +117,15 @@ class ParseCache:
         except (sqlite3.Error, ValueError, TypeError):
             pass
 
-    def signatures(self) -> dict[str, str]:
+    def signatures(self, rels: Iterable[str]) -> dict[str, str]:
         """rel -> the JSON of what the file exports and references (see `signature`)."""
-        return dict(self._query("SELECT rel, exports || refsig FROM files"))
+        wanted = list(rels)
+        out: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self._query(f"SELECT rel, exports || refsig FROM files WHERE rel IN ({marks})", part))
+        return out
 
     def exports(self) -> dict[str, Any]:
         """rel -> its resources' (kind, name, doc, facts), for re-linking against."""
@@ -168,11 +174,11 @@ class ParseCache:
             except sqlite3.Error:
                 self.db = None
 
-    def _query(self, sql: str) -> list[Any]:
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         if self.db is None:
             return []
         try:
-            return self.db.execute(sql).fetchall()
+            return self.db.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error:
             self.db = None
             return []
