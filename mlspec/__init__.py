@@ -30,7 +30,19 @@ _EXPORTS = {
     "validate": "mlspec.validation",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Diagnostic",
+    "MlspecError",
+    "Project",
+    "Severity",
+    "SpecError",
+    "SpecGraph",
+    "ValidationReport",
+    "__version__",
+    "load_project",
+    "validate",
+]
+assert sorted(set(__all__) - {"__version__"}) == sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

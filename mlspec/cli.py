@@ -26,7 +26,7 @@ def format_option(*choices: str) -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
         help="Output format: text for people, json for machines.",
-    )  # fmt: skip
+    )
 
 
 def _style() -> Callable[..., str]:
@@ -38,7 +38,7 @@ def _style() -> Callable[..., str]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="mlspec", message="%(prog)s %(version)s")
 @click.option("-C", "--project", "project", type=click.Path(file_okay=False, path_type=Path),
-              help="Run as if started in this directory.")  # fmt: skip
+              help="Run as if started in this directory.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
@@ -100,7 +100,7 @@ def graph(obj: dict[str, Any], fmt: str, upstream: str | None, downstream: str |
 
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
-              show_default=True, help="Where the schema files live.")  # fmt: skip
+              show_default=True, help="Where the schema files live.")
 @click.option("--check", is_flag=True, help="Fail (exit 1) if the files differ from the kinds; write nothing.")
 @click.option("--kind", help="Print one kind's schema to stdout instead.")
 @format_option("text", "json")
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlspecError as err:
         click.echo(f"{click.style('error', fg='red', bold=True)}: {err}", err=True)
         return err.exit_code
-    except Exception:  # noqa: BLE001 - a bug in mlspec: say so, and how to report it
+    except Exception:
         if "--debug" in args:
             raise
         exc = sys.exc_info()[1]

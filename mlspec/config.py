@@ -34,7 +34,7 @@ class ArtifactsConfig(_Strict):
 
 class ProjectConfig(_Strict):
     specs: list[str] = Field(default_factory=lambda: list(DEFAULT_SPECS), min_length=1,
-                             description="globs, relative to the project root")  # fmt: skip
+                             description="globs, relative to the project root")
     exclude: list[str] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     state: StateConfig = Field(default_factory=StateConfig)

@@ -160,7 +160,7 @@ class _Linker:
             where = f"{first.file}:{line}" if line else first.file
             self.report(file, resource.doc, NAME_LOC, codes.DUPLICATE_ADDRESS,
                         f"`{resource.address}` is already declared at {where}",
-                        hint="rename one of them: an address (Kind/name) must be unique")  # fmt: skip
+                        hint="rename one of them: an address (Kind/name) must be unique")
             return None
         node = nodes[resource.address] = Node(resource.address, file, resource)
         return node
@@ -187,13 +187,13 @@ class _Linker:
             if need.forbidden and present:
                 self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,
                             f"`{need.item}` is a PII column of {target}, dropped before training",
-                            hint="remove it from the features, or hash it instead of dropping it")  # fmt: skip
+                            hint="remove it from the features, or hash it instead of dropping it")
             elif not need.forbidden and not present:
                 known = list(facts[need.fact])
                 self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,
                             f"{target} has no {need.fact.rstrip('s')} `{need.item}`",
                             expected=f"one of {', '.join(known)}" if known else None,
-                            hint=did_you_mean(need.item, known))  # fmt: skip
+                            hint=did_you_mean(need.item, known))
 
     def resolve_ref(self, node: Node, ref: RefUse) -> str | None:
         graph, allowed = self.graph, ref.kinds
@@ -204,13 +204,13 @@ class _Linker:
             if kind not in KIND_NAMES or kind not in allowed:
                 self.report(file, doc, ref.loc, codes.WRONG_KIND_REFERENCE,
                             f"`{ref.field_name}` takes a {accepts}, not a {kind}",
-                            expected=accepts, hint=did_you_mean(kind, allowed))  # fmt: skip
+                            expected=accepts, hint=did_you_mean(kind, allowed))
                 return None
             if ref.value in graph.nodes:
                 return ref.value
             candidates = [a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/")]
             self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {kind} named `{name}`",
-                        expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
+                        expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))
             return None
         name = ref.value
         owners = graph._by_name.get(name, [])
@@ -220,16 +220,16 @@ class _Linker:
         if len(matches) > 1:
             self.report(file, doc, ref.loc, codes.AMBIGUOUS_REFERENCE,
                         f"`{name}` names {' and '.join(sorted(matches))}",
-                        hint=f"write the kind: {sorted(matches)[0]}")  # fmt: skip
+                        hint=f"write the kind: {sorted(matches)[0]}")
             return None
         if owners:
             self.report(file, doc, ref.loc, codes.WRONG_KIND_REFERENCE,
                         f"`{name}` is a {owners[0].split('/', 1)[0]}, but `{ref.field_name}` takes a {accepts}",
-                        expected=accepts)  # fmt: skip
+                        expected=accepts)
             return None
         candidates = [a.split("/", 1)[1] for a in graph.nodes if a.split("/", 1)[0] in allowed]
         self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {accepts} named `{name}`",
-                    expected=f"a {accepts} declared in the specs", hint=did_you_mean(name, candidates))  # fmt: skip
+                    expected=f"a {accepts} declared in the specs", hint=did_you_mean(name, candidates))
         return None
 
     def report(self, file: str, doc: int, loc: Loc, code: str, message: str, **extra: Any) -> None:
@@ -256,7 +256,7 @@ def _cycle_diagnostics(graph: SpecGraph, locate: Locate) -> Iterator[Diagnostic]
         yield _at(
             locate, closing.file, closing.doc, closing.loc, codes.CYCLE, f"dependency cycle: {shown}",
             hint="break the cycle by removing one of these references",
-        )  # fmt: skip
+        )
 
 
 def _cycle_path(start: str, members: set[str], successors: Mapping[str, list[Edge]]) -> list[Edge]:

@@ -125,7 +125,7 @@ def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[Sp
                     PROJECT_FILE if project.config_file else ".", severity=Severity.WARNING,
                     hint=None if project.config_file or patterns != list(DEFAULT_SPECS)
                     else "put specs under specs/ or set `specs:` in mlspec.yaml",
-                )  # fmt: skip
+                )
             )
     return sorted(found.values(), key=lambda f: f.rel), diagnostics
 
@@ -186,7 +186,7 @@ def _add(root: Path, path: Path, rel: str, found: dict[str, SpecFile], diagnosti
                 Diagnostic(
                     codes.SYMLINK_ESCAPES, f"symlink points outside the project (to {target})", rel,
                     hint="copy the file into the repo instead of linking to it",
-                )  # fmt: skip
+                )
             )
             return
         if target.is_dir():

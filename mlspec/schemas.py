@@ -32,7 +32,7 @@ def generate() -> dict[str, dict[str, Any]]:
     for kind, cls in KINDS.items():
         schema = cls.model_json_schema(by_alias=True)
         schemas[file_name(kind)] = {"$schema": DRAFT, "$id": file_name(kind), **schema,
-                                    "title": f"mlspec {kind}"}  # fmt: skip
+                                    "title": f"mlspec {kind}"}
     refs, defs = models_json_schema([(cls, "validation") for cls in KINDS.values()], by_alias=True)
     schemas[ANY_DOCUMENT] = {
         "$schema": DRAFT,
@@ -51,7 +51,7 @@ def generate() -> dict[str, dict[str, Any]]:
         **defs,
     }
     schemas[PROJECT] = {"$schema": DRAFT, "$id": PROJECT, **ProjectConfig.model_json_schema(by_alias=True),
-                        "title": "mlspec project file (mlspec.yaml)"}  # fmt: skip
+                        "title": "mlspec project file (mlspec.yaml)"}
     return schemas
 
 

@@ -107,7 +107,7 @@ def validate(
     return ValidationReport(
         project, chosen, diagnostics, count, graph, run.parsed, run.mode, time.perf_counter() - started,
         paths=paths,
-    )  # fmt: skip
+    )
 
 
 class _Run:

@@ -13,7 +13,7 @@ def run(directory: Path, *, force: bool, fmt: str) -> int:
     created = init(directory, force=force)
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "files": [
-            {"path": str(c.path), "skipped": c.skipped} for c in created]}, indent=2))  # fmt: skip
+            {"path": str(c.path), "skipped": c.skipped} for c in created]}, indent=2))
         return EXIT_OK
     for c in created:
         click.echo(f"  {'exists ' if c.skipped else 'created'}  {c.path}")

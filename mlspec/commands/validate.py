@@ -31,7 +31,7 @@ def show(report: ValidationReport, fmt: str, style: Callable[..., str]) -> None:
             render.render_json(
                 report.diagnostics, valid=report.ok, files=len(report.files), resources=report.resource_count,
                 parsed=report.parsed, mode=report.mode, seconds=round(report.seconds, 4),
-            )  # fmt: skip
+            )
         )
         return
     if fmt == "github":
@@ -43,5 +43,5 @@ def show(report: ValidationReport, fmt: str, style: Callable[..., str]) -> None:
         click.echo()
     click.echo(
         render.summary_line(len(report.errors), len(report.warnings), len(report.files),
-                            report.resource_count, report.seconds)  # fmt: skip
+                            report.resource_count, report.seconds)
     )

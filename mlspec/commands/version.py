@@ -13,7 +13,7 @@ LIBRARIES = ("pydantic", "ruamel.yaml", "ruamel.yaml.clib", "click", "networkx",
 
 
 def run(fmt: str) -> int:
-    libraries = {}
+    libraries: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             libraries[name] = metadata.version(name)

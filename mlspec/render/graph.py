@@ -45,7 +45,7 @@ def render_json(graph: SpecGraph) -> str:
             "format_version": "1",
             "nodes": [
                 {"address": a, "kind": n.resource.kind, "name": n.resource.name, "file": n.file,
-                 "document": n.resource.doc}  # fmt: skip
+                 "document": n.resource.doc}
                 for a, n in sorted(graph.nodes.items())
             ],
             "edges": [

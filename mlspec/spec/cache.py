@@ -130,13 +130,13 @@ class ParseCache:
     def exports(self) -> dict[str, Any]:
         """rel -> its resources' (kind, name, doc, facts), for re-linking against."""
         return {rel: tuple((k, n, d, tuple((f, tuple(v)) for f, v in facts)) for k, n, d, facts in json.loads(e))
-                for rel, e in self._query("SELECT rel, exports FROM files")}  # fmt: skip
+                for rel, e in self._query("SELECT rel, exports FROM files")}
 
     def summaries(self, rels: Iterable[str]) -> dict[str, FileSummary]:
         wanted = set(rels)
         try:
             return {rel: _summary(json.loads(blob)) for rel, blob in
-                    self._query("SELECT rel, summary FROM files") if rel in wanted}  # fmt: skip
+                    self._query("SELECT rel, summary FROM files") if rel in wanted}
         except (ValueError, TypeError, KeyError):  # a damaged row: parse those files again
             return {}
 
@@ -215,12 +215,12 @@ def _summary(row: Any) -> FileSummary:
             )
             for kind, name, doc, refs, needs, facts in resources
         ),
-    )  # fmt: skip
+    )
 
 
 def _row(d: Diagnostic) -> tuple[Any, ...]:
     return (d.code, d.message, d.file, d.line, d.col, d.severity.value, d.field, d.expected, d.hint, d.doc,
-            d.width)  # fmt: skip
+            d.width)
 
 
 def _diagnostic(t: tuple[Any, ...]) -> Diagnostic:

@@ -111,7 +111,7 @@ def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
             hint = f"`{typo}` should be spelt `apiVersion`"
         out.append(_at(doc, file, (typo,) if hint and typo else ("apiVersion",), codes.UNKNOWN_API_VERSION,
                        f"apiVersion {found}", expected=API_VERSION, hint=hint or f"add `apiVersion: {API_VERSION}`",
-                       key=version is None))  # fmt: skip
+                       key=version is None))
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         if kind is None:
@@ -121,7 +121,7 @@ def _check_envelope(doc: Document, file: str) -> list[Diagnostic]:
         else:
             message, hint = f"unknown kind `{kind}`", did_you_mean(kind, KINDS)
         out.append(_at(doc, file, ("kind",), codes.UNKNOWN_KIND, message,
-                       expected=", ".join(KINDS), hint=hint, key=kind is None))  # fmt: skip
+                       expected=", ".join(KINDS), hint=hint, key=kind is None))
     return out
 
 
@@ -139,7 +139,8 @@ def _translate(
     """Pydantic errors -> diagnostics, one per place, with union branches folded together."""
     plain: list[tuple[Loc, dict[str, Any]]] = []
     unions: dict[Loc, list[tuple[Loc, dict[str, Any]]]] = {}
-    for error in err.errors(include_url=False):
+    errors: list[dict[str, Any]] = [dict(e) for e in err.errors(include_url=False)]
+    for error in errors:
         loc, union_base = _document_loc(doc.data, error["loc"], error["type"])
         if union_base is None:
             plain.append((loc, error))
@@ -153,7 +154,7 @@ def _translate(
         wanted = dict.fromkeys(_expected_words(e) for _, e in branch_errors)
         first = branch_errors[0][1]
         yield _at(doc, file, base, codes.WRONG_TYPE, f"expected {' or '.join(wanted)}, got {_describe(first['input'])}",
-                  expected=" or ".join(wanted), hint=_env_hint(first["input"]))  # fmt: skip
+                  expected=" or ".join(wanted), hint=_env_hint(first["input"]))
     # A misspelt key is both "unknown `spce`" and "missing `spec`": say it once, at the typo.
     misspelt = {
         (loc[:-1], _suggested(model_cls, loc)) for loc, e in plain if e["type"] == "extra_forbidden"
@@ -181,10 +182,7 @@ def _document_loc(data: Any, loc: tuple[Any, ...], error_type: str) -> tuple[Loc
     union_base: Loc | None = None
     current = data
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-            out.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if _has(current, part):
             current = current[part]
             out.append(part)
         elif i == len(loc) - 1 and error_type == "missing":
@@ -192,6 +190,12 @@ def _document_loc(data: Any, loc: tuple[Any, ...], error_type: str) -> tuple[Loc
         elif union_base is None:
             union_base = tuple(out)
     return tuple(out), union_base
+
+
+def _has(container: Any, part: Any) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
 def _diagnostic(
@@ -202,31 +206,31 @@ def _diagnostic(
     if kind == "missing":
         return _at(doc, file, loc, codes.MISSING_FIELD, f"missing required field `{field}`",
                    expected=f"`{field}:` under {format_field(loc[:-1]) or 'the document'}",
-                   position_loc=loc[:-1], key=True)  # fmt: skip
+                   position_loc=loc[:-1], key=True)
     if kind == "extra_forbidden":
         allowed = sorted(_fields_at(model_cls, loc[:-1]))
         return _at(doc, file, loc, codes.UNKNOWN_FIELD, f"unknown field `{field}`",
                    expected=f"one of {', '.join(allowed)}" if allowed else None,
-                   hint=did_you_mean(str(field), allowed), key=True)  # fmt: skip
+                   hint=did_you_mean(str(field), allowed), key=True)
     if kind in ("literal_error", "enum"):
         options = _QUOTED.findall(str(ctx.get("expected", "")))
         return _at(doc, file, loc, codes.INVALID_CHOICE, f"`{value}` is not a valid `{field}`",
                    expected=f"one of {', '.join(options)}",
-                   hint=did_you_mean(str(value), options) if isinstance(value, str) else None)  # fmt: skip
+                   hint=did_you_mean(str(value), options) if isinstance(value, str) else None)
     if kind == "string_pattern_mismatch" and loc != ("metadata", "name"):
         return _at(doc, file, loc, codes.OUT_OF_RANGE, f"{_describe(value)} is not a valid `{field}`",
-                   expected=f"text matching {ctx.get('pattern')}")  # fmt: skip
+                   expected=f"text matching {ctx.get('pattern')}")
     if kind == "string_pattern_mismatch":
         return _at(doc, file, loc, codes.INVALID_NAME, f"`{value}` is not a valid name",
                    expected="a lowercase DNS label: a-z, 0-9 and -, starting and ending alphanumeric, at most 63",
-                   hint=_name_hint(value))  # fmt: skip
+                   hint=_name_hint(value))
     if kind in _TYPE_WORDS:
         return _at(doc, file, loc, codes.WRONG_TYPE, f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}",
-                   expected=_TYPE_WORDS[kind], hint=_env_hint(value))  # fmt: skip
+                   expected=_TYPE_WORDS[kind], hint=_env_hint(value))
     if kind in _RANGE_WORDS:
         wanted = _RANGE_WORDS[kind].format(**ctx)
         return _at(doc, file, loc, codes.OUT_OF_RANGE, f"{_describe(value)} is out of range for `{field}`",
-                   expected=wanted)  # fmt: skip
+                   expected=wanted)
     message = str(ctx.get("error") or error.get("msg") or "invalid value")
     return _at(doc, file, loc, codes.INVALID_VALUE, message.removeprefix("Value error, "))
 
@@ -247,7 +251,7 @@ def _at(
     return Diagnostic(
         code, message, file, pos.line, pos.col, field=format_field(loc) or None,
         expected=expected, hint=hint, doc=doc.index, width=pos.width,
-    )  # fmt: skip
+    )
 
 
 def _expected_words(error: dict[str, Any]) -> str:

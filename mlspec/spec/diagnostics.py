@@ -11,7 +11,7 @@ import enum
 from dataclasses import asdict, dataclass
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
 
@@ -47,7 +47,7 @@ class Diagnostic:
         return Diagnostic(
             self.code, self.message, file, self.line, self.col, self.severity,
             self.field, self.expected, self.hint, self.doc, self.width,
-        )  # fmt: skip
+        )
 
 
 def format_field(loc: tuple[str | int, ...]) -> str:

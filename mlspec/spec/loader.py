@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml.cyaml import CParser
+from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import BaseResolver
@@ -31,6 +31,7 @@ from ruamel.yaml.tag import Tag
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, Severity, format_field
 
+_fast: Any
 try:
     import yaml_rs as _fast
 except ImportError:  # optional accelerator: everything works without it, slower
@@ -140,11 +141,11 @@ def decode(raw: bytes, file: str) -> tuple[str | None, Diagnostic | None]:
             return None, Diagnostic(
                 codes.NOT_UTF8, "file is UTF-16, not UTF-8", file, 1, 1,
                 hint="re-save the file as UTF-8",
-            )  # fmt: skip
+            )
         return None, Diagnostic(
             codes.BINARY_FILE, "binary file matched by the spec globs", file, 1, 1,
             severity=Severity.ERROR, hint="narrow `specs` in mlspec.yaml or move the file out of the spec tree",
-        )  # fmt: skip
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -154,7 +155,7 @@ def decode(raw: bytes, file: str) -> tuple[str | None, Diagnostic | None]:
         return None, Diagnostic(
             codes.NOT_UTF8, f"invalid UTF-8 byte 0x{raw[err.start]:02x}", file, line, col,
             expected="UTF-8 text", hint="re-save the file as UTF-8",
-        )  # fmt: skip
+        )
     return text.removeprefix("\ufeff"), None
 
 
@@ -165,12 +166,12 @@ def _line_break_diagnostic(text: str, file: str) -> Diagnostic | None:
     line = text.count("\n", 0, odd) + 1
     col = odd - (text.rfind("\n", 0, odd) + 1) + 1
     name = {"\r": "a carriage return without a newline", "\x85": "U+0085 (NEL)",
-            "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}[text[odd]]  # fmt: skip
+            "\u2028": "U+2028 (LINE SEPARATOR)", "\u2029": "U+2029 (PARAGRAPH SEPARATOR)"}[text[odd]]
     return Diagnostic(
         codes.AMBIGUOUS_LINE_BREAK, f"{name}: YAML tools disagree on whether it ends a line", file, line, col,
         expected="\\n or \\r\\n line endings",
         hint="convert the line endings to \\n; inside a quoted string, write the escape instead",
-    )  # fmt: skip
+    )
 
 
 def _odd_line_break(text: str) -> int | None:
@@ -202,8 +203,8 @@ _SCALAR = r"""(?:"[^"\\\n]*"|'[^'\n]*'|[A-Za-z0-9_][A-Za-z0-9_.+\-/ =<>()]*)"""
 _LIST = rf"\[ *(?:{_SCALAR} *(?:, *{_SCALAR} *)*)?\]"
 _PAIR = rf"[A-Za-z_][A-Za-z0-9_.\-]*: +(?:{_SCALAR}|{_LIST})"
 _MAP = rf"\{{ *(?:{_PAIR} *(?:, *{_PAIR} *)*)?\}}"
-_SIMPLE_FLOW = re.compile(rf"(?<=: )(?:{_MAP}|\[ *(?:(?:{_SCALAR}|{_MAP}) *(?:, *(?:{_SCALAR}|{_MAP}) *)*)?\]) *(?:#[^\n]*)?$",
-                          re.MULTILINE)  # fmt: skip
+_ITEM = rf"(?:{_SCALAR}|{_MAP})"
+_SIMPLE_FLOW = re.compile(rf"(?<=: )(?:{_MAP}|\[ *(?:{_ITEM} *(?:, *{_ITEM} *)*)?\]) *(?:#[^\n]*)?$", re.MULTILINE)
 _NOT_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
@@ -224,7 +225,7 @@ def load_plain(text: str) -> dict[str, Any] | None:
         return None
     try:
         data = _fast.loads(text)
-    except Exception:  # noqa: BLE001 - any failure: the slow path will explain it with positions
+    except Exception:
         return None
     # Dates, non-string keys and deep nesting are left for validation to refuse (strict types and
     # FreeForm's depth bound), exactly as it refuses them from load_text.
@@ -264,7 +265,7 @@ def load_text(text: str, file: str) -> LoadedFile:
                 codes.EMPTY_FILE, "file holds no YAML document", file, 1, 1,
                 expected="a document such as `apiVersion: mlspec/v1`, `kind: ...`",
                 hint="delete the file or add a spec to it",
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -276,7 +277,7 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
             Diagnostic(
                 codes.EMPTY_DOCUMENT, "empty document", file, pos.line, pos.col,
                 severity=Severity.WARNING, doc=index, hint="remove the extra `---`",
-            )  # fmt: skip
+            )
         )
         return
     if not isinstance(node, MappingNode):
@@ -285,7 +286,7 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
             Diagnostic(
                 codes.NOT_A_MAPPING, f"document is {what}, not a mapping", file, pos.line, pos.col,
                 expected="a mapping with apiVersion, kind, metadata and spec", doc=index,
-            )  # fmt: skip
+            )
         )
         return
     walk = _Walk(file, index, node)
@@ -327,7 +328,7 @@ class _Walk:
                         node, codes.YAML_TOO_COMPLEX,
                         f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes (a YAML alias bomb?)",
                         hint="write the values out, or use fewer nested aliases",
-                    )  # fmt: skip
+                    )
                 )
         if isinstance(node, ScalarNode):
             return self.scalar(node)
@@ -357,7 +358,7 @@ class _Walk:
                     self._diag(
                         key_node, codes.NON_STRING_KEY, "a mapping key must be a plain string",
                         hint="complex keys (`? [a, b]`) are not supported in specs",
-                    )  # fmt: skip
+                    )
                 )
             key = str(key_node.value)
             if key in first_seen:
@@ -366,7 +367,7 @@ class _Walk:
                     self._diag(
                         key_node, codes.DUPLICATE_KEY, f"duplicate key `{key}` (first defined at line {first.line})",
                         hint="remove one of them; YAML would silently keep only the last",
-                    )  # fmt: skip
+                    )
                 )
                 continue
             first_seen[key] = key_node
@@ -401,7 +402,7 @@ class _Walk:
             elif not text:
                 return None
             tag = _STR
-        if tag == _QUOTED or tag == _STR:
+        if tag in (_QUOTED, _STR):
             if "${" in text:
                 self._check_interpolation(node, text)
                 return text.replace("$${", "${")  # `$${` is the escape for a literal `${`
@@ -415,7 +416,7 @@ class _Walk:
             if lowered in ("true", "yes", "on", "y", "false", "no", "off", "n"):
                 return lowered in ("true", "yes", "on", "y")
             raise _Reject(self._diag(node, codes.WRONG_TYPE, f"`{text}` is not a boolean",
-                                     expected="true or false"))  # fmt: skip
+                                     expected="true or false"))
         if tag == _NULL:
             return None
         if tag == _TIMESTAMP:
@@ -432,7 +433,7 @@ class _Walk:
                         node, codes.BAD_INTERPOLATION, f"malformed reference `{snippet}`",
                         expected="${env:NAME} with NAME made of letters, digits and _",
                         hint="write `$${` for a literal `${`",
-                    )  # fmt: skip
+                    )
                 )
                 return
 
@@ -442,14 +443,14 @@ class _Walk:
             node, codes.UNSUPPORTED_TAG, f"unsupported YAML tag `{tag}`",
             expected="plain YAML values (strings, numbers, booleans, null, lists, mappings)",
             hint="remove the tag; specs never construct objects",
-        )  # fmt: skip
+        )
 
     def _diag(self, node: Node, code: str, message: str, **extra: Any) -> Diagnostic:
         pos = _position(node)
         path = _path_to(self.root, node) if self.root is not None else None
         field = format_field(path) if path else None
         return Diagnostic(code, message, self.file, pos.line, pos.col, field=field, doc=self.doc,
-                          width=pos.width, **extra)  # fmt: skip
+                          width=pos.width, **extra)
 
 
 def _int(text: str) -> int | str:
@@ -537,7 +538,7 @@ def _syntax_diagnostic(err: MarkedYAMLError, text: str, file: str) -> Diagnostic
         return Diagnostic(
             codes.YAML_TAB, "tab character where YAML needs spaces", file, line, col,
             expected="spaces for indentation", hint="replace tabs with spaces (set your editor to insert spaces)",
-        )  # fmt: skip
+        )
     context = f" ({err.context} at line {err.context_mark.line + 1})" if err.context and err.context_mark else ""
     return Diagnostic(codes.YAML_SYNTAX, f"invalid YAML: {problem}{context}", file, line, col)
 
@@ -583,7 +584,7 @@ def _nesting_beyond_limit(text: str, file: str) -> Diagnostic | None:
                     return Diagnostic(
                         codes.YAML_TOO_COMPLEX, f"nesting deeper than {MAX_DEPTH} levels", file,
                         mark.line + 1, mark.column + 1,
-                    )  # fmt: skip
+                    )
             elif name in ("MappingEndEvent", "SequenceEndEvent"):
                 depth -= 1
             elif name == "StreamEndEvent":

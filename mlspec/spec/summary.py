@@ -83,9 +83,9 @@ def summarize(raw: bytes, rel: str) -> FileSummary:
         return FileSummary((problem,), ())
     plain = load_plain(text or "")
     if plain is not None:
-        checked = quick_check(plain)
-        if checked is not None:  # the common case: one valid document, no positions needed
-            return FileSummary((), (_resource_summary(checked[0], 0, checked[1]),))
+        quick = quick_check(plain)
+        if quick is not None:  # the common case: one valid document, no positions needed
+            return FileSummary((), (_resource_summary(quick[0], 0, quick[1]),))
     loaded = load_text(text or "", rel)
     diagnostics = list(loaded.diagnostics)
     resources = []
@@ -144,5 +144,5 @@ def too_large(rel: str, size: int, limit: int) -> FileSummary:
             ),
         ),
         (),
-    )  # fmt: skip
+    )
 

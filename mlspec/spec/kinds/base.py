@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from mlspec.spec import codes
 from mlspec.spec.vocabulary import API_VERSION, DNS_LABEL, KIND_NAMES
@@ -37,7 +45,7 @@ class RefTarget:
     kinds: tuple[str, ...]
 
 
-def Ref(*kinds: str) -> Any:  # noqa: N802 - reads as a type in field declarations
+def Ref(*kinds: str) -> Any:
     """A string that names a resource of one of `kinds` (all kinds when none are given)."""
     allowed = kinds or KIND_NAMES
     strict = rf"^(?:(?:{'|'.join(allowed)})/)?{DNS_LABEL}$"
@@ -254,7 +262,7 @@ def _relevant(cls: type[BaseModel], seen: frozenset[type] = frozenset()) -> bool
 
 @cache
 def _overrides(cls: type[BaseModel]) -> frozenset[str]:
-    names = set()
+    names: set[str] = set()
     for klass in cls.__mro__:
         if klass in (SpecBase, Strict, BaseModel):
             break

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, EnvStr, Issue, SpecBase, Strict
 
 ColumnType = Literal["string", "int", "float", "bool", "category", "datetime"]
 Scalar = str | int | float | bool
@@ -74,7 +74,7 @@ class Splits(Strict):
             yield Issue(
                 ("ratios",), f"split ratios sum to {total:g}, not 1", expected="shares that sum to 1",
                 hint=f"scale them, e.g. divide each by {total:g}",
-            )  # fmt: skip
+            )
 
 
 class Pii(Strict):
@@ -124,7 +124,7 @@ def _unknown_column(loc: tuple[str, ...], column: str, known: list[str]) -> Issu
     return Issue(
         loc, f"column `{column}` is not in the schema", expected=f"one of {', '.join(known)}",
         hint=did_you_mean(column, known),
-    )  # fmt: skip
+    )
 
 
 class Dataset(Envelope):

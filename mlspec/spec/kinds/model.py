@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from mlspec.spec.kinds.base import FreeForm, Envelope, Issue, Need, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, FreeForm, Issue, Need, Ref, SpecBase, Strict
 
 Metric = Literal["accuracy", "f1", "precision", "recall", "roc_auc", "rmse", "mae", "loss"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -60,7 +60,7 @@ class Architecture(Strict):
                 (), "architecture needs exactly one of family, pretrained, entrypoint"
                 + (f" (found {', '.join(chosen)})" if chosen else ""),
                 expected="one of family, pretrained, entrypoint",
-            )  # fmt: skip
+            )
 
 
 class Hyperparameters(Strict):
@@ -93,7 +93,7 @@ class Checkpoints(Strict):
 
 class Evaluation(Strict):
     split: str | None = Field(None, description="dataset split to evaluate on; default: splits.test")
-    metrics: list[Metric] = Field(default_factory=lambda: ["accuracy"], min_length=1)
+    metrics: list[Metric] = Field(default_factory=lambda: list[Metric](["accuracy"]), min_length=1)
     gates: list[Gate] = Field(default_factory=list, description=f"conditions to promote: {GATE_SYNTAX}")
 
     def issues(self) -> Iterator[Issue]:
@@ -107,7 +107,7 @@ class Evaluation(Strict):
                     ("gates", i), f"gate on `{metric}`, which is not among evaluation.metrics",
                     expected=f"one of {', '.join(self.metrics)}",
                     hint=did_you_mean(metric, METRICS) or f"add `{metric}` to evaluation.metrics",
-                )  # fmt: skip
+                )
 
 
 class Registry(Strict):
@@ -135,7 +135,9 @@ class ModelSpec(SpecBase):
                 yield Need(("splits", role), self.dataset, "splits", split)
         if self.evaluation.split is not None:
             yield Need(("evaluation", "split"), self.dataset, "splits", self.evaluation.split)
-        columns = [(("features", i), c) for i, c in enumerate(self.features or ())]
+        columns: list[tuple[tuple[str | int, ...], str]] = [
+            (("features", i), c) for i, c in enumerate(self.features or ())
+        ]
         if self.label is not None:
             columns.append((("label",), self.label))
         for loc, column in columns:
@@ -151,7 +153,7 @@ class ModelSpec(SpecBase):
         family = self.architecture.family
         if family == "mlp" and self.task == "text-classification":
             yield Issue(("architecture", "family"), "family `mlp` is for tabular tasks",
-                        expected="bert, distilbert or roberta for text")  # fmt: skip
+                        expected="bert, distilbert or roberta for text")
         if family in ("bert", "distilbert", "roberta") and self.task.startswith("tabular"):
             yield Issue(("architecture", "family"), f"family `{family}` is for text tasks", expected="mlp")
         if self.resources.accelerator == "cpu" and self.resources.precision == "fp16":

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Need, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, EnvStr, Issue, Need, Ref, SpecBase, Strict
 
 
 class Reference(Strict):
@@ -45,7 +45,7 @@ class OnDrift(Strict):
     def issues(self) -> Iterator[Issue]:
         if self.action == "retrain" and self.model is None:
             yield Issue((), "`action: retrain` needs the `model` to retrain", code="MLS100",
-                        expected="model: <Model>")  # fmt: skip
+                        expected="model: <Model>")
 
 
 class MonitorSpec(SpecBase):
@@ -68,7 +68,7 @@ class MonitorSpec(SpecBase):
             for j, feature in enumerate(drift.features or ()):
                 if feature not in self.features:
                     yield Issue(("drift", i, "features", j), f"`{feature}` is not a monitored feature",
-                                expected=f"one of {', '.join(self.features)}")  # fmt: skip
+                                expected=f"one of {', '.join(self.features)}")
 
 
 class Monitor(Envelope):

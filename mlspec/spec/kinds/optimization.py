@@ -18,7 +18,7 @@ class Dim(Strict):
     def issues(self) -> Iterator[Issue]:
         if not self.min <= self.opt <= self.max:
             yield Issue((), f"min {self.min}, opt {self.opt}, max {self.max} are out of order",
-                        expected="min <= opt <= max")  # fmt: skip
+                        expected="min <= opt <= max")
 
 
 class Profile(Strict):
@@ -63,10 +63,10 @@ class OptimizationSpec(SpecBase):
         int8 = self.target == "int8" or self.precision == "int8"
         if int8 and self.calibration is None and self.target == "tensorrt":
             yield Issue((), "int8 TensorRT needs `calibration` data", code="MLS100",
-                        expected="calibration: {dataset: <Dataset>}")  # fmt: skip
+                        expected="calibration: {dataset: <Dataset>}")
         if self.target == "tensorrt" and not self.profiles:
             yield Issue((), "a TensorRT engine needs at least one input shape profile", code="MLS100",
-                        expected="profiles: [{batch: {min, opt, max}}]")  # fmt: skip
+                        expected="profiles: [{batch: {min, opt, max}}]")
         if self.target == "onnx" and self.precision == "int8":
             yield Issue(("precision",), "plain ONNX export has no int8; use target int8 or onnxruntime")
 

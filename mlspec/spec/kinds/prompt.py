@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import FreeForm, Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, FreeForm, Issue, Ref, SpecBase, Strict
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 VARIABLE_NAME = r"^[A-Za-z_]\w*$"
@@ -35,7 +35,7 @@ class Assertion(Strict):
         set_fields = [name for name, value in self if value is not None]
         if len(set_fields) != 1:
             yield Issue((), "an assertion checks exactly one thing",
-                        expected="one of contains, not_contains, regex, equals, max_length, label")  # fmt: skip
+                        expected="one of contains, not_contains, regex, equals, max_length, label")
         if self.regex is not None:
             try:
                 re.compile(self.regex)
@@ -62,23 +62,23 @@ class PromptSpec(SpecBase):
 
         if (self.template is None) == (self.template_file is None):
             yield Issue((), "a prompt needs exactly one of template, template_file",
-                        expected="template: ... or template_file: path")  # fmt: skip
+                        expected="template: ... or template_file: path")
         for name in self.variables:
             if not re.match(VARIABLE_NAME, name):
                 yield Issue(("variables", name), f"`{name}` is not a valid variable name",
-                            expected="letters, digits and _")  # fmt: skip
+                            expected="letters, digits and _")
         if self.template is not None:
             declared = sorted(self.variables)
             for used in dict.fromkeys(PLACEHOLDER_RE.findall(self.template)):
                 if used not in self.variables:
                     yield Issue(("template",), f"template uses `{{{{ {used} }}}}`, which is not declared",
                                 expected="a variable under `variables`",
-                                hint=did_you_mean(used, declared) or f"declare `{used}` under variables")  # fmt: skip
+                                hint=did_you_mean(used, declared) or f"declare `{used}` under variables")
         for i, test in enumerate(self.tests):
             for var in test.vars:
                 if var not in self.variables:
                     yield Issue(("tests", i, "vars", var), f"test sets undeclared variable `{var}`",
-                                hint=did_you_mean(var, sorted(self.variables)))  # fmt: skip
+                                hint=did_you_mean(var, sorted(self.variables)))
 
 
 class Prompt(Envelope):

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import EnvStr, Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, EnvStr, Issue, Ref, SpecBase, Strict
 
 
 class Batching(Strict):
@@ -41,10 +41,10 @@ class Rollout(Strict):
     def issues(self) -> Iterator[Issue]:
         if self.strategy == "canary" and self.canary is None:
             yield Issue((), "strategy `canary` needs a `canary` block", code="MLS100",
-                        expected="canary: {traffic: 0.1}")  # fmt: skip
+                        expected="canary: {traffic: 0.1}")
         if self.strategy != "canary" and self.canary is not None:
             yield Issue(("canary",), f"`canary` has no effect with strategy `{self.strategy}`",
-                        hint="set strategy: canary")  # fmt: skip
+                        hint="set strategy: canary")
 
 
 class ServiceSpec(SpecBase):

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from mlspec.spec.kinds.base import FreeForm, EnvStr, Envelope, Issue, Ref, SpecBase, Strict
+from mlspec.spec.kinds.base import Envelope, EnvStr, FreeForm, Issue, Ref, SpecBase, Strict
 
 
 class OutputDep(Strict):
@@ -31,7 +31,7 @@ class TaskSpec(SpecBase):
     def issues(self) -> Iterator[Issue]:
         if isinstance(self.cmd, str) and not self.shell:
             yield Issue(("cmd",), "a string command needs `shell: true`", expected="an argv list",
-                        hint=f"write cmd: [{', '.join(self.cmd.split())}], or set shell: true")  # fmt: skip
+                        hint=f"write cmd: [{', '.join(self.cmd.split())}], or set shell: true")
         if isinstance(self.cmd, list) and not self.cmd:
             yield Issue(("cmd",), "empty command", expected="an argv list such as [python, train.py]")
         for i, out in enumerate(self.outs):
