@@ -179,18 +179,21 @@ class _Run:
         previous = self.cache.result() if self.whole_project else None
         result: tuple[list[Diagnostic], int] | None = None
         graph: SpecGraph | None = None
+        exports: dict[str, Any] | str = "drop"  # the export index to store, "keep" or "drop"
         if previous is not None and not need_graph and not removed:
             prior, count = previous
             if not fresh:
                 self.mode, result = "cached", (prior, count)
             elif not any(d.code in _GLOBAL_CODES for d in prior):
                 before = self.cache.signatures(fresh)
-                if all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
+                index = self.cache.exports()
+                if index is not None and all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
                     self.mode = "relink"
                     kept = [d for d in prior if d.file not in fresh]
                     own = [d for s in fresh.values() for d in s.diagnostics]
-                    linked = relink(self.cache.exports(), fresh, self.locate)
+                    linked = relink(index, fresh, self.locate)
                     result = (kept + own + linked, count)
+                    exports = "keep"  # the changed files export what they did
         if result is None:
             summaries = self.cache.summaries(unchanged)
             summaries.update(fresh)
@@ -198,8 +201,14 @@ class _Run:
             graph, linked = link(ordered, self.locate)
             own = [d for s in ordered.values() for d in s.diagnostics]
             result = (own + linked, len(graph.nodes))
+            if self.whole_project:
+                exports = {rel: s.exports() for rel, s in ordered.items()}
         stats = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
-        self.cache.write(stats, restat, removed, result if self.whole_project else None)
+        if self.mode == "cached":
+            exports = "keep"
+        elif not self.whole_project:
+            exports = "drop" if stats else "keep"
+        self.cache.write(stats, restat, removed, result if self.whole_project else None, exports)
         return result[0], result[1], graph
 
     def locate(self, file: str, doc: int, loc: Loc, key: bool) -> tuple[int | None, int | None, int]:

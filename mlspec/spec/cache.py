@@ -127,10 +127,14 @@ class ParseCache:
             out.update(self._query(f"SELECT rel, exports || refsig FROM files WHERE rel IN ({marks})", part))
         return out
 
-    def exports(self) -> dict[str, Any]:
-        """rel -> its resources' (kind, name, doc, facts), for re-linking against."""
-        return {rel: tuple((k, n, d, tuple((f, tuple(v)) for f, v in facts)) for k, n, d, facts in json.loads(e))
-                for rel, e in self._query("SELECT rel, exports FROM files")}
+    def exports(self) -> dict[str, Any] | None:
+        """rel -> its resources' [kind, name, doc, facts], for re-linking against: one JSON blob,
+        kept beside the rows, because decoding 10k small ones costs more than the relink itself."""
+        rows = self._query("SELECT value FROM meta WHERE name = 'exports'")
+        try:
+            return dict(json.loads(rows[0][0])) if rows else None
+        except (ValueError, TypeError):
+            return None
 
     def summaries(self, rels: Iterable[str]) -> dict[str, FileSummary]:
         wanted = set(rels)
@@ -146,8 +150,12 @@ class ParseCache:
         restat: dict[str, tuple[os.stat_result, bytes]],
         removed: Iterable[str],
         result: tuple[list[Diagnostic], int] | None,
+        exports: dict[str, Any] | str = "drop",
     ) -> None:
-        """Commit changed rows, refreshed stats, removals and (for whole-project runs) the verdict."""
+        """Commit changed rows, refreshed stats, removals and (for whole-project runs) the verdict.
+
+        `exports` is the new export index, or "keep" (unchanged), or "drop" (unknown now).
+        """
         if self.db is None:
             return
         rows = [
@@ -166,6 +174,11 @@ class ParseCache:
             if result is not None:
                 verdict = _dumps(([_row(d) for d in result[0]], result[1]))
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('result', ?)", (verdict,))
+            if isinstance(exports, dict):  # a new index
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('exports', ?)", (_dumps(exports),))
+            elif exports == "drop":  # the stored index may be stale now
+                db.execute("DELETE FROM meta WHERE name = 'exports'")
+            # "keep": what every file exports is unchanged
             db.execute("INSERT OR REPLACE INTO meta VALUES ('written_ns', ?)", (str(time.time_ns()),))
             db.execute("COMMIT")
         except sqlite3.Error:
