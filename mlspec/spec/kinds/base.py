@@ -166,27 +166,6 @@ class Envelope(Strict):
         return f"{self.kind_name}/{self.metadata.name}"
 
 
-def walk_models(model: BaseModel, loc: Loc = ()) -> Iterator[tuple[Loc, BaseModel]]:
-    """Every model nested in `model` (itself included) with its location, aliases as keys."""
-    yield loc, model
-    for attr, key in _model_fields(type(model)):
-        value = getattr(model, attr)
-        yield from _walk_value(value, (*loc, key))
-
-
-def _walk_value(value: Any, loc: Loc) -> Iterator[tuple[Loc, BaseModel]]:
-    if isinstance(value, BaseModel):
-        yield from walk_models(value, loc)
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            if isinstance(item, BaseModel | list | dict):
-                yield from _walk_value(item, (*loc, i))
-    elif isinstance(value, dict):
-        for k, item in value.items():
-            if isinstance(item, BaseModel | list | dict):
-                yield from _walk_value(item, (*loc, k))
-
-
 @dataclass(frozen=True, slots=True)
 class RefSite:
     loc: Loc
