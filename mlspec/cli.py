@@ -148,6 +148,99 @@ def version(fmt: str) -> int:
     return run(fmt)
 
 
+def lock_timeout_option(f: F) -> F:
+    return click.option(
+        "--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
+        help="Wait this long for the state lock (with backoff) before giving up.",
+    )(f)
+
+
+@cli.group()
+def state() -> None:
+    """Inspect and edit the state (what mlspec last applied), like `terraform state`.
+
+    \b
+    Examples:
+      mlspec state list
+      mlspec state show Model/sentiment --format json
+      mlspec state mv Model/sentiment Model/sentiment-v2
+    """
+
+
+@state.command("list")
+@format_option("text", "json")
+def state_list(fmt: str) -> int:
+    """List the addresses in the state.
+
+    \b
+    Example:
+      mlspec state list --format json
+    """
+    from mlspec.commands.state import run_list
+
+    return run_list(fmt)
+
+
+@state.command("show")
+@click.argument("address")
+@format_option("text", "json")
+def state_show(address: str, fmt: str) -> int:
+    """Show one address's recorded fingerprint, spec, outputs and status.
+
+    \b
+    Example:
+      mlspec state show Dataset/reviews
+    """
+    from mlspec.commands.state import run_show
+
+    return run_show(address, fmt)
+
+
+@state.command("rm")
+@click.argument("addresses", nargs=-1, required=True)
+@lock_timeout_option
+def state_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
+    """Forget addresses (the live objects are not touched; the next plan creates them anew).
+
+    \b
+    Example:
+      mlspec state rm Service/old-api
+    """
+    from mlspec.commands.state import run_rm
+
+    return run_rm(addresses, lock_timeout)
+
+
+@state.command("mv")
+@click.argument("source")
+@click.argument("destination")
+@lock_timeout_option
+def state_mv(source: str, destination: str, lock_timeout: float) -> int:
+    """Rename an address in the state (after renaming its spec), so the next plan does not replace it.
+
+    \b
+    Example:
+      mlspec state mv Model/sentiment Model/sentiment-v2
+    """
+    from mlspec.commands.state import run_mv
+
+    return run_mv(source, destination, lock_timeout)
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id")
+def force_unlock(lock_id: str) -> int:
+    """Remove the state lock left by a run that died (its id is in the "locked" error).
+
+    \b
+    Example:
+      mlspec force-unlock 3f2a9c1b7d04
+    """
+    from mlspec.commands.state import run_force_unlock
+
+    return run_force_unlock(lock_id)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -1,9 +1,13 @@
 """The exceptions a user can see, and the exit code each one means.
 
-    MlspecError            exit 1   base of every error we report as one line, never a traceback
-    ├── SpecError          exit 1   specs are invalid; carries every Diagnostic of the pass
-    ├── ProjectError       exit 1   mlspec.yaml or the spec set cannot be found or read
-    └── SchemaStaleError   exit 1   committed JSON Schemas differ from the kinds
+    MlspecError              exit 1   base of every error we report as one line, never a traceback
+    ├── SpecError            exit 1   specs are invalid; carries every Diagnostic of the pass
+    ├── ProjectError         exit 1   mlspec.yaml or the spec set cannot be found or read
+    ├── SchemaStaleError     exit 1   committed JSON Schemas differ from the kinds
+    └── StateError           exit 1   the state cannot be read or written as asked
+        ├── StateLockedError exit 1   another run holds the lock (its holder is named)
+        ├── StateMissingError exit 1  no state yet (read-only commands show an empty state instead)
+        └── StateCorruptError exit 1  the state file is damaged or from a newer mlspec; left untouched
 
 Exit codes are Terraform's, so CI scripts written for it keep working: 0 success; 1 any error,
 bad usage included; 2 only from `plan --detailed-exitcode` (success with changes). Anything else
@@ -44,3 +48,19 @@ class SpecError(MlspecError):
 
 class SchemaStaleError(MlspecError):
     """Committed JSON Schemas no longer match the kinds: run `mlspec schema` and commit."""
+
+
+class StateError(MlspecError):
+    """The state cannot be read or written as asked."""
+
+
+class StateLockedError(StateError):
+    """Another run holds the state's lock."""
+
+
+class StateMissingError(StateError):
+    """There is no state yet: nothing has been applied."""
+
+
+class StateCorruptError(StateError):
+    """The state file is damaged, or written by a newer mlspec. It is never overwritten."""

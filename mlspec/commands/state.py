@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from mlspec.errors import EXIT_OK, StateError, StateMissingError
+from mlspec.project import load_project
+from mlspec.state import StateStore, open_state
+
+
+@contextmanager
+def _store(*, create: bool = False) -> Iterator[StateStore]:
+    """The state; reading never creates one (StateMissingError when nothing was applied yet)."""
+    store = open_state(load_project(), create=create)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _empty() -> StateStore:
+    from mlspec.state.memory import MemoryStateStore
+
+    return MemoryStateStore()
+
+
+def run_list(fmt: str) -> int:
+    try:
+        with _store() as store:
+            meta, entries = store.meta(), store.list()
+    except StateMissingError:
+        meta, entries = _empty().meta(), []
+        if fmt == "text":
+            click.echo("no state yet: nothing has been applied", err=True)
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "lineage": meta.lineage, "serial": meta.serial,
+                               "resources": [{"address": e.address, "status": e.status.value,
+                                              "fingerprint": e.fingerprint, "updated_at": e.updated_at}
+                                             for e in entries]}, indent=2))
+        return EXIT_OK
+    for entry in entries:
+        marker = "" if entry.status == "applied" else f"  ({entry.status.value})"
+        click.echo(f"{entry.address}{marker}")
+    return EXIT_OK
+
+
+def run_show(address: str, fmt: str) -> int:
+    try:
+        with _store() as store:
+            entry = store.get(address)
+            known = [e.address for e in store.list()] if entry is None else []
+    except StateMissingError:
+        entry, known = None, []
+    if entry is None:
+        from mlspec.spec.suggest import did_you_mean
+
+        hint = did_you_mean(address, known)
+        raise StateError(f"`{address}` is not in the state" + (f"; {hint}" if hint else ""))
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", **entry.to_json()}, indent=2))
+        return EXIT_OK
+    for key, value in entry.to_json().items():
+        shown = json.dumps(value, indent=2) if isinstance(value, dict) else value
+        click.echo(f"{key}: {shown}")
+    return EXIT_OK
+
+
+def run_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
+    with _store() as store, store.lock("state rm", timeout=lock_timeout):
+        for address in addresses:
+            serial = store.remove(address)
+            click.echo(f"removed {address} (serial {serial}); the live object was not touched")
+    return EXIT_OK
+
+
+def run_mv(source: str, destination: str, lock_timeout: float) -> int:
+    with _store() as store, store.lock("state mv", timeout=lock_timeout):
+        serial = store.move(source, destination)
+    click.echo(f"moved {source} to {destination} (serial {serial})")
+    return EXIT_OK
+
+
+def run_force_unlock(lock_id: str) -> int:
+    with _store() as store:
+        info = store.force_unlock(lock_id)
+    click.echo(f"unlocked: the lock {info.describe()} is gone")
+    return EXIT_OK

@@ -1,0 +1,62 @@
+"""The state Protocol: what plan reads and what apply writes, whatever the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from mlspec.state.model import LockInfo, ResourceState, StateMeta
+
+if TYPE_CHECKING:
+    from mlspec.project import Project
+
+
+class StateReader(Protocol):
+    def meta(self) -> StateMeta: ...
+
+    def get(self, address: str) -> ResourceState | None: ...
+
+    def list(self) -> list[ResourceState]: ...
+
+
+class StateStore(StateReader, Protocol):
+    """Writes happen under the lock, one step at a time, each committed atomically on its own."""
+
+    def lock(self, operation: str, *, timeout: float = 0.0) -> AbstractContextManager[LockInfo]:
+        """Hold the state's lock; wait up to `timeout` seconds (with backoff), else StateLockedError."""
+        ...
+
+    def lock_info(self) -> LockInfo | None: ...
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove a lock left by a process that is gone. Only the exact lock id is accepted."""
+        ...
+
+    def commit(self, entry: ResourceState) -> int:
+        """Record one step's result atomically (this address only); returns the new serial."""
+        ...
+
+    def remove(self, address: str) -> int: ...
+
+    def move(self, source: str, destination: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_state(project: Project, *, create: bool = True) -> StateStore:
+    """The project's configured backend; with `create=False`, StateMissingError when there is none."""
+    from mlspec.errors import StateError
+
+    backend = project.setting("state", "backend")
+    if backend == "local":
+        from mlspec.state.local import LocalStateStore
+
+        path = Path(project.setting("state", "path"))
+        return LocalStateStore(path if path.is_absolute() else project.root / path, create=create)
+    raise StateError(f"state backend `{backend}` is not available in this version of mlspec; use `local`")
+
+
+def iter_addresses(store: StateReader) -> Iterator[str]:
+    return (entry.address for entry in store.list())

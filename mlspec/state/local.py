@@ -1,0 +1,239 @@
+"""The embedded state backend: one SQLite database in WAL mode under the spec repo's .mlspec/.
+
+Why SQLite: a step's result is one row written in one short transaction, so committing a step costs
+the same on the thousandth step as on the first and never rewrites the store (Terraform's JSON state
+is rewritten whole on every change), and a crash at any moment leaves the last committed step in
+place (synchronous=FULL). The lock is a row too, taken in the same kind of transaction, so two
+`mlspec apply` runs on one machine or on a shared filesystem cannot both hold it.
+
+A file that is not an mlspec state, or one written by a newer format, is reported and never
+touched: nothing here writes to a database before it has been recognised.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import StateCorruptError, StateError, StateLockedError, StateMissingError
+from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMeta, Status, now
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE resources (
+    address TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, spec TEXT NOT NULL, outputs TEXT NOT NULL,
+    status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, git_commit TEXT
+);
+CREATE TABLE lock (
+    slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL, operation TEXT NOT NULL, who TEXT NOT NULL,
+    host TEXT NOT NULL, pid INTEGER NOT NULL, created TEXT NOT NULL
+);
+"""
+_COLUMNS = "address, fingerprint, spec, outputs, status, created_at, updated_at, git_commit"
+
+
+class LocalStateStore:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not create and not path.exists():
+            raise StateMissingError(f"no state at {path}: nothing has been applied yet")
+        self._held: LockInfo | None = None
+        self._db = self._connect()
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if not fresh:
+                self._recognise(db)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if fresh:
+                self._create(db)
+        except sqlite3.DatabaseError as err:
+            raise StateCorruptError(
+                f"{self.path} is not a readable mlspec state ({err}); it was left untouched: "
+                "restore it from a backup, or move it aside to start a new state"
+            ) from err
+        return db
+
+    def _recognise(self, db: sqlite3.Connection) -> None:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "resources", "lock"} <= tables:
+            raise StateCorruptError(
+                f"{self.path} is a SQLite database but not an mlspec state (tables: {', '.join(sorted(tables))}); "
+                "it was left untouched"
+            )
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+        version = int(meta.get("format_version", "0") or 0)
+        if version > FORMAT_VERSION:
+            raise StateCorruptError(
+                f"{self.path} was written by a newer mlspec (state format {version}; this one reads up to "
+                f"{FORMAT_VERSION}); upgrade mlspec. The state was left untouched"
+            )
+        if version < 1 or "lineage" not in meta or "serial" not in meta:
+            raise StateCorruptError(f"{self.path} has no valid lineage/serial; it was left untouched")
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")  # (executescript would commit it: one statement at a time)
+        for statement in _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('format_version', ?), ('lineage', ?), ('serial', '0')",
+            (str(FORMAT_VERSION), uuid.uuid4().hex),
+        )
+        db.execute("COMMIT")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def meta(self) -> StateMeta:
+        meta = dict(self._db.execute("SELECT name, value FROM meta"))
+        return StateMeta(meta["lineage"], int(meta["serial"]), int(meta["format_version"]))
+
+    def get(self, address: str) -> ResourceState | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM resources WHERE address = ?", (address,)).fetchone()
+        return _entry(row) if row else None
+
+    def list(self) -> list[ResourceState]:
+        return [_entry(row) for row in self._db.execute(f"SELECT {_COLUMNS} FROM resources ORDER BY address")]
+
+    def lock_info(self) -> LockInfo | None:
+        row = self._db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()
+        return LockInfo(*row) if row else None
+
+    # -- locking -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, operation: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
+        mine = LockInfo.mine(operation)
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            holder = self._try_lock(mine)
+            if holder is None:
+                break
+            if time.monotonic() >= deadline:
+                raise _locked(holder, timeout)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 1.0)
+        self._held = mine
+        try:
+            yield mine
+        finally:
+            self._held = None
+            with self._transaction() as db:
+                db.execute("DELETE FROM lock WHERE id = ?", (mine.id,))
+
+    def _try_lock(self, mine: LockInfo) -> LockInfo | None:
+        """Take the lock, or return who holds it."""
+        with self._transaction() as db:
+            holder = db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()
+            if holder is not None:
+                return LockInfo(*holder)
+            db.execute(
+                "INSERT INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (mine.id, mine.operation, mine.who, mine.host, mine.pid, mine.created),
+            )
+        return None
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        with self._transaction() as db:
+            holder = db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()
+            if holder is None:
+                raise StateError("the state is not locked")
+            info = LockInfo(*holder)
+            if info.id != lock_id:
+                raise StateError(f"the lock's id is {info.id}, not {lock_id}: nothing was unlocked")
+            db.execute("DELETE FROM lock WHERE id = ?", (lock_id,))
+        return info
+
+    # -- writing (under the lock) ------------------------------------------------------------------
+
+    def commit(self, entry: ResourceState) -> int:
+        with self._write() as db:
+            previous = db.execute("SELECT created_at FROM resources WHERE address = ?", (entry.address,)).fetchone()
+            created = previous[0] if previous else entry.created_at
+            db.execute(
+                f"INSERT OR REPLACE INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.address, entry.fingerprint, _dumps(entry.spec), _dumps(entry.outputs), entry.status.value,
+                 created, now(), entry.commit),
+            )
+            return _bump(db)
+
+    def remove(self, address: str) -> int:
+        with self._write() as db:
+            if db.execute("DELETE FROM resources WHERE address = ?", (address,)).rowcount == 0:
+                raise StateError(f"`{address}` is not in the state")
+            return _bump(db)
+
+    def move(self, source: str, destination: str) -> int:
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM resources WHERE address = ?", (destination,)).fetchone():
+                raise StateError(f"`{destination}` is already in the state")
+            if db.execute("UPDATE resources SET address = ? WHERE address = ?", (destination, source)).rowcount == 0:
+                raise StateError(f"`{source}` is not in the state")
+            return _bump(db)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._held is None:
+            raise StateError("state changes need the lock (internal error: write outside `lock()`)")
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM lock").fetchone()
+            if row is None or row[0] != self._held.id:
+                raise StateLockedError(
+                    "the state's lock was taken from this run (force-unlock?): stopping before writing"
+                )
+            yield db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _bump(db: sqlite3.Connection) -> int:
+    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'serial'")
+    return int(db.execute("SELECT value FROM meta WHERE name = 'serial'").fetchone()[0])
+
+
+def _entry(row: tuple[Any, ...]) -> ResourceState:
+    address, fingerprint, spec, outputs, status, created, updated, commit = row
+    return ResourceState(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
+                         created, updated, commit)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _locked(holder: LockInfo, timeout: float) -> StateLockedError:
+    waited = f" after waiting {timeout:g}s" if timeout else ""
+    message = f"the state is locked{waited} by {holder.describe()}"
+    if holder.holder_gone():
+        message += (f"; that process is gone (it was killed or crashed): if no apply is running, "
+                    f"run `mlspec force-unlock {holder.id}`")
+    else:
+        message += "; wait for it, or pass --lock-timeout to wait longer"
+    return StateLockedError(message)

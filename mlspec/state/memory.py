@@ -1,0 +1,97 @@
+"""An in-process state store with the local backend's semantics, for tests and dry runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from mlspec.errors import StateError, StateLockedError
+from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
+
+
+class MemoryStateStore:
+    def __init__(self) -> None:
+        self._lineage = uuid.uuid4().hex
+        self._serial = 0
+        self._entries: dict[str, ResourceState] = {}
+        self._lock: LockInfo | None = None
+        self._mutex = threading.Lock()
+
+    def meta(self) -> StateMeta:
+        return StateMeta(self._lineage, self._serial)
+
+    def get(self, address: str) -> ResourceState | None:
+        return self._entries.get(address)
+
+    def list(self) -> list[ResourceState]:
+        return [self._entries[a] for a in sorted(self._entries)]
+
+    def lock_info(self) -> LockInfo | None:
+        return self._lock
+
+    @contextmanager
+    def lock(self, operation: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
+        mine = LockInfo.mine(operation)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._mutex:
+                if self._lock is None:
+                    self._lock = mine
+                    break
+                holder = self._lock
+            if time.monotonic() >= deadline:
+                raise StateLockedError(f"the state is locked by {holder.describe()}")
+            time.sleep(0.01)
+        try:
+            yield mine
+        finally:
+            with self._mutex:
+                if self._lock is not None and self._lock.id == mine.id:
+                    self._lock = None
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        with self._mutex:
+            if self._lock is None or self._lock.id != lock_id:
+                raise StateError(f"no lock with id {lock_id}")
+            info, self._lock = self._lock, None
+            return info
+
+    def commit(self, entry: ResourceState) -> int:
+        with self._mutex:
+            self._require_lock()
+            previous = self._entries.get(entry.address)
+            created = previous.created_at if previous else entry.created_at
+            self._entries[entry.address] = replace(entry, created_at=created, updated_at=now())
+            return self._bump()
+
+    def remove(self, address: str) -> int:
+        with self._mutex:
+            self._require_lock()
+            if self._entries.pop(address, None) is None:
+                raise StateError(f"`{address}` is not in the state")
+            return self._bump()
+
+    def move(self, source: str, destination: str) -> int:
+        with self._mutex:
+            self._require_lock()
+            if destination in self._entries:
+                raise StateError(f"`{destination}` is already in the state")
+            if source not in self._entries:
+                raise StateError(f"`{source}` is not in the state")
+            self._entries[destination] = replace(self._entries.pop(source), address=destination)
+            return self._bump()
+
+    def close(self) -> None:
+        pass
+
+    def _require_lock(self) -> None:
+        if self._lock is None:
+            raise StateError("state changes need the lock")
+
+    def _bump(self) -> int:
+        self._serial += 1
+        return self._serial

@@ -1,0 +1,262 @@
+"""The state store: per-step commits, serial and lineage, the lock, and damage that is never overwritten.
+
+Semantics are checked on both backends; what needs real processes (a second apply, kill -9) on the
+local SQLite one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mlspec.cli import main
+from mlspec.errors import StateCorruptError, StateError, StateLockedError
+from mlspec.state import ResourceState, Status, StateStore
+from mlspec.state.local import LocalStateStore
+from mlspec.state.memory import MemoryStateStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def entry(address: str, fingerprint: str = "f1", **kw: object) -> ResourceState:
+    return ResourceState(address, fingerprint, {"spec": address}, {"uri": f"artifact://{address}"}, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    made: StateStore = LocalStateStore(tmp_path / "state.db") if request.param == "local" else MemoryStateStore()
+    yield made
+    made.close()
+
+
+def test_a_new_state_is_empty_with_a_lineage_and_serial_zero(store: StateStore) -> None:
+    meta = store.meta()
+    assert meta.serial == 0 and len(meta.lineage) == 32
+    assert store.list() == []
+
+
+def test_each_step_is_committed_on_its_own_and_bumps_the_serial(store: StateStore) -> None:
+    lineage = store.meta().lineage
+    with store.lock("apply"):
+        assert store.commit(entry("Dataset/reviews")) == 1
+        assert store.commit(entry("Model/sentiment", status=Status.TAINTED)) == 2
+        assert store.commit(entry("Dataset/reviews", "f2")) == 3
+    assert [e.address for e in store.list()] == ["Dataset/reviews", "Model/sentiment"]
+    reviews = store.get("Dataset/reviews")
+    assert reviews is not None and reviews.fingerprint == "f2" and reviews.outputs == {"uri": "artifact://Dataset/reviews"}
+    assert store.get("Model/sentiment").status is Status.TAINTED  # type: ignore[union-attr]
+    assert store.meta().lineage == lineage and store.meta().serial == 3
+
+
+def test_an_update_keeps_when_the_address_was_created(store: StateStore) -> None:
+    with store.lock("apply"):
+        store.commit(entry("Task/a", created_at="2020-01-01T00:00:00.000+00:00"))
+        store.commit(entry("Task/a", "f2"))
+    updated = store.get("Task/a")
+    assert updated is not None and updated.created_at.startswith("2020") and not updated.updated_at.startswith("2020")
+
+
+def test_writes_need_the_lock(store: StateStore) -> None:
+    with pytest.raises(StateError, match="lock"):
+        store.commit(entry("Task/a"))
+
+
+def test_rm_and_mv(store: StateStore) -> None:
+    with store.lock("state"):
+        store.commit(entry("Model/a"))
+        store.commit(entry("Model/b"))
+        store.move("Model/a", "Model/c")
+        with pytest.raises(StateError, match="already in the state"):
+            store.move("Model/c", "Model/b")
+        store.remove("Model/b")
+        with pytest.raises(StateError, match="not in the state"):
+            store.remove("Model/b")
+    assert [e.address for e in store.list()] == ["Model/c"]
+    assert store.meta().serial == 4
+
+
+def test_the_lock_is_exclusive_and_released(store: StateStore) -> None:
+    with store.lock("apply") as held:
+        assert store.lock_info() == held
+        with pytest.raises(StateLockedError, match=held.id), store.lock("apply"):
+            pass
+    assert store.lock_info() is None
+    with store.lock("apply"):
+        pass
+
+
+def test_force_unlock_takes_only_the_exact_id(store: StateStore) -> None:
+    with store.lock("apply") as held:
+        with pytest.raises(StateError):
+            store.force_unlock("not-the-id")
+        assert store.force_unlock(held.id) == held
+        with pytest.raises(StateError):  # this run's lock is gone: it must not write any more
+            store.commit(entry("Task/a"))
+
+
+# --- the local backend, with real processes -----------------------------------------------------------
+
+HOLD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    from mlspec.state.local import LocalStateStore
+    store = LocalStateStore(Path(sys.argv[1]))
+    with store.lock("apply") as held:
+        print(held.id, flush=True)
+        if sys.argv[2] == "die":
+            os.kill(os.getpid(), signal.SIGKILL)  # as kill -9: no cleanup at all
+        time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def hold(path: Path, how: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), how], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def test_a_second_apply_waits_then_names_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    LocalStateStore(path).close()
+    holder, lock_id = hold(path, "1.5")
+    try:
+        store = LocalStateStore(path)
+        started = time.monotonic()
+        with pytest.raises(StateLockedError) as err, store.lock("apply", timeout=0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+        assert lock_id in str(err.value) and f"pid {holder.pid}" in str(err.value) and "waiting 0.3s" in str(err.value)
+        with store.lock("apply", timeout=10):  # the holder finishes within its 1.5 s: then we get it
+            pass
+    finally:
+        holder.wait(10)
+
+
+def test_a_holder_killed_with_sigkill_is_named_as_gone(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    LocalStateStore(path).close()
+    holder, lock_id = hold(path, "die")
+    assert holder.wait(10) == -signal.SIGKILL
+    store = LocalStateStore(path)
+    with pytest.raises(StateLockedError) as err, store.lock("apply"):
+        pass
+    assert "process is gone" in str(err.value) and f"mlspec force-unlock {lock_id}" in str(err.value)
+    store.force_unlock(lock_id)
+    with store.lock("apply"):
+        pass
+
+
+COMMIT_FOREVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from mlspec.state import ResourceState
+    from mlspec.state.local import LocalStateStore
+    store = LocalStateStore(Path(sys.argv[1]))
+    with store.lock("apply"):
+        i = 0
+        while True:
+            store.commit(ResourceState(f"Task/t{i}", "f", {"i": i}, {"n": i}))
+            i += 1
+            if i == 20:
+                print("going", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("after", [0.05, 0.2, 0.5])
+def test_kill_9_between_or_during_commits_loses_at_most_the_step_in_flight(tmp_path: Path, after: float) -> None:
+    path = tmp_path / "state.db"
+    proc = subprocess.Popen([sys.executable, "-c", COMMIT_FOREVER, str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "going"
+    time.sleep(after)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    store = LocalStateStore(path)
+    entries = store.list()
+    # Every committed step is whole, the serial counts exactly those steps, and none is missing in between.
+    assert len(entries) >= 20 and store.meta().serial == len(entries)
+    assert {e.address for e in entries} == {f"Task/t{i}" for i in range(len(entries))}
+    assert all(e.outputs == {"n": int(e.address[6:])} for e in entries)
+
+
+def test_a_corrupt_state_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    garbage = b"this is not a database\x00" * 100
+    path.write_bytes(garbage)
+    with pytest.raises(StateCorruptError, match="left untouched"):
+        LocalStateStore(path)
+    assert path.read_bytes() == garbage
+
+
+def test_a_foreign_sqlite_database_is_not_taken_for_a_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (x)")
+    before = path.read_bytes()
+    with pytest.raises(StateCorruptError, match="not an mlspec state"):
+        LocalStateStore(path)
+    assert path.read_bytes() == before
+
+
+def test_a_state_from_a_newer_mlspec_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    LocalStateStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE name = 'format_version'")
+    before = path.read_bytes()
+    with pytest.raises(StateCorruptError, match="newer mlspec"):
+        LocalStateStore(path)
+    assert path.read_bytes() == before
+
+
+# --- the CLI --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def applied(tmp_path: Path) -> Callable[..., tuple[int, str]]:
+    root = tmp_path / "repo"
+    (root / "specs").mkdir(parents=True)
+    store = LocalStateStore(root / ".mlspec" / "state.db")
+    with store.lock("apply"):
+        store.commit(entry("Dataset/reviews"))
+        store.commit(entry("Model/sentiment"))
+    store.close()
+
+    def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+        code = main(["-C", str(root), *args])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    return run
+
+
+def test_state_commands(applied: Callable[..., tuple[int, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    assert applied("state", "list", capsys=capsys) == (0, "Dataset/reviews\nModel/sentiment\n")
+    code, out = applied("state", "show", "Model/sentiment", "--format", "json", capsys=capsys)
+    assert code == 0 and '"fingerprint": "f1"' in out
+    code, out = applied("state", "show", "Model/sentimnt", capsys=capsys)
+    assert code == 1 and "did you mean `Model/sentiment`?" in out
+    assert applied("state", "mv", "Model/sentiment", "Model/s2", capsys=capsys)[0] == 0
+    assert applied("state", "rm", "Dataset/reviews", capsys=capsys)[0] == 0
+    code, out = applied("state", "list", "--format", "json", capsys=capsys)
+    assert code == 0 and '"serial": 4' in out and "Model/s2" in out and "Dataset/reviews" not in out
+
+
+def test_reading_a_project_without_state_creates_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-C", str(tmp_path), "state", "list"]) == 0
+    assert not (tmp_path / ".mlspec").exists()
+    assert main(["-C", str(tmp_path), "state", "rm", "Model/x"]) == 1
+    assert "nothing has been applied" in capsys.readouterr().err
