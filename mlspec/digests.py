@@ -1,0 +1,104 @@
+"""Content digests of files and directories, through a stat cache (DVC's, git's index).
+
+An unchanged 10 GB dataset must cost a stat, not a read: a digest is stored with the file's
+(inode, size, mtime_ns) under .mlspec/cache/digests.db and reused while those match, except for
+files modified within two seconds of the cache's last write (git's "racily clean" rule: a same-size
+edit within the clock's resolution would not show in the stat). Reads and writes files; plan code
+receives the digests as plain strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+RACY_NS = 2_000_000_000
+
+
+class FileDigests:
+    """sha256 of files, cached by stat. Use as a context manager; the cache is written on exit."""
+
+    def __init__(self, cache_path: Path | None) -> None:
+        self.reads = 0  # files actually read (the rest came from the cache)
+        self._db: sqlite3.Connection | None = None
+        self._started_ns = time.time_ns()
+        self._pending: list[tuple[str, int, int, int, str]] = []
+        if cache_path is not None:
+            try:
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(cache_path, timeout=5, isolation_level=None)
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, inode INTEGER, size INTEGER, "
+                    "mtime_ns INTEGER, sha256 TEXT, recorded_ns INTEGER)"
+                )
+            except (sqlite3.Error, OSError):
+                self._db = None  # a cache we cannot use is just a slower run
+
+    def __enter__(self) -> FileDigests:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def file(self, path: Path) -> str:
+        """The sha256 hex digest of one file."""
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        cached = self._lookup(real)
+        if cached is not None:
+            inode, size, mtime_ns, sha, recorded_ns = cached
+            trusted = (inode, size, mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns) and (
+                st.st_mtime_ns < recorded_ns - RACY_NS
+            )
+            if trusted:
+                return sha
+        sha = sha256_file(real)
+        self.reads += 1
+        self._pending.append((real, st.st_ino, st.st_size, st.st_mtime_ns, sha))
+        return sha
+
+    def tree(self, root: Path) -> dict[str, str]:
+        """Every file below `root` (POSIX relative path -> digest), in a stable order."""
+        out: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath, name)
+                out[path.relative_to(root).as_posix()] = self.file(path)
+        return out
+
+    def _lookup(self, path: str) -> tuple[int, int, int, str, int] | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT inode, size, mtime_ns, sha256, recorded_ns FROM digests WHERE path = ?", (path,)
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return (row[0], row[1], row[2], row[3], row[4]) if row else None
+
+    def close(self) -> None:
+        if self._db is None:
+            return
+        try:
+            if self._pending:
+                rows = [(*row, self._started_ns) for row in self._pending]
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+        except sqlite3.Error:
+            pass
+        finally:
+            self._pending.clear()
+            self._db.close()
+            self._db = None
+
+
+def sha256_file(path: str | Path) -> str:
+    """OpenSSL's sha256 over the file (hashlib.file_digest reads in large blocks without copies)."""
+    with open(path, "rb", buffering=0) as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
