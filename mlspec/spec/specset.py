@@ -1,0 +1,77 @@
+"""The whole spec set as typed resources: the input of `plan`.
+
+Validation keeps only summaries (that is what makes it fast); planning needs every resource's full,
+validated spec. `load_specs` validates first (so any problem is reported exactly as `mlspec
+validate` reports it, and planning never starts on invalid specs), then reads each file fully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlspec.errors import SpecError
+
+if TYPE_CHECKING:
+    from mlspec.graph import SpecGraph
+    from mlspec.project import Project
+    from mlspec.spec.kinds.base import Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    address: str
+    envelope: Envelope
+    file: str  # project-relative, as in diagnostics
+    doc: int
+
+    @property
+    def kind(self) -> str:
+        return self.envelope.kind_name
+
+    @property
+    def name(self) -> str:
+        return self.envelope.metadata.name
+
+    def spec_data(self) -> dict[str, Any]:
+        """The spec as plain JSON values, aliases as written (`schema`, `assert`)."""
+        data: dict[str, Any] = self.envelope.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return data
+
+    def metadata_data(self) -> dict[str, Any]:
+        return self.envelope.metadata.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    project: Project
+    resources: dict[str, Resource]
+    graph: SpecGraph
+
+    def __iter__(self) -> Iterator[Resource]:
+        """In dependency order (upstream first; ties by address)."""
+        return (self.resources[a] for a in self.graph.order())
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+
+def load_specs(root: Path | None = None) -> SpecSet:
+    from mlspec.spec.check import check_document
+    from mlspec.spec.loader import decode, load_text
+    from mlspec.validation import validate
+
+    report = validate(root, need_graph=True)
+    if not report.ok:
+        raise SpecError(report.errors)
+    resources: dict[str, Resource] = {}
+    for spec_file in report.files:
+        with open(spec_file.path, "rb") as fh:
+            text, _ = decode(fh.read(), spec_file.rel)
+        for doc in load_text(text or "", spec_file.rel).documents:
+            envelope = check_document(doc, spec_file.rel).resource
+            if envelope is not None:
+                resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, doc.index)
+    return SpecSet(report.project, resources, report.graph)
