@@ -1,0 +1,182 @@
+"""The plugin contract: how mlspec asks a plugin about, and acts on, the resources of its kinds.
+
+In the spirit of a Terraform provider. Each kind has exactly one owner, so dispatch is 1:1 and the
+contract is a typed Protocol (mypy checks a plugin's signatures), not pluggy's fan-out hooks. Its
+discipline is pluggy's all the same: one contract module, discovery through entry points, built-in
+plugins registered exactly like third-party ones, and checks when a plugin is loaded, not when it
+is first called.
+
+Registration: an entry point in the group `mlspec.plugins`, named by the kind it owns:
+
+    [project.entry-points."mlspec.plugins"]
+    Task = "mlspec_shell:ShellPlugin"
+
+Naming entry points by kind lets mlspec see two plugins claiming one kind without importing either,
+and import only the plugins of kinds the specs use. docs/plugins.md walks through a whole plugin.
+
+Plugins import heavy libraries (torch, bentoml) inside their methods only: `mlspec validate` and
+`mlspec plan` must stay fast on a laptop without them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from mlspec.errors import MlspecError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mlspec.spec.kinds.base import Issue
+    from mlspec.spec.specset import Resource
+    from mlspec.state.model import ResourceState
+
+API_VERSION = 1
+ENTRY_POINT_GROUP = "mlspec.plugins"
+METHODS = ("validate", "inputs", "refresh", "diff", "apply", "destroy", "estimate")
+
+Outputs = dict[str, Any]  # JSON values: artifact URIs, digests, metrics, endpoints
+
+
+class PluginError(MlspecError):
+    """A plugin cannot be loaded or broke the contract (wrong API version, duplicate kind, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the live object looks like now, as `refresh` found it."""
+
+    exists: bool
+    drift: str | None = None  # why it differs from state ("artifact deleted", "server down"), or None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    path: str  # `spec.hyperparameters.learning_rate`
+    before: Any
+    after: Any
+    forces_replace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    changes: tuple[FieldChange, ...] = ()
+
+    @property
+    def forces_replace(self) -> bool:
+        return any(c.forces_replace for c in self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    seconds: float | None = None
+    gpu_hours: float | None = None
+    cost: float | None = None
+    basis: str = ""  # how it was estimated: "last run of this fingerprint", "epochs x rows / throughput"
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything `apply` and `destroy` receive: the resource, its upstreams' outputs, where to work."""
+
+    resource: Resource
+    upstream_outputs: Mapping[str, Outputs]  # address -> outputs, for every resource it depends on
+    previous: ResourceState | None  # what state recorded last time (None on create)
+    workdir: Path  # the spec repo
+    artifacts: str  # the artifact store: a local path or an fsspec URL
+    settings: BaseModel | None  # this plugin's validated settings from mlspec.yaml
+    log: Callable[[str], None] = print
+    cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: stop soon
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """What a plugin implements. Every method is called with resources of the plugin's kinds only."""
+
+    api_version: ClassVar[int]  # the contract version this plugin was written for: API_VERSION
+    name: ClassVar[str]
+    version: ClassVar[str]  # enters every fingerprint: a new version may change results
+    settings_model: ClassVar[type[BaseModel] | None]  # validates `plugins.<name>` of mlspec.yaml
+
+    def validate(self, resource: Resource) -> Iterable[Issue]:
+        """Semantic checks beyond the schema, as issues with field paths (shown with positions)."""
+        ...
+
+    def inputs(self, resource: Resource, workdir: Path) -> Mapping[str, str]:
+        """Cheap observations that enter the fingerprint, e.g. {file path: sha256}. No side effects."""
+        ...
+
+    def refresh(self, resource: Resource, state: ResourceState) -> Observation:
+        """Does the live object still exist and match state? Read-only."""
+        ...
+
+    def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
+        """Which field changes between two specs are in-place updates and which force a replace."""
+        ...
+
+    def apply(self, step: StepContext) -> Outputs:
+        """Create or update the live object. Idempotent and safe to retry after a crash."""
+        ...
+
+    def destroy(self, step: StepContext) -> None:
+        """Remove the live object recorded in `step.previous`. Idempotent: gone already is fine."""
+        ...
+
+    def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
+        """Expected duration, GPU hours and cost of applying, for the plan."""
+        ...
+
+
+class Registry:
+    """Plugins by kind, discovered from entry points and loaded on first use."""
+
+    def __init__(self, points: Iterable[EntryPoint] | None = None) -> None:
+        self._points: dict[str, list[EntryPoint]] = {}
+        for point in entry_points(group=ENTRY_POINT_GROUP) if points is None else points:
+            self._points.setdefault(point.name, []).append(point)
+        self._loaded: dict[str, Plugin] = {}
+
+    def kinds(self) -> list[str]:
+        return sorted(self._points)
+
+    def for_kind(self, kind: str) -> Plugin:
+        if kind in self._loaded:
+            return self._loaded[kind]
+        points = self._points.get(kind, [])
+        if not points:
+            raise PluginError(f"no plugin is installed for kind `{kind}` (entry point group {ENTRY_POINT_GROUP})")
+        if len({p.value for p in points}) > 1:
+            owners = ", ".join(f"{p.value} (from {_distribution(p)})" for p in points)
+            raise PluginError(f"kind `{kind}` is claimed by several plugins: {owners}; uninstall all but one")
+        plugin = load_plugin(points[0])
+        self._loaded[kind] = plugin
+        return plugin
+
+
+def load_plugin(point: EntryPoint) -> Plugin:
+    """Import and check a plugin: its contract version and that it implements every method."""
+    where = f"{point.value} (from {_distribution(point)})"
+    try:
+        cls = point.load()
+        plugin = cls()
+    except Exception as err:
+        raise PluginError(f"plugin {where} failed to load: {type(err).__name__}: {err}") from err
+    version = getattr(plugin, "api_version", None)
+    if version != API_VERSION:
+        raise PluginError(f"plugin {where} implements contract version {version}; this mlspec speaks {API_VERSION}")
+    missing = [m for m in METHODS if not callable(getattr(plugin, m, None))]
+    missing += [a for a in ("name", "version") if not isinstance(getattr(plugin, a, None), str)]
+    if missing:
+        raise PluginError(f"plugin {where} does not implement {', '.join(missing)}")
+    return plugin  # type: ignore[no-any-return]
+
+
+def _distribution(point: EntryPoint) -> str:
+    dist = getattr(point, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
