@@ -65,9 +65,40 @@ def check_document(doc: Document, file: str) -> Checked:
     try:
         resource = model_cls.model_validate(data)
     except ValidationError as err:
-        return Checked(None, list(_translate(err, doc, file, model_cls)))
+        schema = list(_translate(err, doc, file, model_cls))
+        return Checked(None, schema + _issues_of_valid_blocks(doc, file, model_cls, schema))
     diagnostics = [_issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
     return Checked(None if diagnostics else resource, diagnostics)
+
+
+def _issues_of_valid_blocks(
+    doc: Document, file: str, model_cls: type[BaseModel], schema_errors: list[Diagnostic]
+) -> list[Diagnostic]:
+    """Semantic checks of the spec's blocks that are valid on their own, when the whole is not.
+
+    So a typo in `hyperparameters` and a bad gate in `evaluation` show in the same pass.
+    """
+    spec = doc.data.get("spec")
+    spec_field = model_cls.model_fields.get("spec")
+    if not isinstance(spec, dict) or spec_field is None:
+        return []
+    broken = {d.field.split(".")[1].split("[")[0] for d in schema_errors if d.field and d.field.startswith("spec.")}
+    if any(d.field in (None, "spec") for d in schema_errors if d.code != codes.UNKNOWN_FIELD):
+        broken.add("*")  # the spec as a whole is wrong: its blocks are not worth checking
+    out: list[Diagnostic] = []
+    for name, info in getattr(spec_field.annotation, "model_fields", {}).items():
+        key = info.alias or name
+        block_cls = info.annotation
+        if key in broken or "*" in broken or key not in spec or not isinstance(spec[key], dict):
+            continue
+        if not (isinstance(block_cls, type) and issubclass(block_cls, BaseModel)):
+            continue
+        try:
+            block = block_cls.model_validate(spec[key])
+        except ValidationError:
+            continue
+        out.extend(_issue_diagnostic(doc, file, ("spec", key, *loc), issue) for loc, issue in _issues(block))
+    return out
 
 
 def quick_check(data: dict[str, Any]) -> tuple[Envelope, list[RefSite]] | None:

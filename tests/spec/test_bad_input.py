@@ -625,3 +625,10 @@ def test_diagnostics_come_sorted_by_file_line_and_column(project: Project) -> No
         ("specs/a.yaml", 8),
         ("specs/z.yaml", 4),
     ]
+
+
+def test_a_schema_error_does_not_hide_semantic_errors_in_other_blocks(project: Project) -> None:
+    text = MODEL.replace("learning_rate:", "learnin_rate:") + "  evaluation:\n    metrics: [f1]\n    gates: ['accuracy >= 0.9']\n"
+    root = project({"specs/d.yaml": DATASET, "specs/m.yaml": text})
+    found = sorted((d.code, d.field) for d in validate(root).errors)
+    assert found == [("MLS101", "spec.hyperparameters.learnin_rate"), ("MLS106", "spec.evaluation.gates[0]")]
