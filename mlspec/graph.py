@@ -134,11 +134,17 @@ def relink(
     hence the cycles, are the same.
     """
     linker = _Linker(SpecGraph(), locate)
+    mine: list[Node | None] = []
+    # In file order, as `link` adds them: which node came first decides messages and hints.
     for file, items in exports.items():
-        if file not in changed:
+        if file in changed:
+            mine.extend(linker.add(file, resource) for resource in changed[file].resources)
+        else:
             for kind, name, doc, facts in items:
                 linker.add(file, ResourceSummary(kind, name, doc, (), (), facts))
-    mine = [linker.add(file, resource) for file, summary in changed.items() for resource in summary.resources]
+    for file, summary in changed.items():
+        if file not in exports:
+            mine.extend(linker.add(file, resource) for resource in summary.resources)
     for node in mine:
         if node is not None:
             linker.check(node, keep_edges=False)
@@ -213,7 +219,7 @@ class _Linker:
                         expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))
             return None
         name = ref.value
-        owners = graph._by_name.get(name, [])
+        owners = sorted(graph._by_name.get(name, []))
         matches = [a for a in owners if a.split("/", 1)[0] in allowed]
         if len(matches) == 1:
             return matches[0]

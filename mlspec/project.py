@@ -8,6 +8,7 @@ leaves it is reported, never read: a spec repo must not pull in files from outsi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,12 @@ def load_project(root: Path | None = None) -> Project:
     if not loaded.documents:
         return Project(root, ProjectConfig(), config_file, diagnostics)
     document = loaded.documents[0]
+    if len(loaded.documents) > 1:
+        extra = loaded.documents[1].position(())
+        diagnostics.append(
+            Diagnostic(codes.PROJECT_INVALID, f"{PROJECT_FILE} holds {len(loaded.documents)} documents; only the first "
+                       "is read", PROJECT_FILE, extra.line, extra.col, hint="merge them into one document")
+        )
     config, problems = translate_model(ProjectConfig, document, PROJECT_FILE)
     if config is None and isinstance(document.data, dict):
         # Keep every setting that is valid: one bad limit must not throw away the `specs` globs.
@@ -98,7 +105,7 @@ def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[Sp
     """The spec files: the project's globs, or the given files and directories."""
     root = project.root
     diagnostics: list[Diagnostic] = []
-    excludes = [compile_glob(p) for p in project.setting("exclude")]
+    excludes = _globs(project.setting("exclude"), "exclude", diagnostics)
     found: dict[str, SpecFile] = {}
     if paths:
         for given in paths:
@@ -113,8 +120,8 @@ def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[Sp
             else:
                 diagnostics.append(Diagnostic(codes.FILE_UNREADABLE, "no such file or directory", str(given)))
     else:
-        patterns = list(project.setting("specs"))
-        regexes = [compile_glob(p) for p in patterns]
+        patterns = [p for p in project.setting("specs") if _inside(p, "specs", diagnostics)]
+        regexes = _globs(patterns, "specs", diagnostics)
         starts = sorted({static_prefix(p) for p in patterns})
         for start in _outermost(starts):
             _walk(root, root / start, f"{start}/" if start else "", regexes, excludes, found, diagnostics)
@@ -128,6 +135,29 @@ def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[Sp
                 )
             )
     return sorted(found.values(), key=lambda f: f.rel), diagnostics
+
+
+def _inside(pattern: str, setting: str, diagnostics: list[Diagnostic]) -> bool:
+    """A spec glob must stay inside the project: no absolute paths, no `..`."""
+    if pattern.startswith("/") or ".." in pattern.split("/"):
+        diagnostics.append(
+            Diagnostic(codes.PROJECT_INVALID, f"`{pattern}` reaches outside the project", PROJECT_FILE,
+                       field=setting, expected="a glob relative to the project root, without `..`")
+        )
+        return False
+    return True
+
+
+def _globs(patterns: list[str], setting: str, diagnostics: list[Diagnostic]) -> list[Any]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(compile_glob(pattern))
+        except re.error as err:
+            diagnostics.append(
+                Diagnostic(codes.PROJECT_INVALID, f"invalid glob `{pattern}`: {err}", PROJECT_FILE, field=setting)
+            )
+    return compiled
 
 
 def _outermost(starts: list[str]) -> list[str]:
@@ -195,7 +225,9 @@ def _add(root: Path, path: Path, rel: str, found: dict[str, SpecFile], diagnosti
 
 
 def _relative(path: Path, root: Path) -> str:
+    """The name a given path is shown by: relative to the root when inside it. A symlink is named
+    where it is, not where it points (only its directory is resolved)."""
     try:
-        return path.resolve().relative_to(root).as_posix() if path.exists() else path.relative_to(root).as_posix()
+        return (path.parent.resolve() / path.name).relative_to(root).as_posix()
     except ValueError:
         return str(path)

@@ -92,7 +92,9 @@ def validate(
         if paths:
             # References cross files: link the whole project, report on the files asked for.
             chosen, found_here = discover(project, list(paths))
-            found = [d for d in found if d.code != codes.NO_SPEC_FILES] + found_here
+            asked = {f.rel for f in chosen} | {d.file for d in found_here}
+            found = [d for d in found if d.file in asked or d.file == PROJECT_FILE] + found_here
+            found = [d for d in found if d.code != codes.NO_SPEC_FILES]
             known = {f.rel for f in files}
             outside = [f for f in chosen if f.rel not in known]
         # Only a run over exactly the project's files may store or reuse the project's verdict.
@@ -103,7 +105,9 @@ def validate(
     if paths:
         wanted = {f.rel for f in chosen}
         diagnostics = [d for d in diagnostics if d.file in wanted]
-    diagnostics = sorted(project.diagnostics + found + diagnostics, key=Diagnostic.sort_key)
+    # The same finding can come from two discoveries (a path given that the globs also match): once.
+    unique = dict.fromkeys(project.diagnostics + found + diagnostics)
+    diagnostics = sorted(unique, key=Diagnostic.sort_key)
     return ValidationReport(
         project, chosen, diagnostics, count, graph, run.parsed, run.mode, time.perf_counter() - started,
         paths=paths,
@@ -119,24 +123,23 @@ class _Run:
         self.parsed = 0
         self.mode = "full"
         self.paths = {f.rel: f.path for f in files}
+        self._parsed: dict[str, dict[int, Document]] = {}
 
     def check(self, need_graph: bool) -> tuple[list[Diagnostic], int, SpecGraph | None]:
-        from mlspec.graph import link, relink
-        from mlspec.spec.cache import digest, signature
-
         # Validation builds many objects and no reference cycles: pausing the cyclic GC saves the
         # generation-2 sweeps over an ever larger heap (about 30% of a cold run).
         enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._check(need_graph, link, relink, digest, signature)
+            return self._check(need_graph)
         finally:
             if enabled:
                 gc.enable()
 
-    def _check(self, need_graph: bool, link: Any, relink: Any, digest: Any, signature: Any) -> tuple[
-        list[Diagnostic], int, SpecGraph | None
-    ]:
+    def _check(self, need_graph: bool) -> tuple[list[Diagnostic], int, SpecGraph | None]:
+        from mlspec.graph import link, relink
+        from mlspec.spec.cache import digest, file_set, signature
+
         limit = int(self.project.setting("limits", "max_file_bytes"))
         stored = self.cache.stats()
         unchanged: list[str] = []
@@ -160,7 +163,7 @@ class _Run:
                 if row is not None:  # touched, maybe not changed: compare content before parsing
                     with open(spec_file.path, "rb") as fh:
                         key = digest(fh.read())
-                    if row[3] == key:
+                    if row[4] == key:
                         unchanged.append(rel)
                         restat[rel] = (st, key)
                         continue
@@ -169,31 +172,34 @@ class _Run:
                 continue
             todo.append((rel, spec_file.path, st))
         keys: dict[str, bytes] = {}
-        for rel, key, summary in _summarize_all([(rel, path) for rel, path, _ in todo], self.jobs):
+        for rel, content_key, summary in _summarize_all([(rel, path) for rel, path, _ in todo], self.jobs):
             fresh[rel] = summary
-            if key is not None:
-                keys[rel] = key
+            if content_key is not None:
+                keys[rel] = content_key
         self.parsed = len(todo)
-        removed = set(stored) - set(self.paths) if self.whole_project else set()
+        # A file with a summary but no new row (too large, unreadable, not a regular file) loses its
+        # old row: otherwise restoring its old bytes would look unchanged beside a stale verdict.
+        removed = {rel for rel in fresh if rel not in keys and rel in stored}
+        if self.whole_project:
+            removed |= set(stored) - set(self.paths)
+        files = file_set(self.paths)
 
-        previous = self.cache.result() if self.whole_project else None
+        previous = self.cache.result(files) if self.whole_project and not need_graph and not removed else None
         result: tuple[list[Diagnostic], int] | None = None
         graph: SpecGraph | None = None
-        exports: dict[str, Any] | str = "drop"  # the export index to store, "keep" or "drop"
-        if previous is not None and not need_graph and not removed:
+        index: dict[str, Any] | None = None  # a new export index, when this run linked everything
+        if previous is not None:
             prior, count = previous
             if not fresh:
                 self.mode, result = "cached", (prior, count)
             elif not any(d.code in _GLOBAL_CODES for d in prior):
                 before = self.cache.signatures(fresh)
-                index = self.cache.exports()
-                if index is not None and all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
+                exports = self.cache.exports()
+                if exports is not None and all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
                     self.mode = "relink"
                     kept = [d for d in prior if d.file not in fresh]
                     own = [d for s in fresh.values() for d in s.diagnostics]
-                    linked = relink(index, fresh, self.locate)
-                    result = (kept + own + linked, count)
-                    exports = "keep"  # the changed files export what they did
+                    result = (kept + own + relink(exports, fresh, self.locate), count)
         if result is None:
             summaries = self.cache.summaries(unchanged)
             summaries.update(fresh)
@@ -201,14 +207,13 @@ class _Run:
             graph, linked = link(ordered, self.locate)
             own = [d for s in ordered.values() for d in s.diagnostics]
             result = (own + linked, len(graph.nodes))
-            if self.whole_project:
-                exports = {rel: s.exports() for rel, s in ordered.items()}
-        stats = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
-        if self.mode == "cached":
-            exports = "keep"
-        elif not self.whole_project:
-            exports = "drop" if stats else "keep"
-        self.cache.write(stats, restat, removed, result if self.whole_project else None, exports)
+            index = {rel: s.exports() for rel, s in ordered.items()}
+        rows = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
+        if self.whole_project:
+            self.cache.write(rows, restat, removed, verdict=(files, *result), index=index)
+        else:
+            # A partial run stores what it parsed, and forgets any verdict its new rows could contradict.
+            self.cache.write(rows, restat, removed, verdict=None, index=None, forget=bool(rows or removed))
         return result[0], result[1], graph
 
     def locate(self, file: str, doc: int, loc: Loc, key: bool) -> tuple[int | None, int | None, int]:
@@ -221,7 +226,7 @@ class _Run:
         return pos.line, pos.col, pos.width
 
     def _documents(self, file: str) -> dict[int, Document]:
-        cached: dict[str, dict[int, Document]] = self.__dict__.setdefault("_parsed", {})
+        cached = self._parsed
         if file not in cached:
             from mlspec.spec.loader import decode, load_text
 
@@ -267,8 +272,7 @@ def _load_project(root: Path, cache: ParseCache) -> Project:
         values, diagnostics = config
         return Project(root, values, path if raw is not None else None, diagnostics)
     project = load_project(root)
-    values_to_store: Any = project.config.model_dump() if hasattr(project.config, "model_dump") else project.config
-    cache.store_config(key, values_to_store, project.diagnostics)
+    cache.store_config(key, project.config.model_dump(), project.diagnostics)
     return project
 
 

@@ -35,18 +35,18 @@ from typing import Any
 from mlspec.spec.diagnostics import Diagnostic, Severity
 from mlspec.spec.summary import FileSummary, NeedUse, RefUse, ResourceSummary
 
-FORMAT = 3
+FORMAT = 4
 RACY_NS = 2_000_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB);
 CREATE TABLE IF NOT EXISTS files (
-    rel TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, digest BLOB,
+    rel TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER, digest BLOB,
     exports BLOB, refsig BLOB, summary BLOB
 );
 """
 
-StatRow = tuple[int, int, int, bytes]  # size, mtime_ns, inode, digest
+StatRow = tuple[int, int, int, int, bytes]  # size, mtime_ns, inode, ctime_ns, digest
 
 
 def digest(raw: bytes) -> bytes:
@@ -74,7 +74,9 @@ class ParseCache:
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT name, value FROM meta"))
             if meta.get("format") != str(FORMAT) or meta.get("key") != self.key:
-                db.executescript("BEGIN; DELETE FROM files; DELETE FROM meta; COMMIT;")
+                # Another format, checkout or mlspec: start afresh (tables too, their columns may differ).
+                db.executescript("BEGIN; DROP TABLE files; DROP TABLE meta; COMMIT;")
+                db.executescript(_SCHEMA)
                 db.execute("INSERT INTO meta VALUES ('format', ?), ('key', ?)", (str(FORMAT), self.key))
             else:
                 self.written_ns = int(meta.get("written_ns", "0"))
@@ -83,22 +85,29 @@ class ParseCache:
             self.db = None
 
     def stats(self) -> dict[str, StatRow]:
-        return {row[0]: row[1:] for row in self._query("SELECT rel, size, mtime_ns, inode, digest FROM files")}
+        query = "SELECT rel, size, mtime_ns, inode, ctime_ns, digest FROM files"
+        return {row[0]: row[1:] for row in self._query(query)}
 
     def trusted(self, row: StatRow | None, st: os.stat_result) -> bool:
-        """Whether `st` proves the file unchanged since `row` was recorded."""
+        """Whether `st` proves the file unchanged since `row` was recorded.
+
+        ctime too, as git does: `cp -p`, `rsync -a` and `touch -r` put an old mtime back on new
+        content, but cannot set ctime.
+        """
         return (
             row is not None
             and st.st_mtime_ns < self.written_ns - RACY_NS
-            and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino)
+            and (row[0], row[1], row[2], row[3]) == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         )
 
-    def result(self) -> tuple[list[Diagnostic], int] | None:
-        """The last whole-project verdict: its diagnostics and resource count."""
+    def result(self, files: str) -> tuple[list[Diagnostic], int] | None:
+        """The last whole-project verdict (diagnostics, resource count), if it covered `files`."""
         rows = self._query("SELECT value FROM meta WHERE name = 'result'")
         if not rows:
             return None
-        diagnostics, count = json.loads(rows[0][0])
+        covered, diagnostics, count = json.loads(rows[0][0])
+        if covered != files:
+            return None
         return [_diagnostic(t) for t in diagnostics], int(count)
 
     def config(self, key: bytes) -> tuple[dict[str, Any], list[Diagnostic]] | None:
@@ -149,36 +158,40 @@ class ParseCache:
         changed: dict[str, tuple[os.stat_result, bytes, FileSummary]],
         restat: dict[str, tuple[os.stat_result, bytes]],
         removed: Iterable[str],
-        result: tuple[list[Diagnostic], int] | None,
-        exports: dict[str, Any] | str = "drop",
+        *,
+        verdict: tuple[str, list[Diagnostic], int] | None,
+        index: dict[str, Any] | None,
+        forget: bool = False,
     ) -> None:
-        """Commit changed rows, refreshed stats, removals and (for whole-project runs) the verdict.
+        """Commit changed rows, refreshed stats and removals, in one transaction.
 
-        `exports` is the new export index, or "keep" (unchanged), or "drop" (unknown now).
+        `verdict` (file set, diagnostics, resource count) replaces the stored verdict; `index`
+        replaces the export index (None keeps it: the files' exports did not change); `forget`
+        drops both, for a partial run whose new rows may contradict them.
         """
         if self.db is None:
             return
         rows = [
-            (rel, st.st_size, st.st_mtime_ns, st.st_ino, key, *signature(s), _dumps(_summary_row(s)))
+            (rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, key, *signature(s), _dumps(_summary_row(s)))
             for rel, (st, key, s) in changed.items()
         ]
         try:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.executemany(
-                "UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE rel = ?",
-                [(st.st_size, st.st_mtime_ns, st.st_ino, rel) for rel, (st, _) in restat.items()],
+                "UPDATE files SET size = ?, mtime_ns = ?, inode = ?, ctime_ns = ? WHERE rel = ?",
+                [(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, rel) for rel, (st, _) in restat.items()],
             )
             db.executemany("DELETE FROM files WHERE rel = ?", [(rel,) for rel in removed])
-            if result is not None:
-                verdict = _dumps(([_row(d) for d in result[0]], result[1]))
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('result', ?)", (verdict,))
-            if isinstance(exports, dict):  # a new index
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('exports', ?)", (_dumps(exports),))
-            elif exports == "drop":  # the stored index may be stale now
-                db.execute("DELETE FROM meta WHERE name = 'exports'")
-            # "keep": what every file exports is unchanged
+            if forget:
+                db.execute("DELETE FROM meta WHERE name IN ('result', 'exports')")
+            if verdict is not None:
+                files, diagnostics, count = verdict
+                blob = _dumps((files, [_row(d) for d in diagnostics], count))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('result', ?)", (blob,))
+            if index is not None:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('exports', ?)", (_dumps(index),))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('written_ns', ?)", (str(time.time_ns()),))
             db.execute("COMMIT")
         except sqlite3.Error:
@@ -200,6 +213,11 @@ class ParseCache:
         if self.db is not None:
             self.db.close()
             self.db = None
+
+
+def file_set(rels: Iterable[str]) -> str:
+    """A digest of which files a verdict covers."""
+    return hashlib.blake2b("\n".join(sorted(rels)).encode(), digest_size=16).hexdigest()
 
 
 def signature(summary: FileSummary) -> tuple[str, str]:

@@ -34,20 +34,14 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.file, self.line or 0, self.col or 0, self.code)
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line or 0, self.col or 0, self.code, self.message)
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["severity"] = self.severity.value
         del data["width"]
         return data
-
-    def with_file(self, file: str) -> Diagnostic:
-        return Diagnostic(
-            self.code, self.message, file, self.line, self.col, self.severity,
-            self.field, self.expected, self.hint, self.doc, self.width,
-        )
 
 
 def format_field(loc: tuple[str | int, ...]) -> str:

@@ -197,6 +197,8 @@ _OTHER_MARKERS = ("<<", "${", "\n%", "\n...", "\\", "\t")
 # `%`, `\`, tabs, non-ASCII, goes the slow way), and its flow collections follow a small grammar:
 # simple keys, word-like or simply quoted scalars, one level of nesting. The two parsers disagree
 # on corner cases of flow style (`{:0}`, `{|}`, a flow mapping across lines); not on these.
+# Numerals the parsers read differently (yaml_rs: `0b101`, `_5`, `1__0` are ints; YAML 1.2 core: strings).
+_ODD_NUMERAL = re.compile(r"\d_|_\d|0[bB]")
 _COMMENT = re.compile(r"(?:^|(?<= ))#[^\n]*", re.MULTILINE)  # checked without comments: any text goes there
 _FAST_ALPHABET = re.compile(r"[A-Za-z0-9 \n_.,:/'\"=<>+\-\[\]{}#()]*")
 _SCALAR = r"""(?:"[^"\\\n]*"|'[^'\n]*'|[A-Za-z0-9_][A-Za-z0-9_.+\-/ =<>()]*)"""
@@ -219,7 +221,7 @@ def load_plain(text: str) -> dict[str, Any] | None:
     if _NOT_PRINTABLE.search(text) or _odd_line_break(text) is not None:
         return None
     content = _COMMENT.sub("", text) if "#" in text else text
-    if not _FAST_ALPHABET.fullmatch(content):
+    if not _FAST_ALPHABET.fullmatch(content) or _ODD_NUMERAL.search(content):
         return None
     if ("{" in content or "[" in content) and any(c in _SIMPLE_FLOW.sub("", content) for c in "{}[]"):
         return None
