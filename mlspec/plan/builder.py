@@ -1,0 +1,210 @@
+"""Building a plan: a pure function of the desired resources and the state. No I/O.
+
+For every resource, in dependency order, compare its fingerprint with the one state recorded and
+say what apply must do, and why, as a chain a reviewer can follow to its root:
+
+    replace Service/sentiment-api  because Model/sentiment will be replaced
+      because spec changed: spec.hyperparameters.learning_rate
+
+State records, per address, the material the fingerprint was made of (kind, metadata, spec, inputs,
+plugin): that is what lets a plan name the field, input file, plugin version or upstream that moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlspec.errors import MlspecError
+from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, fingerprint
+from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
+from mlspec.state.model import ResourceState, StateMeta, Status
+
+MAX_LISTED = 5  # fields named in one cause; the rest are counted
+
+
+class PlanError(MlspecError):
+    """The plan would break a rule of the specs (prevent_destroy)."""
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One resource as the specs want it, with the plugin's observations already made."""
+
+    address: str
+    kind: str
+    metadata: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    upstream: tuple[str, ...] = ()
+    plugin: str = ""
+    plugin_version: str = ""
+    inputs: Mapping[str, str] = field(default_factory=dict)  # e.g. {file path: sha256}
+
+    @property
+    def prevent_destroy(self) -> bool:
+        return bool((self.spec.get("lifecycle") or {}).get("prevent_destroy"))
+
+
+def material(desired: Desired) -> dict[str, Any]:
+    """What state keeps of a resource so a later plan can explain a change."""
+    return {
+        "kind": desired.kind,
+        "metadata": dict(desired.metadata),
+        "spec": dict(desired.spec),
+        "inputs": dict(desired.inputs),
+        "plugin": [desired.plugin, desired.plugin_version],
+    }
+
+
+def build_plan(
+    desired: Sequence[Desired],
+    state: Mapping[str, ResourceState],
+    meta: StateMeta,
+    *,
+    prune: bool = False,
+    replace: Iterable[str] = (),
+    drift: Mapping[str, str] | None = None,
+) -> Plan:
+    """`desired` in dependency order (upstream first); `drift`: address -> what refresh found."""
+    forced = set(replace)
+    drifted = drift or {}
+    fingerprints: dict[str, Fingerprint] = {}
+    steps: dict[str, Step] = {}
+    for want in desired:
+        fp = fingerprint(
+            want.kind, want.metadata, want.spec, plugin=want.plugin, plugin_version=want.plugin_version,
+            inputs=want.inputs, upstream={u: fingerprints[u] for u in want.upstream if u in fingerprints},
+        )
+        fingerprints[want.address] = fp
+        steps[want.address] = _step(want, fp, state.get(want.address), steps, forced, drifted)
+    deletes: list[Step] = []
+    orphans: list[str] = []
+    wanted = {w.address for w in desired}
+    for address in sorted(set(state) - wanted):
+        if prune:
+            deletes.append(Step(address, Action.DELETE, ("no longer in the specs, and prune is on",)))
+        else:
+            orphans.append(address)
+    _check_prevent_destroy(desired, state, [*steps.values(), *deletes])
+    return Plan(meta.lineage, meta.serial, (*steps.values(), *reversed(deletes)), tuple(orphans))
+
+
+def _step(
+    want: Desired,
+    fp: Fingerprint,
+    previous: ResourceState | None,
+    steps: Mapping[str, Step],
+    forced: set[str],
+    drifted: Mapping[str, str],
+) -> Step:
+    now = material(want)
+    if previous is None:
+        return Step(want.address, Action.CREATE, ("new resource",), _changes({}, now), fp.data)
+    before: dict[str, Any] = previous.spec
+    changes = _changes(before, now)
+    if want.address in forced:
+        return Step(want.address, Action.REPLACE, ("replacement requested (--replace)",), changes, fp.data)
+    if previous.status is Status.TAINTED:
+        return Step(want.address, Action.REPLACE, ("tainted: its last apply failed",), changes, fp.data)
+    if previous.status is Status.INTERRUPTED:
+        return Step(want.address, Action.REPLACE, ("interrupted: the last apply stopped during this step",),
+                    changes, fp.data)
+    if want.address in drifted:
+        return Step(want.address, Action.REPLACE, (f"drift: {drifted[want.address]}",), changes, fp.data)
+    if fp.data != previous.fingerprint:
+        return Step(want.address, Action.REPLACE, _why_recompute(want, before, now, steps), changes, fp.data)
+    descriptive = [c.path for c in changes if _is_descriptive(c.path)]
+    if descriptive:
+        return Step(want.address, Action.UPDATE, (f"metadata changed: {_listed(descriptive)}",), changes, fp.data)
+    return Step(want.address, Action.NOOP, (), (), fp.data)
+
+
+def _why_recompute(
+    want: Desired, before: Mapping[str, Any], now: Mapping[str, Any], steps: Mapping[str, Step]
+) -> tuple[str, ...]:
+    causes: list[str] = []
+    own = [c.path for c in _changes(before, now) if c.path.startswith("spec.") and not _is_descriptive(c.path)]
+    if own:
+        causes.append(f"spec changed: {_listed(own)}")
+    old_inputs, new_inputs = before.get("inputs", {}), now["inputs"]
+    moved = [
+        _input_change(name, old_inputs.get(name), new_inputs.get(name))
+        for name in sorted(set(old_inputs) | set(new_inputs))
+        if old_inputs.get(name) != new_inputs.get(name)
+    ]
+    if moved:
+        causes.append(f"inputs changed: {_listed(moved)}")
+    if before.get("plugin") != now["plugin"]:
+        old = before.get("plugin") or ["?", "?"]
+        causes.append(f"plugin {now['plugin'][0]} {old[1]} -> {now['plugin'][1]}")
+    upstream = [u for u in want.upstream if u in steps and steps[u].action in (Action.CREATE, Action.REPLACE)]
+    if upstream:
+        first = steps[upstream[0]]
+        others = f" (and {len(upstream) - 1} more upstream)" if len(upstream) > 1 else ""
+        if not causes:  # the chain to the root: why the upstream moves
+            causes = [f"{first.address} will be {first.action.past}{others}", *first.causes]
+        else:
+            causes.append(f"{first.address} will be {first.action.past}{others}")
+    return tuple(causes) or ("fingerprint changed",)
+
+
+def _input_change(name: str, old: str | None, new: str | None) -> str:
+    if old is None:
+        return f"{name} added"
+    if new is None:
+        return f"{name} removed"
+    return f"{name} changed ({old[:8]}… -> {new[:8]}…)"
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
+    old = _flatten({k: before.get(k, {}) for k in ("metadata", "spec")})
+    new = _flatten({k: after.get(k, {}) for k in ("metadata", "spec")})
+    return tuple(
+        Change(path, _shown(old.get(path)), _shown(new.get(path)))
+        for path in sorted(set(old) | set(new))
+        if old.get(path) != new.get(path)
+    )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value} if prefix else {}
+
+
+def _shown(value: Any) -> Any:
+    """Values that name an environment variable are sensitive: a plan never shows them."""
+    if isinstance(value, str) and "${env:" in value:
+        return SENSITIVE
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def _is_descriptive(path: str) -> bool:
+    parts = path.split(".")
+    if parts[0] == "metadata":
+        return len(parts) > 1 and parts[1] in METADATA_FIELDS
+    return len(parts) > 1 and parts[1] in DESCRIPTIVE_SPEC_FIELDS
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+def _check_prevent_destroy(
+    desired: Sequence[Desired], state: Mapping[str, ResourceState], steps: Sequence[Step]
+) -> None:
+    protected = {w.address for w in desired if w.prevent_destroy}
+    protected |= {
+        a for a, s in state.items() if ((s.spec.get("spec") or {}).get("lifecycle") or {}).get("prevent_destroy")
+    }
+    broken = [s for s in steps if s.address in protected and s.action in (Action.DELETE, Action.REPLACE)]
+    if broken:
+        listed = "; ".join(s.explain() for s in broken)
+        raise PlanError(f"lifecycle.prevent_destroy forbids this plan: {listed}")
