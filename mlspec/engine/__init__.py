@@ -1,0 +1,1 @@
+"""Applying plans: the parallel executor that commits each step to state as it ends."""
