@@ -91,6 +91,7 @@ class StepContext:
     workdir: Path  # the spec repo
     artifacts: str  # the artifact store: a local path or an fsspec URL
     settings: BaseModel | None  # this plugin's validated settings from mlspec.yaml
+    fingerprint: str = ""  # the step's data fingerprint: the key of run caches
     log: Callable[[str], None] = print
     cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: stop soon
 

@@ -1,0 +1,118 @@
+"""The built-in Task plugin, running real commands in a temporary spec repo."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlspec.plugin import Registry, StepContext
+from mlspec.spec.specset import Resource, load_specs
+from mlspec.state import ResourceState
+from mlspec_task import TaskFailed, TaskPlugin
+
+PY = sys.executable
+
+
+def task(spec: str) -> str:
+    return f"apiVersion: mlspec/v1\nkind: Task\nmetadata: {{name: t}}\nspec:\n{spec}"
+
+
+@pytest.fixture
+def make(project: Callable[..., Path]) -> Callable[[str], tuple[Path, Resource]]:
+    def build(spec: str, files: dict[str, str] | None = None) -> tuple[Path, Resource]:
+        root = project({"specs/t.yaml": task(spec), **(files or {})})
+        return root, load_specs(root).resources["Task/t"]
+
+    return build  # type: ignore[return-value]
+
+
+def step(root: Path, resource: Resource, fingerprint: str = "", previous: ResourceState | None = None) -> StepContext:
+    return StepContext(resource, {}, previous, root, "", None, fingerprint=fingerprint, log=lambda _: None)
+
+
+WRITE = f"  cmd: [{PY}, -c, \"import pathlib; pathlib.Path('out.txt').write_text('hi'); open('runs.log','a').write('x')\"]\n  outs: [out.txt]\n"
+
+
+def test_the_builtin_plugin_is_registered_like_any_other() -> None:
+    assert isinstance(Registry().for_kind("Task"), TaskPlugin)
+
+
+def test_apply_runs_the_command_and_records_its_outs(make: Callable[..., tuple[Path, Resource]]) -> None:
+    root, resource = make(WRITE)
+    outputs = TaskPlugin().apply(step(root, resource))
+    assert (root / "out.txt").read_text() == "hi"
+    assert outputs["outs"] == {"out.txt": "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"}
+    assert outputs["cached"] is False
+
+
+def test_the_run_cache_restores_outs_instead_of_running_again(make: Callable[..., tuple[Path, Resource]]) -> None:
+    root, resource = make(WRITE)
+    plugin = TaskPlugin()
+    plugin.apply(step(root, resource, fingerprint="f" * 64))
+    (root / "out.txt").unlink()
+    outputs = plugin.apply(step(root, resource, fingerprint="f" * 64))
+    assert outputs["cached"] is True and (root / "out.txt").read_text() == "hi"
+    assert (root / "runs.log").read_text() == "x"  # the command ran once
+    plugin.apply(step(root, resource, fingerprint="e" * 64))  # another fingerprint runs it
+    assert (root / "runs.log").read_text() == "xx"
+
+
+def test_argv_is_never_given_to_a_shell(make: Callable[..., tuple[Path, Resource]]) -> None:
+    root, resource = make(f"  cmd: [{PY}, -c, \"import sys, pathlib; pathlib.Path('out.txt').write_text(sys.argv[1])\", '$(echo no); rm -rf x']\n  outs: [out.txt]\n")
+    TaskPlugin().apply(step(root, resource))
+    assert (root / "out.txt").read_text() == "$(echo no); rm -rf x"
+
+
+def test_env_references_are_resolved_at_apply_only(
+    make: Callable[..., tuple[Path, Resource]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = f"  cmd: [{PY}, -c, \"import os, pathlib; pathlib.Path('out.txt').write_text(os.environ['TOKEN'])\"]\n  outs: [out.txt]\n  env: {{TOKEN: '${{env:MLSPEC_TEST_TOKEN}}'}}\n"
+    root, resource = make(spec)
+    assert resource.spec_data()["env"] == {"TOKEN": "${env:MLSPEC_TEST_TOKEN}"}  # symbolic in the spec set
+    with pytest.raises(TaskFailed, match="MLSPEC_TEST_TOKEN is not set"):
+        TaskPlugin().apply(step(root, resource))
+    monkeypatch.setenv("MLSPEC_TEST_TOKEN", "s3cret")
+    outputs = TaskPlugin().apply(step(root, resource))
+    assert (root / "out.txt").read_text() == "s3cret" and "s3cret" not in str(outputs)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (f"  cmd: [{PY}, -c, \"import sys; print('bad input', file=sys.stderr); sys.exit(3)\"]\n", "exit code 3\nbad input"),
+        ("  cmd: [no-such-command-anywhere]\n", "command not found: no-such-command-anywhere"),
+        (f"  cmd: [{PY}, -c, 'import time; time.sleep(5)']\n  timeout_s: 0.3\n", "timed out after 0.3s"),
+        (f"  cmd: [{PY}, -c, 'pass']\n  outs: [never.txt]\n", "did not write `never.txt`"),
+    ],
+)
+def test_failures_say_why(make: Callable[..., tuple[Path, Resource]], spec: str, message: str) -> None:
+    root, resource = make(spec)
+    with pytest.raises(TaskFailed, match=message.replace("(", r"\(")):
+        TaskPlugin().apply(step(root, resource))
+
+
+def test_inputs_are_the_deps_digests(make: Callable[..., tuple[Path, Resource]]) -> None:
+    root, resource = make("  cmd: [x]\n  deps: ['data/*.csv', scripts]\n",
+                          {"data/a.csv": "1", "data/b.csv": "2", "scripts/run.py": "print()"})
+    plugin = TaskPlugin()
+    first = plugin.inputs(resource, root)
+    assert sorted(first) == ["data/a.csv", "data/b.csv", "scripts/run.py"]
+    (root / "data" / "b.csv").write_text("changed")
+    assert plugin.inputs(resource, root)["data/b.csv"] != first["data/b.csv"]
+
+
+def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
+    make: Callable[..., tuple[Path, Resource]]
+) -> None:
+    root, resource = make(WRITE)
+    plugin = TaskPlugin()
+    state = ResourceState("Task/t", "fp", {}, plugin.apply(step(root, resource)))
+    assert plugin.refresh(resource, state).drift is None
+    (root / "out.txt").write_text("edited")
+    assert plugin.refresh(resource, state).drift == "out.txt modified"
+    plugin.destroy(step(root, resource, previous=state))
+    observed = plugin.refresh(resource, state)
+    assert not observed.exists and observed.drift == "out.txt deleted"
