@@ -41,3 +41,6 @@ class ProjectConfig(_Strict):
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     prune: bool = Field(False, description="delete resources that are in state but no longer in specs")
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="settings per plugin")
+    plugin_for: dict[str, str] = Field(
+        default_factory=dict, description="kind -> the distribution whose plugin owns it, when several are installed"
+    )

@@ -137,7 +137,9 @@ class Plugin(Protocol):
 class Registry:
     """Plugins by kind, discovered from entry points and loaded on first use."""
 
-    def __init__(self, points: Iterable[EntryPoint] | None = None) -> None:
+    def __init__(self, points: Iterable[EntryPoint] | None = None, prefer: Mapping[str, str] | None = None) -> None:
+        """`prefer`: kind -> distribution name, from mlspec.yaml's `plugin_for`, when several claim a kind."""
+        self._prefer = {kind: _normal(dist) for kind, dist in (prefer or {}).items()}
         self._points: dict[str, list[EntryPoint]] = {}
         for point in entry_points(group=ENTRY_POINT_GROUP) if points is None else points:
             self._points.setdefault(point.name, []).append(point)
@@ -153,8 +155,14 @@ class Registry:
         if not points:
             raise PluginError(f"no plugin is installed for kind `{kind}` (entry point group {ENTRY_POINT_GROUP})")
         if len({p.value for p in points}) > 1:
-            owners = ", ".join(f"{p.value} (from {_distribution(p)})" for p in points)
-            raise PluginError(f"kind `{kind}` is claimed by several plugins: {owners}; uninstall all but one")
+            chosen = [p for p in points if kind in self._prefer and _normal(_dist_name(p)) == self._prefer[kind]]
+            if len(chosen) != 1:
+                owners = ", ".join(f"{p.value} (from {_distribution(p)})" for p in points)
+                raise PluginError(
+                    f"kind `{kind}` is claimed by several plugins: {owners}; choose one in mlspec.yaml "
+                    f"(`plugin_for: {{{kind}: <distribution>}}`) or uninstall the others"
+                )
+            points = chosen
         plugin = load_plugin(points[0])
         self._loaded[kind] = plugin
         return plugin
@@ -176,6 +184,15 @@ def load_plugin(point: EntryPoint) -> Plugin:
     if missing:
         raise PluginError(f"plugin {where} does not implement {', '.join(missing)}")
     return plugin  # type: ignore[no-any-return]
+
+
+def _dist_name(point: EntryPoint) -> str:
+    dist = getattr(point, "dist", None)
+    return str(dist.name) if dist is not None else ""
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _distribution(point: EntryPoint) -> str:
