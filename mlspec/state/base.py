@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -57,6 +56,3 @@ def open_state(project: Project, *, create: bool = True) -> StateStore:
         return LocalStateStore(path if path.is_absolute() else project.root / path, create=create)
     raise StateError(f"state backend `{backend}` is not available in this version of mlspec; use `local`")
 
-
-def iter_addresses(store: StateReader) -> Iterator[str]:
-    return (entry.address for entry in store.list())
