@@ -10,6 +10,7 @@ ended: the next plan sees the rest.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -53,29 +54,43 @@ def execute(
     result = ApplyResult()
     for entry in store.list():  # unchanged resources hand their recorded outputs downstream
         result.outputs[entry.address] = entry.outputs
-    pending = {s.address: s for s in plan.steps if s.action.is_change and s.action is not Action.DELETE}
+    steps = {s.address: s for s in plan.steps if s.action.is_change and s.action is not Action.DELETE}
     deletes = [s for s in plan.steps if s.action is Action.DELETE]
-    blocked: dict[str, str] = {}
+    # Each step waits for its dependencies that are in the plan (the others are done already): a count
+    # per step and a ready queue keep scheduling linear in the size of the plan.
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for address in steps:
+        deps = [d for d in upstream.get(address, ()) if d in steps]
+        waiting[address] = len(deps)
+        for dep in deps:
+            dependents.setdefault(dep, []).append(address)
+    ready = deque(address for address in steps if waiting[address] == 0)
+    started: set[str] = set()
+
+    def skip_dependents(address: str, verb: str) -> None:
+        queue = deque([(address, verb)])
+        while queue:
+            cause, how = queue.popleft()
+            for child in dependents.get(cause, ()):
+                if child not in result.skipped:
+                    why = f"upstream {cause} {how}"
+                    result.skipped[child] = why
+                    notify("skipped", steps[child], why)
+                    queue.append((child, "was skipped"))
+
     running: dict[Future[Outputs], Step] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="mlspec-step") as pool:
-        while pending or running:
-            if not cancel.is_set():
-                for address, step in list(pending.items()):
-                    deps = upstream.get(address, ())
-                    failed_dep = next((d for d in deps if d in result.failed or d in blocked), None)
-                    if failed_dep is not None:
-                        why = f"upstream {failed_dep} " + ("failed" if failed_dep in result.failed else "was skipped")
-                        blocked[address] = why
-                        result.skipped[address] = why
-                        del pending[address]
-                        notify("skipped", step, why)
-                    elif all(d not in pending and d not in _in_flight(running) for d in deps):
-                        del pending[address]
-                        # Recorded as interrupted until it ends: after a kill -9 the next plan redoes it.
-                        store.commit(record(step, result.outputs.get(address, {}), Status.INTERRUPTED))
-                        inputs = {d: result.outputs.get(d, {}) for d in deps}
-                        running[pool.submit(run_step, step, inputs)] = step
-                        notify("started", step, "")
+        while ready or running:
+            while ready and not cancel.is_set():
+                address = ready.popleft()
+                step = steps[address]
+                started.add(address)
+                # Recorded as interrupted until it ends: after a kill -9 the next plan redoes it.
+                store.commit(record(step, result.outputs.get(address, {}), Status.INTERRUPTED))
+                inputs = {d: result.outputs.get(d, {}) for d in upstream.get(address, ())}
+                running[pool.submit(run_step, step, inputs)] = step
+                notify("started", step, "")
             if not running:
                 break  # cancelled, or nothing can start
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -88,13 +103,19 @@ def execute(
                     result.outputs[step.address] = outputs
                     result.done.append(step.address)
                     notify("done", step, "")
+                    for child in dependents.get(step.address, ()):
+                        waiting[child] -= 1
+                        if waiting[child] == 0 and child not in result.skipped:
+                            ready.append(child)
                 else:
                     store.commit(record(step, {}, Status.TAINTED))
                     result.failed[step.address] = f"{type(error).__name__}: {error}"
                     notify("failed", step, result.failed[step.address])
-        for address, step in pending.items():
-            result.skipped[address] = "cancelled before it started"
-            notify("skipped", step, "cancelled")
+                    skip_dependents(step.address, "failed")
+        for address, step in steps.items():
+            if address not in started and address not in result.skipped:
+                result.skipped[address] = "cancelled before it started"
+                notify("skipped", step, "cancelled")
     for step in deletes if not cancel.is_set() and not result.failed else ():
         try:
             run_step(step, {})
@@ -103,7 +124,3 @@ def execute(
         except Exception as error:
             result.failed[step.address] = f"{type(error).__name__}: {error}"
     return result
-
-
-def _in_flight(running: Mapping[Future[Outputs], Step]) -> set[str]:
-    return {step.address for step in running.values()}
