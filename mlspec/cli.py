@@ -155,6 +155,80 @@ def lock_timeout_option(f: F) -> F:
     )(f)
 
 
+def plan_options(f: F) -> F:
+    for option in reversed((
+        click.option("--target", "targets", multiple=True, metavar="ADDR",
+                     help="Only ADDR and what it depends on (repeatable)."),
+        click.option("--replace", "replace", multiple=True, metavar="ADDR",
+                     help="Recompute ADDR even if nothing changed (repeatable)."),
+        click.option("--refresh/--no-refresh", default=True, show_default=True,
+                     help="Ask plugins whether the live objects still match state (drift)."),
+        click.option("--refresh-only", is_flag=True, help="Only bring state in line with the live objects."),
+        click.option("--prune/--no-prune", default=None,
+                     help="Delete resources that left the specs (default: `prune` in mlspec.yaml)."),
+    )):
+        f = option(f)
+    return f
+
+
+def _options(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refresh_only: bool,
+             prune: bool | None) -> Any:
+    from mlspec.engine.planner import PlanOptions
+
+    return PlanOptions(targets, replace, refresh=refresh, refresh_only=refresh_only, prune=prune)
+
+
+@cli.command()
+@plan_options
+@format_option("text", "json", "markdown")
+@click.option("-out", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Save the plan; `mlspec apply FILE` then carries out exactly it.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
+def plan(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refresh_only: bool, prune: bool | None,
+         fmt: str, out: Path | None, detailed_exitcode: bool) -> int:
+    """Show what apply would change in the live world, and why.
+
+    \b
+    Examples:
+      mlspec plan
+      mlspec plan --target Model/sentiment -out plan.json
+      mlspec plan --format markdown > comment.md      # a pull-request comment
+      mlspec plan --detailed-exitcode                 # in CI: exit 2 when there are changes
+    """
+    from mlspec.commands.plan import run
+
+    return run(_options(targets, replace, refresh, refresh_only, prune), fmt, out=out,
+               detailed_exitcode=detailed_exitcode, style=_style())
+
+
+@cli.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@plan_options
+@format_option("text", "json")
+@click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Steps run at once where the graph allows.")
+@click.option("-y", "--auto-approve", is_flag=True, help="Do not ask before applying (a terminal asks).")
+@lock_timeout_option
+def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool,
+          refresh_only: bool, prune: bool | None, fmt: str, parallelism: int, auto_approve: bool,
+          lock_timeout: float) -> int:
+    """Carry out the plan: run each step through its plugin, committing state as each ends.
+
+    With PLAN_FILE (from `mlspec plan -out`), apply exactly that plan, or refuse it when the state or
+    the specs moved since it was made. Ctrl-C once lets running steps finish; twice stops them.
+
+    \b
+    Examples:
+      mlspec apply
+      mlspec plan -out plan.json && mlspec apply plan.json
+      mlspec apply --target Task/prepare --parallelism 8 --lock-timeout 60
+    """
+    from mlspec.commands.apply import run
+
+    return run(_options(targets, replace, refresh, refresh_only, prune), plan_file, fmt, parallelism=parallelism,
+               lock_timeout=lock_timeout, auto_approve=auto_approve, style=_style())
+
+
 @cli.group()
 def state() -> None:
     """Inspect and edit the state (what mlspec last applied), like `terraform state`.

@@ -32,6 +32,7 @@ from mlspec.errors import MlspecError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from mlspec.digests import FileDigests
     from mlspec.spec.kinds.base import Issue
     from mlspec.spec.specset import Resource
     from mlspec.state.model import ResourceState
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 API_VERSION = 1
 ENTRY_POINT_GROUP = "mlspec.plugins"
 METHODS = ("validate", "inputs", "refresh", "diff", "apply", "destroy", "estimate")
+REPLACE_ORDERS = ("in_place", "create_before_destroy", "destroy_before_create")
 
 Outputs = dict[str, Any]  # JSON values: artifact URIs, digests, metrics, endpoints
 
@@ -82,6 +84,24 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class PlanContext:
+    """What `inputs` and `refresh` receive besides the resource: where to look, and the shared stat cache.
+
+    `digests` is the core's file-digest cache (.mlspec/cache/digests.db): an unchanged file costs a
+    stat, and one cache serves every resource of a plan instead of one open per resource.
+    """
+
+    workdir: Path  # the spec repo
+    digests: FileDigests
+    artifacts: str = ".mlspec/artifacts"
+    settings: BaseModel | None = None
+
+
+class StepInterrupted(MlspecError):
+    """Raised by a plugin that stopped because `step.cancelled` was set: the step is recorded interrupted."""
+
+
+@dataclass(frozen=True)
 class StepContext:
     """Everything `apply` and `destroy` receive: the resource, its upstreams' outputs, where to work."""
 
@@ -93,7 +113,9 @@ class StepContext:
     settings: BaseModel | None  # this plugin's validated settings from mlspec.yaml
     fingerprint: str = ""  # the step's data fingerprint: the key of run caches
     log: Callable[[str], None] = print
-    cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C: stop soon
+    # Set on the second Ctrl-C: stop now (kill child processes), raise StepInterrupted. The first
+    # Ctrl-C only stops new steps from starting; steps in flight are left to finish.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @runtime_checkable
@@ -104,17 +126,20 @@ class Plugin(Protocol):
     name: ClassVar[str]
     version: ClassVar[str]  # enters every fingerprint: a new version may change results
     settings_model: ClassVar[type[BaseModel] | None]  # validates `plugins.<name>` of mlspec.yaml
+    # How a replace is carried out (optional; default "in_place"): "in_place" calls apply with
+    # `previous` set and lets the plugin overwrite; "create_before_destroy" (serving: no downtime)
+    # applies the new object, then destroys the previous one; "destroy_before_create" the reverse.
 
     def validate(self, resource: Resource) -> Iterable[Issue]:
         """Semantic checks beyond the schema, as issues with field paths (shown with positions)."""
         ...
 
-    def inputs(self, resource: Resource, workdir: Path) -> Mapping[str, str]:
+    def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """Cheap observations that enter the fingerprint, e.g. {file path: sha256}. No side effects."""
         ...
 
-    def refresh(self, resource: Resource, state: ResourceState) -> Observation:
-        """Does the live object still exist and match state? Read-only."""
+    def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
+        """Does the live object still exist and match state? Read-only. `details`: the outputs as found."""
         ...
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
@@ -147,6 +172,9 @@ class Registry:
 
     def kinds(self) -> list[str]:
         return sorted(self._points)
+
+    def has(self, kind: str) -> bool:
+        return kind in self._points
 
     def for_kind(self, kind: str) -> Plugin:
         if kind in self._loaded:
@@ -183,7 +211,31 @@ def load_plugin(point: EntryPoint) -> Plugin:
     missing += [a for a in ("name", "version") if not isinstance(getattr(plugin, a, None), str)]
     if missing:
         raise PluginError(f"plugin {where} does not implement {', '.join(missing)}")
+    if replace_order(plugin) not in REPLACE_ORDERS:
+        raise PluginError(f"plugin {where}: replace_order must be one of {', '.join(REPLACE_ORDERS)}")
     return plugin  # type: ignore[no-any-return]
+
+
+def replace_order(plugin: Plugin) -> str:
+    return str(getattr(plugin, "replace_order", "in_place"))
+
+
+def plugin_settings(plugin: Plugin, raw: Mapping[str, Any] | None) -> BaseModel | None:
+    """Validate `plugins.<name>` of mlspec.yaml against the plugin's settings model, every error at once."""
+    model = plugin.settings_model
+    if model is None:
+        if raw:
+            raise PluginError(f"mlspec.yaml: plugins.{plugin.name}: plugin `{plugin.name}` takes no settings")
+        return None
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as err:
+        problems = "; ".join(
+            f"plugins.{plugin.name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise PluginError(f"mlspec.yaml: {problems}") from None
 
 
 def _dist_name(point: EntryPoint) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlspec.plugin import API_VERSION, PluginError, Registry, StepContext
+from mlspec.digests import FileDigests
+from mlspec.plugin import API_VERSION, PlanContext, PluginError, Registry, StepContext
 from mlspec.spec.specset import load_specs
 from tests.conftest import REPO
 
@@ -63,9 +64,11 @@ def test_the_documented_plugin_installs_and_runs(site: Path, project: Callable[.
     from mlspec.state import ResourceState
 
     state = ResourceState("Task/greet", "fp", {}, outputs)
-    assert plugin.refresh(resource, state).exists
-    plugin.destroy(StepContext(resource, {}, state, root, "", None))
-    observed = plugin.refresh(resource, state)
+    with FileDigests(None) as digests:
+        context = PlanContext(root, digests)
+        assert plugin.refresh(resource, state, context).exists
+        plugin.destroy(StepContext(resource, {}, state, root, "", None))
+        observed = plugin.refresh(resource, state, context)
     assert not observed.exists and observed.drift is not None and "deleted" in observed.drift
 
 

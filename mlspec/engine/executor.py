@@ -16,7 +16,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlspec.errors import MlspecError
 from mlspec.plan.model import Action, Plan, Step
+from mlspec.plugin import StepInterrupted
 from mlspec.state.base import StateStore
 from mlspec.state.model import ResourceState, Status
 
@@ -30,11 +32,12 @@ class ApplyResult:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # address -> error
     skipped: dict[str, str] = field(default_factory=dict)  # address -> why
+    interrupted: list[str] = field(default_factory=list)  # stopped by a second Ctrl-C: redone next time
     outputs: dict[str, Outputs] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return not self.failed and not self.skipped and not self.interrupted
 
 
 def execute(
@@ -54,7 +57,7 @@ def execute(
     result = ApplyResult()
     for entry in store.list():  # unchanged resources hand their recorded outputs downstream
         result.outputs[entry.address] = entry.outputs
-    steps = {s.address: s for s in plan.steps if s.action.is_change and s.action is not Action.DELETE}
+    steps = {s.address: s for s in plan.steps if s.action in (Action.CREATE, Action.UPDATE, Action.REPLACE)}
     deletes = [s for s in plan.steps if s.action is Action.DELETE]
     # Each step waits for its dependencies that are in the plan (the others are done already): a count
     # per step and a ready queue keep scheduling linear in the size of the plan.
@@ -93,7 +96,8 @@ def execute(
                 notify("started", step, "")
             if not running:
                 break  # cancelled, or nothing can start
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            # A short timeout keeps the main thread responsive to Ctrl-C (signal handlers run here).
+            finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
             for future in finished:
                 step = running.pop(future)
                 error = future.exception()
@@ -107,20 +111,37 @@ def execute(
                         waiting[child] -= 1
                         if waiting[child] == 0 and child not in result.skipped:
                             ready.append(child)
+                elif isinstance(error, StepInterrupted):
+                    result.interrupted.append(step.address)  # state already says interrupted
+                    notify("interrupted", step, str(error))
+                    skip_dependents(step.address, "was interrupted")
                 else:
                     store.commit(record(step, {}, Status.TAINTED))
-                    result.failed[step.address] = f"{type(error).__name__}: {error}"
+                    result.failed[step.address] = _reason(error)
                     notify("failed", step, result.failed[step.address])
                     skip_dependents(step.address, "failed")
         for address, step in steps.items():
             if address not in started and address not in result.skipped:
                 result.skipped[address] = "cancelled before it started"
                 notify("skipped", step, "cancelled")
-    for step in deletes if not cancel.is_set() and not result.failed else ():
+    for step in deletes:  # after everything else: nothing still running can depend on them
+        if cancel.is_set() or result.failed or result.interrupted:
+            result.skipped[step.address] = "cancelled" if cancel.is_set() else "not run: an earlier step failed"
+            notify("skipped", step, result.skipped[step.address])
+            continue
+        notify("started", step, "")
         try:
             run_step(step, {})
-            store.remove(step.address)
-            result.done.append(step.address)
         except Exception as error:
-            result.failed[step.address] = f"{type(error).__name__}: {error}"
+            result.failed[step.address] = _reason(error)
+            notify("failed", step, result.failed[step.address])
+            continue
+        store.remove(step.address)
+        result.done.append(step.address)
+        notify("done", step, "")
     return result
+
+
+def _reason(error: BaseException) -> str:
+    """Our errors speak for themselves; anything else is named by its type."""
+    return str(error) if isinstance(error, MlspecError) else f"{type(error).__name__}: {error}"

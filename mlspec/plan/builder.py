@@ -12,7 +12,7 @@ plugin): that is what lets a plan name the field, input file, plugin version or 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,9 @@ from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
 from mlspec.state.model import ResourceState, StateMeta, Status
 
 MAX_LISTED = 5  # fields named in one cause; the rest are counted
+
+
+InPlace = Callable[["Desired", Mapping[str, Any]], bool]
 
 
 class PlanError(MlspecError):
@@ -65,8 +68,13 @@ def build_plan(
     prune: bool = False,
     replace: Iterable[str] = (),
     drift: Mapping[str, str] | None = None,
+    in_place: InPlace | None = None,
 ) -> Plan:
-    """`desired` in dependency order (upstream first); `drift`: address -> what refresh found."""
+    """`desired` in dependency order (upstream first); `drift`: address -> what refresh found.
+
+    `in_place(desired, before_spec)`: the plugin's diff, True when every changed spec field can be
+    updated in place; without it, any change to what a resource computes means a replace.
+    """
     forced = set(replace)
     drifted = drift or {}
     fingerprints: dict[str, Fingerprint] = {}
@@ -77,7 +85,7 @@ def build_plan(
             inputs=want.inputs, upstream={u: fingerprints[u] for u in want.upstream if u in fingerprints},
         )
         fingerprints[want.address] = fp
-        steps[want.address] = _step(want, fp, state.get(want.address), steps, forced, drifted)
+        steps[want.address] = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place)
     deletes: list[Step] = []
     orphans: list[str] = []
     wanted = {w.address for w in desired}
@@ -97,6 +105,7 @@ def _step(
     steps: Mapping[str, Step],
     forced: set[str],
     drifted: Mapping[str, str],
+    in_place: InPlace | None,
 ) -> Step:
     now = material(want)
     if previous is None:
@@ -113,7 +122,11 @@ def _step(
     if want.address in drifted:
         return Step(want.address, Action.REPLACE, (f"drift: {drifted[want.address]}",), changes, fp.data)
     if fp.data != previous.fingerprint:
-        return Step(want.address, Action.REPLACE, _why_recompute(want, before, now, steps), changes, fp.data)
+        causes = _why_recompute(want, before, now, steps)
+        only_spec = len(causes) == 1 and causes[0].startswith("spec changed")
+        if only_spec and in_place is not None and in_place(want, before.get("spec") or {}):
+            return Step(want.address, Action.UPDATE, (f"{causes[0]} (in place)",), changes, fp.data)
+        return Step(want.address, Action.REPLACE, causes, changes, fp.data)
     descriptive = [c.path for c in changes if _is_descriptive(c.path)]
     if descriptive:
         return Step(want.address, Action.UPDATE, (f"metadata changed: {_listed(descriptive)}",), changes, fp.data)
@@ -138,7 +151,7 @@ def _why_recompute(
     if before.get("plugin") != now["plugin"]:
         old = before.get("plugin") or ["?", "?"]
         causes.append(f"plugin {now['plugin'][0]} {old[1]} -> {now['plugin'][1]}")
-    upstream = [u for u in want.upstream if u in steps and steps[u].action in (Action.CREATE, Action.REPLACE)]
+    upstream = [u for u in want.upstream if u in steps and _recomputes(steps[u])]
     if upstream:
         first = steps[upstream[0]]
         others = f" (and {len(upstream) - 1} more upstream)" if len(upstream) > 1 else ""
@@ -147,6 +160,13 @@ def _why_recompute(
         else:
             causes.append(f"{first.address} will be {first.action.past}{others}")
     return tuple(causes) or ("fingerprint changed",)
+
+
+def _recomputes(step: Step) -> bool:
+    """Does this step change what its dependents receive? (A metadata-only update does not.)"""
+    if step.action in (Action.CREATE, Action.REPLACE):
+        return True
+    return step.action is Action.UPDATE and not step.causes[0].startswith("metadata changed")
 
 
 def _input_change(name: str, old: str | None, new: str | None) -> str:
@@ -158,8 +178,8 @@ def _input_change(name: str, old: str | None, new: str | None) -> str:
 
 
 def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
-    old = _flatten({k: before.get(k, {}) for k in ("metadata", "spec")})
-    new = _flatten({k: after.get(k, {}) for k in ("metadata", "spec")})
+    old = _flatten({k: before[k] for k in ("metadata", "spec") if k in before})
+    new = _flatten({k: after[k] for k in ("metadata", "spec") if k in after})
     return tuple(
         Change(path, _shown(old.get(path)), _shown(new.get(path)))
         for path in sorted(set(old) | set(new))
@@ -168,12 +188,14 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Chang
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
+    if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    return {prefix: value} if prefix else {}
+    if value == [] or not prefix:  # an empty list or map says nothing a reader needs
+        return {}
+    return {prefix: value}
 
 
 def _shown(value: Any) -> Any:

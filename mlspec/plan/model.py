@@ -16,6 +16,7 @@ class Action(enum.StrEnum):
     UPDATE = "update"  # in place: state only, nothing recomputed (owner, labels, description)
     REPLACE = "replace"  # recompute / recreate
     DELETE = "delete"
+    READ = "read"  # --refresh-only: accept what refresh found into state; nothing in the world changes
     NOOP = "noop"
 
     @property
@@ -25,7 +26,12 @@ class Action(enum.StrEnum):
     @property
     def past(self) -> str:
         return {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted",
-                "noop": "unchanged"}[self.value]
+                "read": "read", "noop": "unchanged"}[self.value]
+
+    @property
+    def symbol(self) -> str:
+        """Terraform's: `+` create, `~` update, `-/+` replace, `-` delete, `<=` read."""
+        return {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "read": "<=", "noop": " "}[self.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,8 @@ class Step:
     causes: tuple[str, ...]  # outermost first: "Model/sentiment will be replaced", "spec changed: ..."
     changes: tuple[Change, ...] = ()
     fingerprint: str | None = None  # the data fingerprint after apply (None for delete)
+    estimate: dict[str, Any] | None = None  # seconds, gpu_hours, cost, basis: from the plugin
+    observed: dict[str, Any] | None = None  # read: the outputs refresh found (None: the object is gone)
 
     def explain(self) -> str:
         """`replace Service/api  because Model/m will be replaced  because spec changed: ...`"""
@@ -54,6 +62,8 @@ class Plan:
     serial: int  # the state this plan was made against: apply refuses it if state moved since
     steps: tuple[Step, ...]
     orphans: tuple[str, ...] = ()  # in state, no longer in specs, kept (no prune)
+    unmanaged: tuple[tuple[str, str], ...] = ()  # (address, why): no installed plugin manages it
+    options: dict[str, Any] | None = None  # targets, replace, refresh_only: how the plan was made
     format_version: str = FORMAT_VERSION
 
     @property
@@ -66,15 +76,31 @@ class Plan:
             out[step.action.value] += 1
         return out
 
+    def estimated(self) -> dict[str, float]:
+        """Sums over the changing steps of what their plugins estimated (absent when none did)."""
+        out: dict[str, float] = {}
+        for step in self.steps:
+            for key in ("seconds", "gpu_hours", "cost"):
+                value = (step.estimate or {}).get(key)
+                if step.action.is_change and value is not None:
+                    out[key] = out.get(key, 0.0) + float(value)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "lineage": self.lineage,
             "serial": self.serial,
+            "has_changes": self.has_changes,
+            "summary": self.counts(),
+            "estimated": self.estimated(),
+            "options": self.options or {},
             "orphans": list(self.orphans),
+            "unmanaged": [{"address": a, "why": why} for a, why in self.unmanaged],
             "steps": [
                 {"address": s.address, "action": s.action.value, "causes": list(s.causes), "fingerprint": s.fingerprint,
-                 "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in s.changes]}
+                 "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in s.changes],
+                 "estimate": s.estimate, **({"observed": s.observed} if s.action is Action.READ else {})}
                 for s in self.steps
             ],
         }
@@ -91,8 +117,11 @@ class Plan:
             int(data["serial"]),
             tuple(
                 Step(s["address"], Action(s["action"]), tuple(s["causes"]),
-                     tuple(Change(c["path"], c["before"], c["after"]) for c in s["changes"]), s["fingerprint"])
+                     tuple(Change(c["path"], c["before"], c["after"]) for c in s["changes"]), s["fingerprint"],
+                     s.get("estimate"), s.get("observed"))
                 for s in data["steps"]
             ),
             tuple(data.get("orphans", ())),
+            tuple((u["address"], u["why"]) for u in data.get("unmanaged", ())),
+            data.get("options") or None,
         )

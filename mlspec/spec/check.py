@@ -67,7 +67,7 @@ def check_document(doc: Document, file: str) -> Checked:
     except ValidationError as err:
         schema = list(_translate(err, doc, file, model_cls))
         return Checked(None, schema + _issues_of_valid_blocks(doc, file, model_cls, schema))
-    diagnostics = [_issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
+    diagnostics = [issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
     return Checked(None if diagnostics else resource, diagnostics)
 
 
@@ -97,7 +97,7 @@ def _issues_of_valid_blocks(
             block = block_cls.model_validate(spec[key])
         except ValidationError:
             continue
-        out.extend(_issue_diagnostic(doc, file, ("spec", key, *loc), issue) for loc, issue in _issues(block))
+        out.extend(issue_diagnostic(doc, file, ("spec", key, *loc), issue) for loc, issue in _issues(block))
     return out
 
 
@@ -160,7 +160,7 @@ def _issues(resource: BaseModel) -> list[tuple[Loc, Issue]]:
     return inspect(resource)[0]
 
 
-def _issue_diagnostic(doc: Document, file: str, loc: Loc, issue: Issue) -> Diagnostic:
+def issue_diagnostic(doc: Document, file: str, loc: Loc, issue: Issue) -> Diagnostic:
     return _at(doc, file, loc, issue.code, issue.message, expected=issue.expected, hint=issue.hint)
 
 

@@ -7,7 +7,7 @@ validate` reports it, and planning never starts on invalid specs), then reads ea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,8 @@ from mlspec.errors import SpecError
 if TYPE_CHECKING:
     from mlspec.graph import SpecGraph
     from mlspec.project import Project
-    from mlspec.spec.kinds.base import Envelope
+    from mlspec.spec.diagnostics import Diagnostic
+    from mlspec.spec.kinds.base import Envelope, Issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class Resource:
     envelope: Envelope
     file: str  # project-relative, as in diagnostics
     doc: int
+    path: str = ""  # where to read the file
 
     @property
     def kind(self) -> str:
@@ -58,6 +60,20 @@ class SpecSet:
         return len(self.resources)
 
 
+def issue_diagnostics(resource: Resource, issues: Iterable[Issue]) -> list[Diagnostic]:
+    """A plugin's issues (field paths from the envelope root) as diagnostics with file:line:col."""
+    from mlspec.spec.check import issue_diagnostic
+    from mlspec.spec.loader import decode, load_text
+
+    found = list(issues)
+    if not found:
+        return []
+    with open(resource.path or resource.file, "rb") as fh:
+        text, _ = decode(fh.read(), resource.file)
+    doc = load_text(text or "", resource.file).documents[resource.doc]
+    return [issue_diagnostic(doc, resource.file, issue.loc, issue) for issue in found]
+
+
 def load_specs(root: Path | None = None) -> SpecSet:
     from mlspec.spec.check import check_document
     from mlspec.spec.loader import decode, load_text
@@ -73,5 +89,7 @@ def load_specs(root: Path | None = None) -> SpecSet:
         for doc in load_text(text or "", spec_file.rel).documents:
             envelope = check_document(doc, spec_file.rel).resource
             if envelope is not None:
-                resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, doc.index)
+                resources[envelope.address] = Resource(
+                    envelope.address, envelope, spec_file.rel, doc.index, spec_file.path
+                )
     return SpecSet(report.project, resources, report.graph)

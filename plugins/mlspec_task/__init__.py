@@ -16,21 +16,33 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.digests import FileDigests, sha256_file
+from mlspec.digests import sha256_file
 from mlspec.errors import MlspecError
-from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, StepContext
+from mlspec.plugin import (
+    API_VERSION,
+    Diff,
+    Estimate,
+    FieldChange,
+    Observation,
+    PlanContext,
+    StepContext,
+    StepInterrupted,
+)
 from mlspec.spec.kinds.base import Issue
 from mlspec.spec.loader import ENV_REF
 from mlspec.spec.specset import Resource
 from mlspec.state.model import ResourceState
 
 __version__ = "0.1.0"
+ABSENT = "absent"  # a dep that does not exist (yet)
+POLL_S = 0.1  # how often a running command checks for timeout and Ctrl-C
 
 
 class TaskFailed(MlspecError):
@@ -48,33 +60,44 @@ class TaskPlugin:
         if spec.cwd is not None and (spec.cwd.startswith("/") or ".." in spec.cwd.split("/")):
             yield Issue(("spec", "cwd"), f"`{spec.cwd}` leaves the spec repo", expected="a relative directory")
 
-    def inputs(self, resource: Resource, workdir: Path) -> Mapping[str, str]:
-        """The deps' content digests (through the stat cache): a changed byte re-runs the task."""
+    def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
+        """The deps' content digests (through the stat cache): a changed byte re-runs the task.
+
+        A dep that does not exist yet (an upstream task writes it) is recorded as absent, so the
+        fingerprint moves once it appears.
+        """
+        workdir, digests = context.workdir, context.digests
         out: dict[str, str] = {}
-        with FileDigests(workdir / ".mlspec" / "cache" / "digests.db") as digests:
-            for dep in resource.envelope.spec.deps:
-                if not isinstance(dep, str):
-                    continue  # an upstream output: its fingerprint is already in ours
-                for path in _expand(workdir, dep):
-                    if path.is_dir():
-                        for rel, sha in digests.tree(path).items():
-                            out[f"{path.relative_to(workdir).as_posix()}/{rel}"] = sha
-                    elif path.is_file():
-                        out[path.relative_to(workdir).as_posix()] = digests.file(path)
+        for dep in resource.envelope.spec.deps:
+            if not isinstance(dep, str):
+                continue  # an upstream output: its fingerprint is already in ours
+            paths = _expand(workdir, dep)
+            if not paths:
+                out[dep] = ABSENT
+            for path in paths:
+                if path.is_dir():
+                    for rel, sha in digests.tree(path).items():
+                        out[f"{path.relative_to(workdir).as_posix()}/{rel}"] = sha
+                elif path.is_file():
+                    out[path.relative_to(workdir).as_posix()] = digests.file(path)
+                else:
+                    out[dep] = ABSENT
         return out
 
-    def refresh(self, resource: Resource, state: ResourceState) -> Observation:
+    def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
         recorded: dict[str, str] = state.outputs.get("outs", {})
-        workdir = Path(state.outputs.get("workdir", "."))
-        problems = []
+        problems, found = [], {}
         for rel, sha in sorted(recorded.items()):
-            path = workdir / rel
+            path = context.workdir / rel
             if not path.exists():
                 problems.append(f"{rel} deleted")
-            elif path.is_file() and sha256_file(path) != sha:
+                continue
+            found[rel] = context.digests.file(path) if path.is_file() else "dir"
+            if found[rel] != sha:
                 problems.append(f"{rel} modified")
         return Observation(exists=not any(p.endswith("deleted") for p in problems),
-                           drift=", ".join(problems) if problems else None)
+                           drift=", ".join(problems) if problems else None,
+                           details={**state.outputs, "outs": found})
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
         # Any change to what the command sees means running it again.
@@ -90,7 +113,7 @@ class TaskPlugin:
             restored = _restore(cached / "outs", workdir, spec.outs)
             if restored is not None:
                 step.log(f"{step.resource.address}: restored {len(spec.outs)} out(s) from the run cache")
-                return {"outs": restored, "workdir": str(workdir), "seconds": 0.0, "cached": True}
+                return {"outs": restored, "seconds": 0.0, "cached": True}
         started = time.monotonic()
         _run(spec, workdir, step)
         seconds = time.monotonic() - started
@@ -102,7 +125,7 @@ class TaskPlugin:
             outs[out] = sha256_file(path) if path.is_file() else "dir"
         if step.fingerprint and cached is not None:
             _save(workdir, spec.outs, cached / "outs")
-        return {"outs": outs, "workdir": str(workdir), "seconds": round(seconds, 3), "cached": False}
+        return {"outs": outs, "seconds": round(seconds, 3), "cached": False}
 
     def destroy(self, step: StepContext) -> None:
         recorded = step.previous.outputs.get("outs", {}) if step.previous else {}
@@ -128,18 +151,47 @@ def _run(spec: Any, workdir: Path, step: StepContext) -> None:
     command: list[str] | str = spec.cmd
     if spec.shell and isinstance(spec.cmd, list):
         command = " ".join(spec.cmd)
+    address = step.resource.address
     try:
-        done = subprocess.run(command, cwd=cwd, env=env, shell=spec.shell, capture_output=True, text=True,
-                              timeout=spec.timeout_s, check=False)
+        # Its own session: a Ctrl-C at the terminal reaches mlspec, which decides what the child gets.
+        child = subprocess.Popen(command, cwd=cwd, env=env, shell=spec.shell, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     except FileNotFoundError as err:
-        raise TaskFailed(f"{step.resource.address}: command not found: {err.filename}") from err
-    except subprocess.TimeoutExpired as err:
-        raise TaskFailed(f"{step.resource.address}: timed out after {spec.timeout_s:g}s") from err
-    for line in (done.stdout or "").splitlines()[-20:]:
-        step.log(f"{step.resource.address}: {line}")
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout or "").splitlines()[-10:])
-        raise TaskFailed(f"{step.resource.address}: exit code {done.returncode}" + (f"\n{tail}" if tail else ""))
+        raise TaskFailed(f"{address}: command not found: {err.filename}") from err
+    except PermissionError as err:
+        raise TaskFailed(f"{address}: cannot execute {err.filename}: permission denied") from err
+    deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
+    while True:
+        try:
+            stdout, stderr = child.communicate(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            if step.cancelled.is_set():
+                _stop(child)
+                raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(child)
+                raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
+    for line in (stdout or "").splitlines()[-20:]:
+        step.log(f"{address}: {line}")
+    if child.returncode != 0:
+        tail = "\n".join((stderr or stdout or "").splitlines()[-10:])
+        raise TaskFailed(f"{address}: exit code {child.returncode}" + (f"\n{tail}" if tail else ""))
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """SIGTERM to the command's process group, SIGKILL if it lingers; no zombie is left behind."""
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            child.communicate(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    child.wait()
 
 
 def _resolve(value: str, address: str) -> str:

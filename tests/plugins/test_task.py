@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlspec.plugin import Registry, StepContext
+from mlspec.digests import FileDigests
+from mlspec.plugin import PlanContext, Registry, StepContext
 from mlspec.spec.specset import Resource, load_specs
 from mlspec.state import ResourceState
 from mlspec_task import TaskFailed, TaskPlugin
@@ -98,10 +99,11 @@ def test_inputs_are_the_deps_digests(make: Callable[..., tuple[Path, Resource]])
     root, resource = make("  cmd: [x]\n  deps: ['data/*.csv', scripts]\n",
                           {"data/a.csv": "1", "data/b.csv": "2", "scripts/run.py": "print()"})
     plugin = TaskPlugin()
-    first = plugin.inputs(resource, root)
-    assert sorted(first) == ["data/a.csv", "data/b.csv", "scripts/run.py"]
-    (root / "data" / "b.csv").write_text("changed")
-    assert plugin.inputs(resource, root)["data/b.csv"] != first["data/b.csv"]
+    with FileDigests(None) as digests:
+        first = plugin.inputs(resource, PlanContext(root, digests))
+        assert sorted(first) == ["data/a.csv", "data/b.csv", "scripts/run.py"]
+        (root / "data" / "b.csv").write_text("changed")
+        assert plugin.inputs(resource, PlanContext(root, digests))["data/b.csv"] != first["data/b.csv"]
 
 
 def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
@@ -110,9 +112,10 @@ def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
     root, resource = make(WRITE)
     plugin = TaskPlugin()
     state = ResourceState("Task/t", "fp", {}, plugin.apply(step(root, resource)))
-    assert plugin.refresh(resource, state).drift is None
+    context = PlanContext(root, FileDigests(None))
+    assert plugin.refresh(resource, state, context).drift is None
     (root / "out.txt").write_text("edited")
-    assert plugin.refresh(resource, state).drift == "out.txt modified"
+    assert plugin.refresh(resource, state, context).drift == "out.txt modified"
     plugin.destroy(step(root, resource, previous=state))
-    observed = plugin.refresh(resource, state)
+    observed = plugin.refresh(resource, state, context)
     assert not observed.exists and observed.drift == "out.txt deleted"

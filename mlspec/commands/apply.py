@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from mlspec.commands.plan import load_saved, prepare, show_spec_errors
+from mlspec.engine.executor import ApplyResult
+from mlspec.engine.planner import PlanOptions
+from mlspec.errors import EXIT_ERROR, EXIT_OK, SpecError
+from mlspec.render import plan as render
+from mlspec.render.progress import ApplyProgress
+
+EXIT_INTERRUPTED = 130
+
+
+def run(
+    options: PlanOptions,
+    plan_file: Path | None,
+    fmt: str,
+    *,
+    parallelism: int,
+    lock_timeout: float,
+    auto_approve: bool,
+    style: Callable[..., str],
+) -> int:
+    from mlspec.engine.apply import apply_plan, check_saved
+    from mlspec.project import load_project
+    from mlspec.state import open_state
+
+    saved = load_saved(plan_file) if plan_file is not None else None
+    if saved is not None:
+        recorded = saved.options or {}
+        options = PlanOptions(tuple(recorded.get("targets", ())), tuple(recorded.get("replace", ())),
+                              refresh_only=bool(recorded.get("refresh_only")), prune=recorded.get("prune"))
+    project = load_project()
+    store = open_state(project, create=True)
+    try:
+        with store.lock("apply", timeout=lock_timeout):
+            try:
+                planned = prepare(store, options)
+            except SpecError as err:
+                return show_spec_errors(err, fmt, style)
+            if saved is not None:
+                check_saved(saved, planned.plan)
+            plan = planned.plan
+            text = fmt == "text"
+            if text:
+                click.echo(render.render_text(plan, style))
+            if not plan.has_changes:
+                if fmt == "json":
+                    click.echo(json.dumps(_report(ApplyResult(), store.meta().serial, plan.has_changes), indent=2))
+                return EXIT_OK
+            if text and saved is None and not auto_approve and sys.stdin.isatty():
+                click.confirm("\nApply these changes?", abort=True)
+            cancel, abort = threading.Event(), threading.Event()
+            total = sum(1 for s in plan.steps if s.action.is_change)
+            with _interrupts(cancel, abort), ApplyProgress(total, quiet=fmt == "json") as progress:
+                result = apply_plan(planned, store, parallelism=parallelism, cancel=cancel, abort=abort,
+                                    on_event=progress.event, log=progress.log, commit=_head_commit(project.root))
+            serial = store.meta().serial
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps(_report(result, serial, True), indent=2))
+    else:
+        _summary(result, style, cancelled=cancel.is_set())
+    if cancel.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def _report(result: ApplyResult, serial: int, changes: bool) -> dict[str, object]:
+    return {"format_version": "1", "ok": result.ok, "changes": changes, "serial": serial, "done": result.done,
+            "failed": result.failed, "skipped": result.skipped, "interrupted": result.interrupted}
+
+
+def _summary(result: ApplyResult, style: Callable[..., str], *, cancelled: bool) -> None:
+    click.echo()
+    for address, why in result.failed.items():
+        click.echo(style(f"failed: {address}", fg="red", bold=True) + f"\n  {why.replace(chr(10), chr(10) + '  ')}")
+    if result.ok:
+        click.echo(style(f"Apply complete: {len(result.done)} step(s) done.", fg="green", bold=True))
+        return
+    parts = [f"{len(result.done)} done", f"{len(result.failed)} failed", f"{len(result.skipped)} skipped"]
+    if result.interrupted:
+        parts.append(f"{len(result.interrupted)} interrupted")
+    head = "Apply interrupted" if cancelled else "Apply failed"
+    click.echo(style(f"{head}: {', '.join(parts)}.", fg="red", bold=True))
+    click.echo("State holds every step that ended; run `mlspec apply` again to redo the rest.")
+
+
+@contextmanager
+def _interrupts(cancel: threading.Event, abort: threading.Event) -> Iterator[None]:
+    """Ctrl-C once: start nothing new, let steps in flight finish and commit. Twice: stop them too
+    (they are recorded interrupted and redone by the next apply). Three times: leave at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if not cancel.is_set():
+            cancel.set()
+            click.echo("\nStopping: no new step will start; waiting for the steps in flight "
+                       "(Ctrl-C again to stop them).", err=True)
+        elif not abort.is_set():
+            abort.set()
+            click.echo("\nStopping the steps in flight; they will be redone by the next apply.", err=True)
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _head_commit(root: Path) -> str | None:
+    """The commit the specs were applied from (None outside git); state records it per resource."""
+    try:
+        import git
+
+        repo = git.Repo(root, search_parent_directories=True)
+        return str(repo.head.commit.hexsha)
+    except Exception:  # not a repo, no commits yet, git missing: provenance is then unknown
+        return None

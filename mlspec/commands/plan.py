@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from mlspec.engine.planner import Planned, PlanOptions, digests_for, make_plan
+from mlspec.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, MlspecError, SpecError, StateMissingError
+from mlspec.plan.model import Plan
+from mlspec.render import plan as render
+from mlspec.state.base import StateReader, StateStore
+
+
+def prepare(store: StateReader, options: PlanOptions, progress: Callable[[str], None] | None = None) -> Planned:
+    """Specs (validated), plugins, observations, plan: what `plan` shows and `apply` carries out."""
+    from mlspec.plugin import Registry
+    from mlspec.spec.specset import load_specs
+
+    specs = load_specs()
+    registry = Registry(prefer=specs.project.setting("plugin_for"))
+    with digests_for(specs.project.root) as digests:
+        return make_plan(specs, store, registry, digests, options, on_progress=progress)
+
+
+@contextmanager
+def reading_state() -> Iterator[StateReader]:
+    """The state to plan against; before the first apply, an empty one (nothing is created by a plan)."""
+    from mlspec.project import load_project
+    from mlspec.state import open_state
+    from mlspec.state.memory import MemoryStateStore
+
+    store: StateStore
+    try:
+        store = open_state(load_project(), create=False)
+    except StateMissingError:
+        store = MemoryStateStore()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def show_spec_errors(err: SpecError, fmt: str, style: Callable[..., str]) -> int:
+    """Invalid specs stop a plan exactly as `mlspec validate` reports them."""
+    from mlspec.project import find_root
+    from mlspec.render import diagnostics
+
+    if fmt == "json":
+        click.echo(diagnostics.render_json(err.diagnostics, valid=False))
+    else:
+        click.echo(diagnostics.render_text(err.diagnostics, diagnostics.SourceLines(find_root()), style), err=True)
+        click.echo(style(f"\nerror: {err}; nothing was planned", fg="red", bold=True), err=True)
+    return EXIT_ERROR
+
+
+def run(
+    options: PlanOptions, fmt: str, *, out: Path | None, detailed_exitcode: bool, style: Callable[..., str]
+) -> int:
+    try:
+        with reading_state() as store:
+            planned = prepare(store, options)
+    except SpecError as err:
+        return show_spec_errors(err, fmt, style)
+    plan = planned.plan
+    if out is not None:
+        save(plan, out)
+    if fmt == "json":
+        click.echo(render.render_json(plan))
+    elif fmt == "markdown":
+        click.echo(SPLIT.join(render.render_markdown(plan, planned.upstream)))
+    else:
+        click.echo(render.render_text(plan, style))
+        if out is not None:
+            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlspec apply {out}")
+    return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+SPLIT = "\n<!-- mlspec: next comment -->\n"  # between comment bodies when a plan needs several
+
+
+def save(plan: Plan, path: Path) -> None:
+    """Atomically: a half-written plan file must never be applied."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(plan.to_json(), indent=1, ensure_ascii=False, default=str))
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise MlspecError(f"cannot write the plan to {path}: {err.strerror}") from err
+
+
+def load_saved(path: Path) -> Plan:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise MlspecError(f"cannot read the plan {path}: {err.strerror}") from err
+    except ValueError as err:
+        raise MlspecError(f"{path} is not a saved mlspec plan (not JSON: {err})") from err
+    if not isinstance(data, dict) or "steps" not in data or "lineage" not in data:
+        raise MlspecError(f"{path} is not a saved mlspec plan (make one with `mlspec plan -out {path}`)")
+    try:
+        return Plan.from_json(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise MlspecError(f"{path} is a damaged mlspec plan ({type(err).__name__}: {err}); make a new one") from err

@@ -1,0 +1,269 @@
+"""Making a plan: the shell around the pure builder (mlspec/plan/builder.py).
+
+It gathers what the builder needs and nothing more: each resource's plugin, the plugin's cheap
+observations (file digests, through one stat cache for the whole plan), and what refresh finds of
+the objects state records. It writes nothing but that digest cache; the state is only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mlspec.errors import MlspecError, SpecError
+from mlspec.plan.builder import Desired, build_plan
+from mlspec.plan.model import Action, Plan, Step
+from mlspec.plugin import PlanContext, Plugin, PluginError, Registry, plugin_settings
+from mlspec.state.model import ResourceState, Status
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mlspec.digests import FileDigests
+    from mlspec.spec.specset import Resource, SpecSet
+    from mlspec.state.base import StateReader
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: tuple[str, ...] = ()  # only these and what they depend on
+    replace: tuple[str, ...] = ()  # recompute these even though nothing changed
+    refresh: bool = True  # ask plugins what the live objects look like (drift)
+    refresh_only: bool = False  # only bring state in line with the live objects
+    prune: bool | None = None  # delete what left the specs; None: mlspec.yaml's `prune`
+
+    def to_json(self) -> dict[str, Any]:
+        return {"targets": list(self.targets), "replace": list(self.replace), "refresh_only": self.refresh_only,
+                "prune": self.prune}
+
+
+@dataclass
+class Planned:
+    """A plan and everything apply needs to carry it out."""
+
+    plan: Plan
+    specs: SpecSet
+    desired: dict[str, Desired]
+    upstream: dict[str, tuple[str, ...]]  # address -> the addresses it depends on
+    plugins: dict[str, Plugin]  # kind -> plugin
+    settings: dict[str, BaseModel | None] = field(default_factory=dict)  # plugin name -> settings
+
+    def plugin_of(self, address: str) -> Plugin:
+        return self.plugins[address.split("/", 1)[0]]
+
+
+def make_plan(
+    specs: SpecSet,
+    store: StateReader,
+    registry: Registry,
+    digests: FileDigests,
+    options: PlanOptions = PlanOptions(),
+    *,
+    on_progress: Callable[[str], None] | None = None,
+) -> Planned:
+    project = specs.project
+    workdir = project.root
+    notify = on_progress or (lambda _: None)
+    order = [r.address for r in specs]
+    upstream = _upstream(specs)
+    selected = _selected(specs, options.targets) if options.targets else set(order)
+    for address in options.replace:
+        if address not in specs.resources:
+            raise MlspecError(f"--replace {address}: no such resource" + _hint(address, order))
+
+    plugins, unmanaged = _plugins(specs, registry, order, upstream)
+    settings = {p.name: plugin_settings(p, (project.setting("plugins") or {}).get(p.name)) for p in plugins.values()}
+    _check_resources(specs, plugins, unmanaged)
+
+    state = {entry.address: entry for entry in store.list()}
+    desired: dict[str, Desired] = {}
+    notify("observing inputs")
+    for address in order:
+        if address not in selected or address in unmanaged:
+            continue
+        resource = specs.resources[address]
+        plugin = plugins[resource.kind]
+        context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name])
+        inputs = dict(_call(plugin, "inputs", address, plugin.inputs, resource, context))
+        desired[address] = Desired(
+            address, resource.kind, resource.metadata_data(), resource.spec_data(),
+            upstream=upstream[address], plugin=plugin.name, plugin_version=plugin.version, inputs=inputs,
+        )
+
+    drift: dict[str, str] = {}
+    observed: dict[str, dict[str, Any] | None] = {}
+    if options.refresh or options.refresh_only:
+        notify("refreshing")
+        for address, want in desired.items():
+            previous = state.get(address)
+            if previous is None or previous.status is not Status.APPLIED:
+                continue
+            resource, plugin = specs.resources[address], plugins[want.kind]
+            context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name])
+            seen = _call(plugin, "refresh", address, plugin.refresh, resource, previous, context)
+            if not seen.exists or seen.drift:
+                drift[address] = seen.drift or "the live object is gone"
+                observed[address] = dict(seen.details) if seen.exists else None
+
+    in_scope = {a: s for a, s in state.items() if a in selected or not options.targets}
+    if options.refresh_only:
+        plan = _refresh_only(desired, state, drift, observed, store)
+    else:
+        prune = project.setting("prune") if options.prune is None else options.prune
+        managed_state = {a: s for a, s in in_scope.items() if a not in unmanaged}
+        plan = build_plan(
+            list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
+            replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
+        )
+        plan = _with_estimates(plan, specs, plugins, state)
+        _check_deletable(plan, registry, plugins)
+    plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
+    return Planned(plan, specs, desired, upstream, plugins, settings)
+
+
+def _upstream(specs: SpecSet) -> dict[str, tuple[str, ...]]:
+    deps: dict[str, list[str]] = {address: [] for address in specs.resources}
+    for edge in specs.graph.edges:
+        if edge.upstream not in deps[edge.downstream]:
+            deps[edge.downstream].append(edge.upstream)
+    return {address: tuple(sorted(found)) for address, found in deps.items()}
+
+
+def _selected(specs: SpecSet, targets: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for text in targets:
+        address = specs.graph.resolve(text)
+        if address is None:
+            raise MlspecError(f"--target {text}: no such resource" + _hint(text, list(specs.resources)))
+        out |= specs.graph.upstream(address)
+    return out
+
+
+def _hint(text: str, known: list[str]) -> str:
+    from mlspec.spec.suggest import did_you_mean
+
+    hint = did_you_mean(text, known)
+    return f"; {hint}" if hint else ""
+
+
+def _plugins(
+    specs: SpecSet, registry: Registry, order: list[str], upstream: Mapping[str, tuple[str, ...]]
+) -> tuple[dict[str, Plugin], dict[str, str]]:
+    """The plugin of every kind in use; resources no installed plugin manages, and their dependents."""
+    plugins: dict[str, Plugin] = {}
+    unmanaged: dict[str, str] = {}
+    for address in order:
+        kind = specs.resources[address].kind
+        if kind not in plugins and registry.has(kind):
+            plugins[kind] = registry.for_kind(kind)
+        if kind not in plugins:
+            unmanaged[address] = f"no installed plugin manages kind {kind}"
+            continue
+        waits = [u for u in upstream[address] if u in unmanaged]
+        if waits:
+            unmanaged[address] = f"depends on {waits[0]}, which no installed plugin manages"
+    return plugins, unmanaged
+
+
+def _check_resources(specs: SpecSet, plugins: Mapping[str, Plugin], unmanaged: Mapping[str, str]) -> None:
+    """The plugins' own checks, reported like any spec diagnostic: every problem, with positions."""
+    from mlspec.spec.specset import issue_diagnostics
+
+    diagnostics = []
+    for address, resource in specs.resources.items():
+        plugin = plugins.get(resource.kind)
+        if plugin is not None:
+            issues = list(_call(plugin, "validate", address, plugin.validate, resource))
+            diagnostics.extend(issue_diagnostics(resource, issues))
+    if diagnostics:
+        raise SpecError(diagnostics)
+
+
+def _call(plugin: Plugin, method: str, address: str, fn: Callable[..., T], *args: Any) -> T:
+    """A plugin's exception is a failure of that plugin on that resource, never a traceback."""
+    try:
+        return fn(*args)
+    except MlspecError:
+        raise
+    except Exception as err:
+        raise PluginError(f"plugin {plugin.name}: {method} of {address} failed: {type(err).__name__}: {err}") from err
+
+
+def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desired, Mapping[str, Any]], bool]:
+    def check(want: Desired, before: Mapping[str, Any]) -> bool:
+        plugin = plugins[want.kind]
+        resource = specs.resources[want.address]
+        diff = _call(plugin, "diff", want.address, plugin.diff, resource, before, want.spec)
+        return bool(diff.changes) and not diff.forces_replace
+
+    return check
+
+
+def _with_estimates(
+    plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], state: Mapping[str, ResourceState]
+) -> Plan:
+    steps = []
+    for step in plan.steps:
+        if step.action in (Action.CREATE, Action.REPLACE) and step.address in specs.resources:
+            resource = specs.resources[step.address]
+            plugin = plugins[resource.kind]
+            guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address))
+            step = replace(step, estimate={"seconds": guess.seconds, "gpu_hours": guess.gpu_hours,
+                                           "cost": guess.cost, "basis": guess.basis})
+        steps.append(step)
+    return replace(plan, steps=tuple(steps))
+
+
+def _check_deletable(plan: Plan, registry: Registry, plugins: dict[str, Plugin]) -> None:
+    for step in plan.steps:
+        kind = step.address.split("/", 1)[0]
+        if step.action is Action.DELETE and kind not in plugins:
+            if not registry.has(kind):
+                raise PluginError(f"cannot delete {step.address}: no installed plugin manages kind {kind}")
+            plugins[kind] = registry.for_kind(kind)
+
+
+def _refresh_only(
+    desired: Mapping[str, Desired],
+    state: Mapping[str, ResourceState],
+    drift: Mapping[str, str],
+    observed: Mapping[str, dict[str, Any] | None],
+    store: StateReader,
+) -> Plan:
+    meta = store.meta()
+    steps = []
+    for address in desired:
+        if address in drift:
+            steps.append(Step(address, Action.READ, (f"drift: {drift[address]}",),
+                              fingerprint=state[address].fingerprint, observed=observed[address]))
+        else:
+            steps.append(Step(address, Action.NOOP, (), fingerprint=state[address].fingerprint
+                              if address in state else None))
+    return Plan(meta.lineage, meta.serial, tuple(steps))
+
+
+def digests_for(root: Path) -> FileDigests:
+    from mlspec.digests import FileDigests
+
+    return FileDigests(root / ".mlspec" / "cache" / "digests.db")
+
+
+def resource_of(planned: Planned, address: str, previous: ResourceState | None) -> Resource:
+    """The resource a step acts on; for a delete, rebuilt from what state recorded of it."""
+    if address in planned.specs.resources:
+        return planned.specs.resources[address]
+    from mlspec.spec.kinds import KINDS
+    from mlspec.spec.specset import Resource
+
+    recorded = previous.spec if previous is not None else {}
+    kind = recorded.get("kind", address.split("/", 1)[0])
+    envelope = KINDS[kind].model_validate(
+        {"apiVersion": "mlspec/v1", "kind": kind, "spec": recorded.get("spec") or {},
+         "metadata": recorded.get("metadata") or {"name": address.split("/", 1)[1]}},
+        strict=False,
+    )
+    return Resource(address, envelope, "(state)", 0)

@@ -1,0 +1,82 @@
+"""What `mlspec apply` shows while it works: a rich progress bar on a terminal, plain lines elsewhere.
+
+Plain lines (CI logs, pipes) carry the same events, one per line, so a log read later says what
+happened in what order. Step logs from plugins are printed above the bar, prefixed by the address.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import click
+
+from mlspec.plan.model import Step
+
+VERBS = {"create": "creating", "update": "updating", "replace": "replacing", "delete": "deleting", "read": "reading"}
+
+
+class ApplyProgress:
+    def __init__(self, total: int, *, fancy: bool | None = None, quiet: bool = False) -> None:
+        self.total = total
+        self.quiet = quiet
+        self.fancy = (sys.stderr.isatty() if fancy is None else fancy) and not quiet
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> ApplyProgress:
+        if self.fancy:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.description}"), console=Console(stderr=True), transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=self.total)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(kind, err, tb)
+
+    def log(self, line: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if self._progress is not None:
+                self._progress.console.print(line, markup=False, highlight=False)
+            else:
+                click.echo(line, err=True)
+
+    def event(self, event: str, step: Step, detail: str) -> None:
+        now = time.monotonic()
+        if event == "started":
+            self._started[step.address] = now
+            line = f"{step.address}: {VERBS.get(step.action.value, step.action.value)}…"
+        elif event == "done":
+            took = now - self._started.get(step.address, now)
+            line = f"{step.address}: {step.action.past} ({took:.1f}s)"
+        elif event == "failed":
+            line = f"{step.address}: FAILED: {detail}"
+        elif event == "interrupted":
+            line = f"{step.address}: interrupted"
+        else:
+            line = f"{step.address}: skipped ({detail})"
+        if self._progress is not None:
+            if event != "started":
+                self._progress.advance(self._task)
+            running = [a for a in self._started if a != step.address or event == "started"]
+            self._progress.update(self._task, description=", ".join(running[-3:]))
+            if event in ("failed", "interrupted", "skipped"):
+                self.log(line)
+            if event != "started":
+                self._started.pop(step.address, None)
+        else:
+            self.log(line)
