@@ -26,6 +26,8 @@ class FileDigests:
         self._db: sqlite3.Connection | None = None
         self._started_ns = time.time_ns()
         self._pending: list[tuple[str, int, int, int, str]] = []
+        self._rows: dict[str, tuple[int, int, int, str, int]] | None = None
+        self._session: dict[str, tuple[int, int, int, str]] = {}  # read during this run: not racy to itself
         if cache_path is not None:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,8 +47,11 @@ class FileDigests:
 
     def file(self, path: Path) -> str:
         """The sha256 hex digest of one file."""
-        real = os.path.realpath(path)
+        real = os.path.abspath(path)  # not realpath: resolving every link costs more than the digest lookup
         st = os.stat(real)
+        seen = self._session.get(real)
+        if seen is not None and seen[:3] == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return seen[3]
         cached = self._lookup(real)
         if cached is not None:
             inode, size, mtime_ns, sha, recorded_ns = cached
@@ -58,6 +63,7 @@ class FileDigests:
         sha = sha256_file(real)
         self.reads += 1
         self._pending.append((real, st.st_ino, st.st_size, st.st_mtime_ns, sha))
+        self._session[real] = (st.st_ino, st.st_size, st.st_mtime_ns, sha)
         return sha
 
     def tree(self, root: Path) -> dict[str, str]:
@@ -71,15 +77,19 @@ class FileDigests:
         return out
 
     def _lookup(self, path: str) -> tuple[int, int, int, str, int] | None:
+        if self._rows is None:
+            self._rows = self._load()
+        return self._rows.get(path)
+
+    def _load(self) -> dict[str, tuple[int, int, int, str, int]]:
+        """Every recorded digest, in one query: a plan looks up thousands of files."""
         if self._db is None:
-            return None
+            return {}
         try:
-            row = self._db.execute(
-                "SELECT inode, size, mtime_ns, sha256, recorded_ns FROM digests WHERE path = ?", (path,)
-            ).fetchone()
+            rows = self._db.execute("SELECT path, inode, size, mtime_ns, sha256, recorded_ns FROM digests")
+            return {row[0]: (row[1], row[2], row[3], row[4], row[5]) for row in rows}
         except sqlite3.Error:
-            return None
-        return (row[0], row[1], row[2], row[3], row[4]) if row else None
+            return {}
 
     def close(self) -> None:
         if self._db is None:

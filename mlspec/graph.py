@@ -90,10 +90,30 @@ class SpecGraph:
         )
 
     def order(self) -> list[str]:
-        """A deterministic topological order (dependencies first; ties by address)."""
-        import networkx as nx
+        """A deterministic topological order (dependencies first; ties by address).
 
-        return list(nx.lexicographical_topological_sort(self.nx))
+        Kahn's algorithm with a heap: networkx's lexicographical sort gives the same order, but
+        importing networkx alone costs more than sorting 10,000 nodes.
+        """
+        import heapq
+
+        waiting = dict.fromkeys(self.nodes, 0)
+        after: dict[str, list[str]] = {}
+        for edge in self.edges:
+            if edge.upstream in waiting and edge.downstream in waiting:
+                waiting[edge.downstream] += 1
+                after.setdefault(edge.upstream, []).append(edge.downstream)
+        ready = [address for address, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        out: list[str] = []
+        while ready:
+            address = heapq.heappop(ready)
+            out.append(address)
+            for child in after.get(address, ()):
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, child)
+        return out
 
     def resolve(self, text: str) -> str | None:
         """`Model/x` or a bare `x` (when only one kind has that name) -> the address."""

@@ -90,7 +90,7 @@ def execute(
                 step = steps[address]
                 started.add(address)
                 # Recorded as interrupted until it ends: after a kill -9 the next plan redoes it.
-                store.commit(record(step, result.outputs.get(address, {}), Status.INTERRUPTED))
+                store.commit(record(step, result.outputs.get(address, {}), Status.INTERRUPTED), durable=False)
                 inputs = {d: result.outputs.get(d, {}) for d in upstream.get(address, ())}
                 running[pool.submit(run_step, step, inputs)] = step
                 notify("started", step, "")

@@ -111,6 +111,9 @@ def _step(
     if previous is None:
         return Step(want.address, Action.CREATE, ("new resource",), _changes({}, now), fp.data)
     before: dict[str, Any] = previous.spec
+    unchanged = fp.data == previous.fingerprint and previous.status is Status.APPLIED and before == now
+    if unchanged and want.address not in forced and want.address not in drifted:
+        return Step(want.address, Action.NOOP, (), (), fp.data)  # the common case, without a field diff
     changes = _changes(before, now)
     if want.address in forced:
         return Step(want.address, Action.REPLACE, ("replacement requested (--replace)",), changes, fp.data)

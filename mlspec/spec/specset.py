@@ -75,8 +75,8 @@ def issue_diagnostics(resource: Resource, issues: Iterable[Issue]) -> list[Diagn
 
 
 def load_specs(root: Path | None = None) -> SpecSet:
-    from mlspec.spec.check import check_document
-    from mlspec.spec.loader import decode, load_text
+    from mlspec.spec.check import check_document, quick_check
+    from mlspec.spec.loader import decode, load_plain, load_text
     from mlspec.validation import validate
 
     report = validate(root, need_graph=True)
@@ -86,6 +86,12 @@ def load_specs(root: Path | None = None) -> SpecSet:
     for spec_file in report.files:
         with open(spec_file.path, "rb") as fh:
             text, _ = decode(fh.read(), spec_file.rel)
+        plain = load_plain(text or "")  # the fast path, as validation takes it: most files are plain
+        quick = quick_check(plain) if plain is not None else None
+        if quick is not None:
+            envelope = quick[0]
+            resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, 0, spec_file.path)
+            continue
         for doc in load_text(text or "", spec_file.rel).documents:
             envelope = check_document(doc, spec_file.rel).resource
             if envelope is not None:

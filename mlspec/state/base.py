@@ -33,8 +33,12 @@ class StateStore(StateReader, Protocol):
         """Remove a lock left by a process that is gone. Only the exact lock id is accepted."""
         ...
 
-    def commit(self, entry: ResourceState) -> int:
-        """Record one step's result atomically (this address only); returns the new serial."""
+    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
+        """Record one step's result atomically (this address only); returns the new serial.
+
+        `durable=False` may skip the flush to disk (a record that survives a crash of the process
+        but perhaps not of the machine): for the "interrupted" marker written as a step starts.
+        """
         ...
 
     def remove(self, address: str) -> int: ...

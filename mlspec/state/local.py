@@ -46,6 +46,7 @@ class LocalStateStore:
             raise StateMissingError(f"no state at {path}: nothing has been applied yet")
         self._held: LockInfo | None = None
         self._db = self._connect()
+        self._durable = True
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -161,7 +162,12 @@ class LocalStateStore:
 
     # -- writing (under the lock) ------------------------------------------------------------------
 
-    def commit(self, entry: ResourceState) -> int:
+    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
+        # In WAL mode, synchronous=NORMAL commits survive a crash of the process (what kill -9 and
+        # Ctrl-C do) but may be lost with the machine; FULL flushes each commit to disk.
+        if durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         with self._write() as db:
             previous = db.execute("SELECT created_at FROM resources WHERE address = ?", (entry.address,)).fetchone()
             created = previous[0] if previous else entry.created_at

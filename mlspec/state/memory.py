@@ -60,7 +60,7 @@ class MemoryStateStore:
             info, self._lock = self._lock, None
             return info
 
-    def commit(self, entry: ResourceState) -> int:
+    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
         with self._mutex:
             self._require_lock()
             previous = self._entries.get(entry.address)
