@@ -45,7 +45,7 @@ class FileDigests:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def file(self, path: Path) -> str:
+    def file(self, path: str | os.PathLike[str]) -> str:
         """The sha256 hex digest of one file."""
         real = os.path.abspath(path)  # not realpath: resolving every link costs more than the digest lookup
         st = os.stat(real)

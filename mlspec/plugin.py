@@ -95,6 +95,8 @@ class PlanContext:
     digests: FileDigests
     artifacts: str = ".mlspec/artifacts"
     settings: BaseModel | None = None
+    resources: Mapping[str, Resource] = field(default_factory=dict)  # the whole spec set, by address
+    upstream: tuple[str, ...] = ()  # the addresses this resource depends on
 
 
 class StepInterrupted(MlspecError):

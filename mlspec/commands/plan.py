@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -20,10 +21,16 @@ def prepare(store: StateReader, options: PlanOptions, progress: Callable[[str], 
     from mlspec.plugin import Registry
     from mlspec.spec.specset import load_specs
 
-    specs = load_specs()
-    registry = Registry(prefer=specs.project.setting("plugin_for"))
-    with digests_for(specs.project.root) as digests:
-        return make_plan(specs, store, registry, digests, options, on_progress=progress)
+    paused = gc.isenabled()
+    gc.disable()  # planning allocates many small, long-lived objects and frees none: collections are pure cost
+    try:
+        specs = load_specs()
+        registry = Registry(prefer=specs.project.setting("plugin_for"))
+        with digests_for(specs.project.root) as digests:
+            return make_plan(specs, store, registry, digests, options, on_progress=progress)
+    finally:
+        if paused:
+            gc.enable()
 
 
 @contextmanager

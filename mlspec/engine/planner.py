@@ -87,7 +87,8 @@ def make_plan(
             continue
         resource = specs.resources[address]
         plugin = plugins[resource.kind]
-        context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name])
+        context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
+                              specs.resources, upstream[address])
         inputs = dict(_call(plugin, "inputs", address, plugin.inputs, resource, context))
         desired[address] = Desired(
             address, resource.kind, resource.metadata_data(), resource.spec_data(),
@@ -103,7 +104,8 @@ def make_plan(
             if previous is None or previous.status is not Status.APPLIED:
                 continue
             resource, plugin = specs.resources[address], plugins[want.kind]
-            context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name])
+            context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
+                                  specs.resources, upstream[address])
             seen = _call(plugin, "refresh", address, plugin.refresh, resource, previous, context)
             if not seen.exists or seen.drift:
                 drift[address] = seen.drift or "the live object is gone"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec.errors import SpecError
+from mlspec.errors import ProjectError, SpecError
 
 if TYPE_CHECKING:
     from mlspec.graph import SpecGraph
@@ -75,7 +75,7 @@ def issue_diagnostics(resource: Resource, issues: Iterable[Issue]) -> list[Diagn
 
 
 def load_specs(root: Path | None = None) -> SpecSet:
-    from mlspec.spec.check import check_document, quick_check
+    from mlspec.spec.check import check_document
     from mlspec.spec.loader import decode, load_plain, load_text
     from mlspec.validation import validate
 
@@ -87,15 +87,32 @@ def load_specs(root: Path | None = None) -> SpecSet:
         with open(spec_file.path, "rb") as fh:
             text, _ = decode(fh.read(), spec_file.rel)
         plain = load_plain(text or "")  # the fast path, as validation takes it: most files are plain
-        quick = quick_check(plain) if plain is not None else None
-        if quick is not None:
-            envelope = quick[0]
+        envelope = _envelope(plain) if plain is not None else None
+        if envelope is not None:
             resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, 0, spec_file.path)
             continue
         for doc in load_text(text or "", spec_file.rel).documents:
-            envelope = check_document(doc, spec_file.rel).resource
-            if envelope is not None:
-                resources[envelope.address] = Resource(
-                    envelope.address, envelope, spec_file.rel, doc.index, spec_file.path
-                )
+            checked = check_document(doc, spec_file.rel)
+            errors = [d for d in checked.diagnostics if d.is_error]
+            if checked.resource is None or errors:  # edited since validation a moment ago
+                raise SpecError(errors)
+            address = checked.resource.address
+            resources[address] = Resource(address, checked.resource, spec_file.rel, doc.index, spec_file.path)
+    if set(resources) != set(report.graph.nodes):
+        raise ProjectError("the specs changed while they were being read; run the command again")
     return SpecSet(report.project, resources, report.graph)
+
+
+def _envelope(data: dict[str, Any]) -> Envelope | None:
+    """The typed resource of data that validation has just accepted (so no semantic re-check)."""
+    from pydantic import ValidationError
+
+    from mlspec.spec.kinds import KINDS
+
+    model = KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    if model is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None

@@ -13,17 +13,19 @@ running the command again, as DVC's run cache does.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.digests import sha256_file
+from mlspec.digests import FileDigests
 from mlspec.errors import MlspecError
 from mlspec.plugin import (
     API_VERSION,
@@ -63,37 +65,37 @@ class TaskPlugin:
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """The deps' content digests (through the stat cache): a changed byte re-runs the task.
 
-        A dep that does not exist yet (an upstream task writes it) is recorded as absent, so the
-        fingerprint moves once it appears.
+        A dep that an upstream task writes is not read: the upstream's fingerprint already stands
+        for it (a Merkle DAG), and its bytes may be about to change in this very apply. A dep that
+        does not exist is recorded as absent, so the fingerprint moves once it appears.
         """
         workdir, digests = context.workdir, context.digests
+        produced = _produced(resource, context)
         out: dict[str, str] = {}
         for dep in resource.envelope.spec.deps:
             if not isinstance(dep, str):
                 continue  # an upstream output: its fingerprint is already in ours
-            paths = _expand(workdir, dep)
-            if not paths:
-                out[dep] = ABSENT
-            for path in paths:
-                if path.is_dir():
-                    for rel, sha in digests.tree(path).items():
-                        out[f"{path.relative_to(workdir).as_posix()}/{rel}"] = sha
-                elif path.is_file():
-                    out[path.relative_to(workdir).as_posix()] = digests.file(path)
-                else:
-                    out[dep] = ABSENT
+            if dep in produced:
+                if produced[dep] not in context.upstream:
+                    raise TaskFailed(
+                        f"{resource.address} reads `{dep}`, which {produced[dep]} writes: add "
+                        f"`depends_on: [{produced[dep]}]` so it runs after it"
+                    )
+                continue
+            for rel, sha in _dep_digests(workdir, dep, digests):
+                out[rel] = sha
         return out
 
     def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
         recorded: dict[str, str] = state.outputs.get("outs", {})
         problems, found = [], {}
         for rel, sha in sorted(recorded.items()):
-            path = context.workdir / rel
-            if not path.exists():
+            digest = _out_digest(os.path.join(context.workdir, rel), context.digests)
+            if digest is None:
                 problems.append(f"{rel} deleted")
                 continue
-            found[rel] = context.digests.file(path) if path.is_file() else "dir"
-            if found[rel] != sha:
+            found[rel] = digest
+            if digest != sha:
                 problems.append(f"{rel} modified")
         return Observation(exists=not any(p.endswith("deleted") for p in problems),
                            drift=", ".join(problems) if problems else None,
@@ -118,11 +120,12 @@ class TaskPlugin:
         _run(spec, workdir, step)
         seconds = time.monotonic() - started
         outs: dict[str, str] = {}
-        for out in spec.outs:
-            path = workdir / out
-            if not path.exists():
-                raise TaskFailed(f"{step.resource.address}: the command succeeded but did not write `{out}`")
-            outs[out] = sha256_file(path) if path.is_file() else "dir"
+        with FileDigests(None) as digests:
+            for out in spec.outs:
+                digest = _out_digest(os.path.join(workdir, out), digests)
+                if digest is None:
+                    raise TaskFailed(f"{step.resource.address}: the command succeeded but did not write `{out}`")
+                outs[out] = digest
         if step.fingerprint and cached is not None:
             _save(workdir, spec.outs, cached / "outs")
         return {"outs": outs, "seconds": round(seconds, 3), "cached": False}
@@ -204,10 +207,62 @@ def _resolve(value: str, address: str) -> str:
     return ENV_REF.sub(one, value)
 
 
-def _expand(workdir: Path, pattern: str) -> list[Path]:
-    if any(ch in pattern for ch in "*?["):
-        return sorted(Path(p) for p in glob.glob(str(workdir / pattern), recursive=True))
-    return [workdir / pattern]
+def _dep_digests(workdir: Path, dep: str, digests: FileDigests) -> Iterator[tuple[str, str]]:
+    """(path relative to the repo, sha256) of every file a dep names; one stat per plain file."""
+    if not any(ch in dep for ch in "*?["):
+        path = os.path.join(workdir, dep)
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield dep, ABSENT
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from ((f"{dep.rstrip('/')}/{rel}", sha) for rel, sha in digests.tree(Path(path)).items())
+        else:
+            yield dep, digests.file(path)
+        return
+    matches = sorted(glob.glob(os.path.join(workdir, dep), recursive=True))
+    if not matches:
+        yield dep, ABSENT
+    for match in matches:
+        rel = Path(match).relative_to(workdir).as_posix()
+        if os.path.isdir(match):
+            yield from ((f"{rel}/{inner}", sha) for inner, sha in digests.tree(Path(match)).items())
+        else:
+            yield rel, digests.file(match)
+
+
+def _out_digest(path: str, digests: FileDigests) -> str | None:
+    """A file's sha256, or for a directory the sha256 of its (path, sha256) listing; None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return digests.file(path)
+    listing = "".join(f"{rel}\0{sha}\n" for rel, sha in digests.tree(Path(path)).items())
+    return "tree:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _produced(resource: Resource, context: PlanContext) -> dict[str, str]:
+    """Paths this task reads that another task of the spec set writes: path -> that task's address."""
+    deps = [d for d in resource.envelope.spec.deps if isinstance(d, str)]
+    if not deps:
+        return {}
+    writers = _writers(context.resources)
+    return {dep: writers[dep] for dep in deps if dep in writers and writers[dep] != resource.address}
+
+
+_writers_memo: tuple[Mapping[str, Resource] | None, dict[str, str]] = (None, {})
+
+
+def _writers(resources: Mapping[str, Resource]) -> dict[str, str]:
+    """Every task's outs (path -> task address), computed once per spec set, not once per task."""
+    global _writers_memo
+    if _writers_memo[0] is not resources:  # held, so identity cannot be reused by another mapping
+        out = {o: a for a, r in resources.items() if r.kind == "Task" for o in r.envelope.spec.outs}
+        _writers_memo = (resources, out)
+    return _writers_memo[1]
 
 
 def _run_cache(workdir: Path, fingerprint: str) -> Path | None:
@@ -239,8 +294,8 @@ def _restore(source: Path, workdir: Path, outs: list[str]) -> dict[str, str] | N
         if (source / out).is_dir():
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(source / out, dest)
-            digests[out] = "dir"
         else:
             shutil.copy2(source / out, dest)
-            digests[out] = sha256_file(dest)
+        with FileDigests(None) as fresh:
+            digests[out] = _out_digest(str(dest), fresh) or ""
     return digests
