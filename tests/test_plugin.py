@@ -108,3 +108,27 @@ def test_a_plugin_that_breaks_the_contract_is_refused_when_loaded(site: Path, co
 def test_an_unowned_kind_is_a_clear_error() -> None:
     with pytest.raises(PluginError, match="no plugin is installed for kind `Prompt`"):
         Registry([EntryPoint("Task", "x:Y", "mlspec.plugins")]).for_kind("Prompt")
+
+
+def test_plugin_settings_from_mlspec_yaml_are_validated_with_every_error_named() -> None:
+    from mlspec_task import TaskPlugin
+    from pydantic import BaseModel, ConfigDict
+
+    from mlspec.plugin import plugin_settings
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        workers: int = 1
+        queue: str = "default"
+
+    class WithSettings(TaskPlugin):
+        name = "batch"
+        settings_model = Settings  # type: ignore[assignment]
+
+    assert plugin_settings(WithSettings(), {"workers": 4}) == Settings(workers=4)
+    assert plugin_settings(WithSettings(), None) == Settings()
+    with pytest.raises(PluginError) as err:
+        plugin_settings(WithSettings(), {"workers": "many", "qeue": "x"})
+    assert "plugins.batch.workers" in str(err.value) and "plugins.batch.qeue" in str(err.value)
+    with pytest.raises(PluginError, match="plugin `task` takes no settings"):
+        plugin_settings(TaskPlugin(), {"anything": 1})

@@ -31,7 +31,7 @@ def run(
     auto_approve: bool,
     style: Callable[..., str],
 ) -> int:
-    from mlspec.engine.apply import apply_plan, check_saved
+    from mlspec.engine.apply import already_applied, apply_plan, check_saved
     from mlspec.project import load_project
     from mlspec.state import open_state
 
@@ -48,6 +48,12 @@ def run(
                 planned = prepare(store, options)
             except SpecError as err:
                 return show_spec_errors(err, fmt, style)
+            if saved is not None and already_applied(saved, planned.plan):
+                if fmt == "json":
+                    click.echo(json.dumps(_report(ApplyResult(), store.meta().serial, False), indent=2))
+                else:
+                    click.echo(f"{plan_file} was applied already: the live world matches it. Nothing to do.")
+                return EXIT_OK
             if saved is not None:
                 check_saved(saved, planned.plan)
             plan = planned.plan

@@ -44,7 +44,7 @@ def reading_state() -> Iterator[StateReader]:
     try:
         store = open_state(load_project(), create=False)
     except StateMissingError:
-        store = MemoryStateStore()
+        store = MemoryStateStore(lineage=NO_STATE)
     try:
         yield store
     finally:
@@ -87,6 +87,7 @@ def run(
 
 
 SPLIT = "\n<!-- mlspec: next comment -->\n"  # between comment bodies when a plan needs several
+NO_STATE = ""  # the lineage of a plan made before the first apply: the first state accepts it
 
 
 def save(plan: Plan, path: Path) -> None:

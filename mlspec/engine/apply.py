@@ -27,9 +27,24 @@ class StalePlanError(MlspecError):
     """A saved plan no longer matches the state or the specs it was made from."""
 
 
+def _same_state(saved: Plan, fresh: Plan) -> bool:
+    """The lineage matches, or the plan was made before any state existed and this state is new."""
+    return saved.lineage == fresh.lineage or (saved.lineage == "" and saved.serial == 0 and fresh.serial == 0)
+
+
+def already_applied(saved: Plan, fresh: Plan) -> bool:
+    """Was this saved plan carried out already? Then applying it again is a no-op, not an error."""
+    if saved.lineage not in (fresh.lineage, "") or fresh.has_changes or not saved.has_changes:
+        return False
+    now = {s.address: s.fingerprint for s in fresh.steps}
+    return all(now.get(s.address) == s.fingerprint for s in saved.steps if s.action is not Action.DELETE) and all(
+        s.address not in now for s in saved.steps if s.action is Action.DELETE
+    )
+
+
 def check_saved(saved: Plan, fresh: Plan) -> None:
     """Refuse a saved plan when state or specs moved since it was made, saying what moved."""
-    if saved.lineage != fresh.lineage:
+    if not _same_state(saved, fresh):
         raise StalePlanError(
             f"the plan was made against another state (lineage {saved.lineage[:12]}, this state is "
             f"{fresh.lineage[:12]}): make a new plan"

@@ -14,8 +14,8 @@ from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
 
 
 class MemoryStateStore:
-    def __init__(self) -> None:
-        self._lineage = uuid.uuid4().hex
+    def __init__(self, lineage: str | None = None) -> None:
+        self._lineage = uuid.uuid4().hex if lineage is None else lineage
         self._serial = 0
         self._entries: dict[str, ResourceState] = {}
         self._lock: LockInfo | None = None
