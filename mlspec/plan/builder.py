@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlspec.errors import MlspecError
-from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, fingerprint
+from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, canonical, fingerprint
 from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
 from mlspec.state.model import ResourceState, StateMeta, Status
 
@@ -109,7 +109,8 @@ def _step(
 ) -> Step:
     now = material(want)
     if previous is None:
-        return Step(want.address, Action.CREATE, ("new resource",), _changes({}, now), fp.data)
+        shown = tuple(c for c in _changes({}, now) if c.after not in ({}, []))  # defaults left empty: noise
+        return Step(want.address, Action.CREATE, ("new resource",), shown, fp.data)
     before: dict[str, Any] = previous.spec
     unchanged = fp.data == previous.fingerprint and previous.status is Status.APPLIED and before == now
     if unchanged and want.address not in forced and want.address not in drifted:
@@ -183,22 +184,30 @@ def _input_change(name: str, old: str | None, new: str | None) -> str:
 def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
     old = _flatten({k: before[k] for k in ("metadata", "spec") if k in before})
     new = _flatten({k: after[k] for k in ("metadata", "spec") if k in after})
+    absent = object()  # a field that is not there differs from one that is null
     return tuple(
         Change(path, _shown(old.get(path)), _shown(new.get(path)))
         for path in sorted(set(old) | set(new))
-        if old.get(path) != new.get(path)
+        if not _same(old.get(path, absent), new.get(path, absent))
     )
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the fingerprint sees them: JSON's 1 and 1.0 and true are three different values."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a != b:
+        return False
+    return not isinstance(a, list) or canonical(a) == canonical(b)  # [1] == [1.0] == [True] in Python
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and (value or not prefix):
         out: dict[str, Any] = {}
         for key, item in value.items():
             out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    if value == [] or not prefix:  # an empty list or map says nothing a reader needs
-        return {}
-    return {prefix: value}
+    return {prefix: value} if prefix else {}
 
 
 def _shown(value: Any) -> Any:

@@ -74,7 +74,7 @@ class ApplyProgress:
                 self._progress.advance(self._task)
             running = [a for a in self._started if a != step.address or event == "started"]
             self._progress.update(self._task, description=", ".join(running[-3:]))
-            if event in ("failed", "interrupted", "skipped"):
+            if event != "started":  # what ended stays on screen, as Terraform prints it; the bar shows the rest
                 self.log(line)
             if event != "started":
                 self._started.pop(step.address, None)
