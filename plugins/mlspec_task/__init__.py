@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -147,9 +148,15 @@ class TaskPlugin:
 
 def _run(spec: Any, workdir: Path, step: StepContext) -> None:
     env = dict(os.environ)
+    secrets: list[str] = []
     for key, value in spec.env.items():
         env[key] = _resolve(value, step.resource.address)
-    env.update({f"MLSPEC_PARAM_{k.upper()}": str(v) for k, v in spec.params.items() if not isinstance(v, dict | list)})
+        if ENV_REF.search(value):
+            secrets.append(env[key])
+    env.update({f"MLSPEC_PARAM_{_env_name(k)}": v if isinstance(v, str) else json.dumps(v)
+                for k, v in spec.params.items()})
+    env.update(_upstream_env(spec, step))
+    redact = _redactor(secrets)
     cwd = workdir / spec.cwd if spec.cwd else workdir
     command: list[str] | str = spec.cmd
     if spec.shell and isinstance(spec.cmd, list):
@@ -175,11 +182,42 @@ def _run(spec: Any, workdir: Path, step: StepContext) -> None:
             if deadline is not None and time.monotonic() > deadline:
                 _stop(child)
                 raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
-    for line in (stdout or "").splitlines()[-20:]:
+    for line in redact(stdout or "").splitlines()[-20:]:
         step.log(f"{address}: {line}")
     if child.returncode != 0:
-        tail = "\n".join((stderr or stdout or "").splitlines()[-10:])
+        tail = "\n".join(redact(stderr or stdout or "").splitlines()[-10:])
         raise TaskFailed(f"{address}: exit code {child.returncode}" + (f"\n{tail}" if tail else ""))
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _upstream_env(spec: Any, step: StepContext) -> dict[str, str]:
+    """`deps: [{ref: Model/m, output: uri}]` reaches the command as MLSPEC_INPUT_M_URI (JSON unless a string)."""
+    out: dict[str, str] = {}
+    for dep in spec.deps:
+        if isinstance(dep, str):
+            continue
+        address = next((a for a in step.upstream_outputs if a == dep.ref or a.split("/", 1)[1] == dep.ref), None)
+        outputs = step.upstream_outputs.get(address or "", {})
+        if dep.output not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise TaskFailed(f"{step.resource.address}: {address or dep.ref} has no output `{dep.output}` "
+                             f"(its outputs: {known})")
+        value = outputs[dep.output]
+        name = f"MLSPEC_INPUT_{_env_name((address or dep.ref).split('/', 1)[-1])}_{_env_name(dep.output)}"
+        out[name] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def _redactor(secrets: list[str]) -> Callable[[str], str]:
+    """Output of a command that saw secrets is shown with them masked: logs never carry a secret."""
+    shown = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
+    if not shown:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(s) for s in shown))
+    return lambda text: pattern.sub("(sensitive)", text)
 
 
 def _stop(child: subprocess.Popen[str]) -> None:

@@ -119,3 +119,30 @@ def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
     plugin.destroy(step(root, resource, previous=state))
     observed = plugin.refresh(resource, state, context)
     assert not observed.exists and observed.drift == "out.txt deleted"
+
+
+def test_a_secret_the_command_prints_never_reaches_the_log(
+    make: Callable[..., tuple[Path, Resource]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSPEC_TEST_TOKEN", "hunter22")
+    spec = (f"  cmd: [{PY}, -c, \"import os, sys; print('token', os.environ['T']); sys.exit(os.environ['T'])\"]\n"
+            "  env: {T: '${env:MLSPEC_TEST_TOKEN}'}\n")
+    root, resource = make(spec)
+    logged: list[str] = []
+    with pytest.raises(TaskFailed) as err:
+        TaskPlugin().apply(StepContext(resource, {}, None, root, "", None, log=logged.append))
+    assert logged == ["Task/t: token (sensitive)"]
+    assert "hunter22" not in str(err.value) and "(sensitive)" in str(err.value)
+
+
+def test_upstream_outputs_reach_the_command_as_environment(project: Callable[..., Path]) -> None:
+    producer = "apiVersion: mlspec/v1\nkind: Task\nmetadata: {name: prep}\nspec: {cmd: [x]}\n"
+    consumer = task(f"  cmd: [{PY}, -c, \"import os, pathlib; pathlib.Path('got.txt').write_text("
+                    f"os.environ['MLSPEC_INPUT_PREP_OUTS'])\"]\n  deps: [{{ref: Task/prep, output: outs}}]\n")
+    root = project({"specs/prep.yaml": producer, "specs/t.yaml": consumer})
+    resource = load_specs(root).resources["Task/t"]
+    upstream = {"Task/prep": {"outs": {"a.txt": "abc"}}}
+    TaskPlugin().apply(StepContext(resource, upstream, None, root, "", None, log=lambda _: None))
+    assert (root / "got.txt").read_text() == '{"a.txt": "abc"}'
+    with pytest.raises(TaskFailed, match=r"Task/prep has no output `outs` \(its outputs: seconds\)"):
+        TaskPlugin().apply(StepContext(resource, {"Task/prep": {"seconds": 1}}, None, root, "", None))
