@@ -111,7 +111,8 @@ class TaskPlugin:
     def apply(self, step: StepContext) -> dict[str, Any]:
         spec = step.resource.envelope.spec
         workdir = step.workdir
-        cached = _run_cache(workdir, step.fingerprint)
+        # Nothing to restore without outs; `cache: false` opts out (a command with effects elsewhere).
+        cached = _run_cache(workdir, step.fingerprint) if spec.cache and spec.outs else None
         if step.fingerprint and cached is not None and (cached / "outs").is_dir():
             restored = _restore(cached / "outs", workdir, spec.outs)
             if restored is not None:
