@@ -188,8 +188,18 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Chang
     return tuple(
         Change(path, _shown(old.get(path)), _shown(new.get(path)))
         for path in sorted(set(old) | set(new))
-        if not _same(old.get(path, absent), new.get(path, absent))
+        if not _same(old.get(path, absent), new.get(path, absent)) and not _filled(path, old, new)
     )
+
+
+def _filled(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """`labels: {}` -> `labels: {tier: gold}` is the key added below it, not `labels` removed."""
+    for this, other in ((old, new), (new, old)):
+        if this.get(path) == {} and path not in other:
+            below = path + "."
+            if any(key.startswith(below) for key in other):
+                return True
+    return False
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -109,7 +109,7 @@ def render_markdown(plan: Plan, upstream: Mapping[str, Sequence[str]], limit: in
     changing = [s for s in plan.steps if s.action.is_change]
     blocks: list[str] = []
     if changing:
-        blocks.append(_markdown_table(changing))
+        blocks.extend(_markdown_tables(changing, (limit - MARGIN) // 2))
         graph = _mermaid(changing, upstream)
         if graph:
             blocks.append(graph)
@@ -143,14 +143,24 @@ def render_markdown(plan: Plan, upstream: Mapping[str, Sequence[str]], limit: in
     return out
 
 
-def _markdown_table(steps: Sequence[Step]) -> str:
-    rows = ["| | Resource | Action | Why | Estimate |", "|---|---|---|---|---|"]
+def _markdown_tables(steps: Sequence[Step], budget: int) -> list[str]:
+    """The summary table, as several tables of whole rows when one would not fit a comment."""
+    head = "| | Resource | Action | Why | Estimate |\n|---|---|---|---|---|"
+    tables: list[str] = []
+    rows: list[str] = []
+    size = len(head)
     for step in steps:
         estimate = (step.estimate or {}).get("seconds")
-        rows.append(f"| {EMOJI.get(step.action, '')} | `{step.address}` | {step.action.value} | "
-                    f"{_cell(step.causes[0] if step.causes else '')} | "
-                    f"{duration(estimate) if estimate is not None else ''} |")
-    return "\n".join(rows)
+        why = _cell(step.causes[0] if step.causes else "")
+        row = (f"| {EMOJI.get(step.action, '')} | `{step.address}` | {step.action.value} | "
+               f"{why[:300] + '…' if len(why) > 300 else why} | {duration(estimate) if estimate is not None else ''} |")
+        if rows and size + len(row) + 1 > budget:
+            tables.append("\n".join([head, *rows]))
+            rows, size = [], len(head)
+        rows.append(row)
+        size += len(row) + 1
+    tables.append("\n".join([head, *rows]))
+    return tables
 
 
 def _markdown_step(step: Step) -> str:
