@@ -83,9 +83,10 @@ def execute(
                     queue.append((child, "was skipped"))
 
     running: dict[Future[Outputs], Step] = {}
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="mlspec-step") as pool:
+    workers = max(1, parallelism)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlspec-step") as pool:
         while ready or running:
-            while ready and not cancel.is_set():
+            while ready and len(running) < workers and not cancel.is_set():  # "started" means running
                 address = ready.popleft()
                 step = steps[address]
                 started.add(address)
