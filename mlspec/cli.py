@@ -184,8 +184,9 @@ def _options(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, 
 @click.option("-out", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Save the plan; `mlspec apply FILE` then carries out exactly it.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
+@click.option("--base", metavar="REF", help="Also show what this branch changes in the specs against REF (git).")
 def plan(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refresh_only: bool, prune: bool | None,
-         fmt: str, out: Path | None, detailed_exitcode: bool) -> int:
+         fmt: str, out: Path | None, detailed_exitcode: bool, base: str | None) -> int:
     """Show what apply would change in the live world, and why.
 
     \b
@@ -194,11 +195,32 @@ def plan(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refr
       mlspec plan --target Model/sentiment -out plan.json
       mlspec plan --format markdown > comment.md      # a pull-request comment
       mlspec plan --detailed-exitcode                 # in CI: exit 2 when there are changes
+      mlspec plan --base origin/main --format markdown  # a pull request: its spec changes and their plan
     """
     from mlspec.commands.plan import run
 
     return run(_options(targets, replace, refresh, refresh_only, prune), fmt, out=out,
-               detailed_exitcode=detailed_exitcode, style=_style())
+               detailed_exitcode=detailed_exitcode, base=base, style=_style())
+
+
+@cli.command()
+@click.argument("base", metavar="REF1")
+@click.argument("head", metavar="[REF2]", required=False)
+@format_option("text", "json", "markdown")
+def diff(base: str, head: str | None, fmt: str) -> int:
+    """Show what changed in the specs between two git refs, resource by resource and field by field.
+
+    Without REF2, compare REF1 with the work tree (uncommitted edits included). Specs are read from
+    git objects: nothing is checked out.
+
+    \b
+    Examples:
+      mlspec diff main                  # this branch against main
+      mlspec diff v1.2 v1.3 --format json
+    """
+    from mlspec.commands.diff import run
+
+    return run(base, head, fmt, _style())
 
 
 @cli.command()

@@ -4,6 +4,7 @@
     ├── SpecError            exit 1   specs are invalid; carries every Diagnostic of the pass
     ├── ProjectError         exit 1   mlspec.yaml or the spec set cannot be found or read
     ├── SchemaStaleError     exit 1   committed JSON Schemas differ from the kinds
+    ├── GitError             exit 1   a ref, commit or repository cannot be used as asked (named)
     └── StateError           exit 1   the state cannot be read or written as asked
         ├── StateLockedError exit 1   another run holds the lock (its holder is named)
         ├── StateMissingError exit 1  no state yet (read-only commands show an empty state instead)
@@ -48,6 +49,10 @@ class SpecError(MlspecError):
 
 class SchemaStaleError(MlspecError):
     """Committed JSON Schemas no longer match the kinds: run `mlspec schema` and commit."""
+
+
+class GitError(MlspecError):
+    """A git ref, commit or repository cannot be used as asked: the message names it and the fix."""
 
 
 class StateError(MlspecError):

@@ -65,7 +65,13 @@ def show_spec_errors(err: SpecError, fmt: str, style: Callable[..., str]) -> int
 
 
 def run(
-    options: PlanOptions, fmt: str, *, out: Path | None, detailed_exitcode: bool, style: Callable[..., str]
+    options: PlanOptions,
+    fmt: str,
+    *,
+    out: Path | None,
+    detailed_exitcode: bool,
+    style: Callable[..., str],
+    base: str | None = None,
 ) -> int:
     try:
         with reading_state() as store:
@@ -73,13 +79,32 @@ def run(
     except SpecError as err:
         return show_spec_errors(err, fmt, style)
     plan = planned.plan
+    branch = None
+    if base is not None:
+        from mlspec.commands.diff import show_ref_errors
+        from mlspec.repo.compare import against_worktree
+
+        branch = against_worktree(planned.specs, base)
+        show_ref_errors(branch.diagnostics, branch.texts, fmt, style)  # a broken base does not block the plan
     if out is not None:
         save(plan, out)
     if fmt == "json":
-        click.echo(render.render_json(plan))
+        data = plan.to_json()
+        if branch is not None:
+            data["base"] = branch.to_json()
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     elif fmt == "markdown":
-        click.echo(SPLIT.join(render.render_markdown(plan, planned.upstream)))
+        from mlspec.render import specdiff
+
+        parts = render.render_markdown(plan, planned.upstream)
+        if branch is not None:
+            parts[0] = parts[0].replace("\n\n", f"\n\n{specdiff.render_markdown(branch)}\n\n", 1)
+        click.echo(SPLIT.join(parts))
     else:
+        if branch is not None:
+            from mlspec.render import specdiff
+
+            click.echo(specdiff.render_text(branch, style) + "\n")
         click.echo(render.render_text(plan, style))
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlspec apply {out}")

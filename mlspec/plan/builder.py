@@ -109,13 +109,13 @@ def _step(
 ) -> Step:
     now = material(want)
     if previous is None:
-        shown = tuple(c for c in _changes({}, now) if c.after not in ({}, []))  # defaults left empty: noise
+        shown = tuple(c for c in field_changes({}, now) if c.after not in ({}, []))  # defaults left empty: noise
         return Step(want.address, Action.CREATE, ("new resource",), shown, fp.data)
     before: dict[str, Any] = previous.spec
     unchanged = fp.data == previous.fingerprint and previous.status is Status.APPLIED and before == now
     if unchanged and want.address not in forced and want.address not in drifted:
         return Step(want.address, Action.NOOP, (), (), fp.data)  # the common case, without a field diff
-    changes = _changes(before, now)
+    changes = field_changes(before, now)
     if want.address in forced:
         return Step(want.address, Action.REPLACE, ("replacement requested (--replace)",), changes, fp.data)
     if previous.status is Status.TAINTED:
@@ -141,7 +141,7 @@ def _why_recompute(
     want: Desired, before: Mapping[str, Any], now: Mapping[str, Any], steps: Mapping[str, Step]
 ) -> tuple[str, ...]:
     causes: list[str] = []
-    own = [c.path for c in _changes(before, now) if c.path.startswith("spec.") and not _is_descriptive(c.path)]
+    own = [c.path for c in field_changes(before, now) if c.path.startswith("spec.") and not _is_descriptive(c.path)]
     if own:
         causes.append(f"spec changed: {_listed(own)}")
     old_inputs, new_inputs = before.get("inputs", {}), now["inputs"]
@@ -181,7 +181,8 @@ def _input_change(name: str, old: str | None, new: str | None) -> str:
     return f"{name} changed ({old[:8]}… -> {new[:8]}…)"
 
 
-def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Leaf-level differences of `metadata` and `spec`, secrets masked: what a reviewer reads."""
     old = _flatten({k: before[k] for k in ("metadata", "spec") if k in before})
     new = _flatten({k: after[k] for k in ("metadata", "spec") if k in after})
     absent = object()  # a field that is not there differs from one that is null

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from mlspec.spec.diagnostics import Diagnostic
@@ -31,9 +31,10 @@ def _plain(text: str, **_: object) -> str:
 class SourceLines:
     """Reads a file's lines once, only for files that have diagnostics."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, texts: Mapping[str, str] | None = None) -> None:
+        """`texts`: contents not on disk (specs read from a git ref, named `REF:path`)."""
         self.root = root
-        self._files: dict[str, list[str] | None] = {}
+        self._files: dict[str, list[str] | None] = {k: _LINE_BREAK.split(v) for k, v in (texts or {}).items()}
 
     def line(self, file: str, number: int | None) -> str | None:
         if number is None:

@@ -87,7 +87,7 @@ def load_specs(root: Path | None = None) -> SpecSet:
         with open(spec_file.path, "rb") as fh:
             text, _ = decode(fh.read(), spec_file.rel)
         plain = load_plain(text or "")  # the fast path, as validation takes it: most files are plain
-        envelope = _envelope(plain) if plain is not None else None
+        envelope = envelope_of(plain) if plain is not None else None
         if envelope is not None:
             resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, 0, spec_file.path)
             continue
@@ -103,7 +103,7 @@ def load_specs(root: Path | None = None) -> SpecSet:
     return SpecSet(report.project, resources, report.graph)
 
 
-def _envelope(data: dict[str, Any]) -> Envelope | None:
+def envelope_of(data: dict[str, Any]) -> Envelope | None:
     """The typed resource of data that validation has just accepted (so no semantic re-check)."""
     from pydantic import ValidationError
 
