@@ -230,10 +230,13 @@ def diff(base: str, head: str | None, fmt: str) -> int:
 @click.option("--parallelism", type=click.IntRange(min=1), default=4, show_default=True,
               help="Steps run at once where the graph allows.")
 @click.option("-y", "--auto-approve", is_flag=True, help="Do not ask before applying (a terminal asks).")
+@click.option("--allow-dirty", is_flag=True, help="Apply although the work tree has uncommitted changes.")
+@click.option("--allow-rewind", is_flag=True,
+              help="Apply a commit that does not descend from the last applied one.")
 @lock_timeout_option
 def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool,
           refresh_only: bool, prune: bool | None, fmt: str, parallelism: int, auto_approve: bool,
-          lock_timeout: float) -> int:
+          allow_dirty: bool, allow_rewind: bool, lock_timeout: float) -> int:
     """Carry out the plan: run each step through its plugin, committing state as each ends.
 
     With PLAN_FILE (from `mlspec plan -out`), apply exactly that plan, or refuse it when the state or
@@ -248,7 +251,8 @@ def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, 
     from mlspec.commands.apply import run
 
     return run(_options(targets, replace, refresh, refresh_only, prune), plan_file, fmt, parallelism=parallelism,
-               lock_timeout=lock_timeout, auto_approve=auto_approve, style=_style())
+               lock_timeout=lock_timeout, auto_approve=auto_approve, style=_style(), allow_dirty=allow_dirty,
+               allow_rewind=allow_rewind)
 
 
 @cli.group()
@@ -321,6 +325,47 @@ def state_mv(source: str, destination: str, lock_timeout: float) -> int:
     from mlspec.commands.state import run_mv
 
     return run_mv(source, destination, lock_timeout)
+
+
+@cli.group()
+def audit() -> None:
+    """Read and verify the audit log (.mlspec/audit/log.jsonl): every apply, who, from which commit.
+
+    \b
+    Examples:
+      mlspec audit verify
+      mlspec audit log --address Model/sentiment --since 7d
+    """
+
+
+@audit.command("verify")
+@format_option("text", "json")
+def audit_verify(fmt: str) -> int:
+    """Check the hash chain: say where an entry was edited, dropped or reordered (exit 1).
+
+    \b
+    Example:
+      mlspec audit verify --format json
+    """
+    from mlspec.commands.audit import run_verify
+
+    return run_verify(fmt, _style())
+
+
+@audit.command("log")
+@click.option("--address", metavar="ADDR", help="Only entries that touched ADDR.")
+@click.option("--since", metavar="WHEN", help="Only entries since a date (2026-11-01), a time, or an age (7d, 12h).")
+@format_option("text", "json")
+def audit_log(address: str | None, since: str | None, fmt: str) -> int:
+    """Show the audit log, oldest first.
+
+    \b
+    Example:
+      mlspec audit log --address Task/prepare --since 2026-11-01
+    """
+    from mlspec.commands.audit import run_log
+
+    return run_log(address, since, fmt)
 
 
 @cli.command("force-unlock")

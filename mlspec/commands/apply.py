@@ -15,8 +15,10 @@ from mlspec.commands.plan import load_saved, prepare, show_spec_errors
 from mlspec.engine.executor import ApplyResult
 from mlspec.engine.planner import PlanOptions
 from mlspec.errors import EXIT_ERROR, EXIT_OK, SpecError
+from mlspec.plan.model import Plan
 from mlspec.render import plan as render
 from mlspec.render.progress import ApplyProgress
+from mlspec.state.model import now
 
 EXIT_INTERRUPTED = 130
 
@@ -30,9 +32,13 @@ def run(
     lock_timeout: float,
     auto_approve: bool,
     style: Callable[..., str],
+    allow_dirty: bool = False,
+    allow_rewind: bool = False,
 ) -> int:
+    from mlspec.audit.log import AuditLog
     from mlspec.engine.apply import already_applied, apply_plan, check_saved
     from mlspec.project import load_project
+    from mlspec.repo.provenance import check_clean, check_forward, collect
     from mlspec.state import open_state
 
     saved = load_saved(plan_file) if plan_file is not None else None
@@ -41,9 +47,15 @@ def run(
         options = PlanOptions(tuple(recorded.get("targets", ())), tuple(recorded.get("replace", ())),
                               refresh_only=bool(recorded.get("refresh_only")), prune=recorded.get("prune"))
     project = load_project()
+    found = collect(project.root)
+    if not allow_dirty:
+        check_clean(found)
     store = open_state(project, create=True)
+    audit = AuditLog(project.root)
     try:
         with store.lock("apply", timeout=lock_timeout):
+            if not allow_rewind:
+                check_forward(project.root, found, store.note("last_apply"))
             try:
                 planned = prepare(store, options)
             except SpecError as err:
@@ -68,10 +80,21 @@ def run(
                 click.confirm("\nApply these changes?", abort=True)
             cancel, abort = threading.Event(), threading.Event()
             total = sum(1 for s in plan.steps if s.action.is_change)
+            who = found.to_json()
+            plan_digest = _digest(plan.to_json())
+            store.set_note("audit_head", audit.append("apply.started", {
+                **who, "plan": plan_digest, "serial": plan.serial, "summary": plan.counts(),
+                "steps": [{"address": s.address, "action": s.action.value} for s in plan.steps if s.action.is_change],
+            }))
             with _interrupts(cancel, abort), ApplyProgress(total, quiet=fmt == "json") as progress:
                 result = apply_plan(planned, store, parallelism=parallelism, cancel=cancel, abort=abort,
-                                    on_event=progress.event, log=progress.log, commit=_head_commit(project.root))
+                                    on_event=progress.event, log=progress.log, commit=found.commit)
             serial = store.meta().serial
+            store.set_note("audit_head", audit.append("apply.finished", {
+                **who, "plan": plan_digest, "serial": serial, "ok": result.ok, "cancelled": cancel.is_set(),
+                "steps": _outcomes(plan, result),
+            }))
+            store.set_note("last_apply", {**who, "at": now(), "serial": serial, "ok": result.ok})
     finally:
         store.close()
     if fmt == "json":
@@ -129,12 +152,26 @@ def _interrupts(cancel: threading.Event, abort: threading.Event) -> Iterator[Non
         signal.signal(signal.SIGINT, previous)
 
 
-def _head_commit(root: Path) -> str | None:
-    """The commit the specs were applied from (None outside git); state records it per resource."""
-    try:
-        import git
+def _digest(data: object) -> str:
+    import hashlib
 
-        repo = git.Repo(root, search_parent_directories=True)
-        return str(repo.head.commit.hexsha)
-    except Exception:  # not a repo, no commits yet, git missing: provenance is then unknown
-        return None
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:
+    """Per changing step: what happened to it. Errors are the plugins' messages (secrets masked there)."""
+    out = []
+    for step in plan.steps:
+        if not step.action.is_change:
+            continue
+        entry = {"address": step.address, "action": step.action.value}
+        if step.address in result.failed:
+            entry |= {"outcome": "failed", "error": result.failed[step.address][:500]}
+        elif step.address in result.interrupted:
+            entry["outcome"] = "interrupted"
+        elif step.address in result.skipped:
+            entry |= {"outcome": "skipped", "why": result.skipped[step.address]}
+        else:
+            entry["outcome"] = "done"
+        out.append(entry)
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlspec.state.model import LockInfo, ResourceState, StateMeta
 
@@ -18,6 +18,10 @@ class StateReader(Protocol):
     def get(self, address: str) -> ResourceState | None: ...
 
     def list(self) -> list[ResourceState]: ...
+
+    def note(self, name: str) -> Any:
+        """A JSON value kept beside the resources (`last_apply`, `audit_head`); None when unset."""
+        ...
 
 
 class StateStore(StateReader, Protocol):
@@ -39,6 +43,10 @@ class StateStore(StateReader, Protocol):
         `durable=False` may skip the flush to disk (a record that survives a crash of the process
         but perhaps not of the machine): for the "interrupted" marker written as a step starts.
         """
+        ...
+
+    def set_note(self, name: str, value: Any) -> None:
+        """Under the lock. Notes are not resources: setting one does not move the serial."""
         ...
 
     def remove(self, address: str) -> int: ...

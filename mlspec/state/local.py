@@ -113,7 +113,7 @@ class LocalStateStore:
     # -- reading -----------------------------------------------------------------------------------
 
     def meta(self) -> StateMeta:
-        meta = dict(self._db.execute("SELECT name, value FROM meta"))
+        meta = dict(self._db.execute("SELECT name, value FROM meta WHERE name NOT LIKE 'note:%'"))
         return StateMeta(meta["lineage"], int(meta["serial"]), int(meta["format_version"]))
 
     def get(self, address: str) -> ResourceState | None:
@@ -122,6 +122,10 @@ class LocalStateStore:
 
     def list(self) -> list[ResourceState]:
         return [_entry(row) for row in self._db.execute(f"SELECT {_COLUMNS} FROM resources ORDER BY address")]
+
+    def note(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (f"note:{name}",)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def lock_info(self) -> LockInfo | None:
         row = self._db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()
@@ -193,6 +197,11 @@ class LocalStateStore:
         if full != self._full:
             self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
             self._full = full
+
+    def set_note(self, name: str, value: Any) -> None:
+        self._sync_mode(True)
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{name}", _dumps(value)))
 
     def remove(self, address: str) -> int:
         with self._write() as db:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from mlspec.errors import StateError, StateLockedError
 from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
@@ -18,6 +19,7 @@ class MemoryStateStore:
         self._lineage = uuid.uuid4().hex if lineage is None else lineage
         self._serial = 0
         self._entries: dict[str, ResourceState] = {}
+        self._notes: dict[str, Any] = {}
         self._lock: LockInfo | None = None
         self._mutex = threading.Lock()
 
@@ -29,6 +31,14 @@ class MemoryStateStore:
 
     def list(self) -> list[ResourceState]:
         return [self._entries[a] for a in sorted(self._entries)]
+
+    def note(self, name: str) -> Any:
+        return self._notes.get(name)
+
+    def set_note(self, name: str, value: Any) -> None:
+        with self._mutex:
+            self._require_lock()
+            self._notes[name] = value
 
     def lock_info(self) -> LockInfo | None:
         return self._lock

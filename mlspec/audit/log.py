@@ -1,0 +1,173 @@
+"""An append-only log of JSON lines, each carrying the SHA-256 of the line before it.
+
+Editing, dropping or reordering an entry breaks the chain at that point, and `mlspec audit verify`
+says where. Dropping entries from the end leaves a valid chain, so the state keeps the head (last
+sequence number and hash) and verify compares against it. A line that was being written when the
+process died (no final newline) was never acknowledged: the next append truncates it and says so
+in its own entry (`repaired_bytes`), as a database discards a torn write-ahead-log tail.
+
+Each append is one write() of a whole line to a file opened for appending, under an exclusive
+flock, then fsync: concurrent writers cannot interleave, and a crash leaves whole lines only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlspec.errors import MlspecError
+
+GENESIS = "0" * 64
+LOG_PATH = Path(".mlspec") / "audit" / "log.jsonl"
+TAIL_BYTES = 1 << 20  # an entry is far smaller; reading the tail keeps appends O(1)
+
+
+class AuditError(MlspecError):
+    """The audit log cannot be read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+def digest(line: bytes) -> str:
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, root: Path) -> None:
+        self.path = root / LOG_PATH
+
+    def append(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Add one entry; returns the new head {seq, hash} for the state to keep."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            last, torn = _tail(fd)
+            if torn:
+                os.ftruncate(fd, os.fstat(fd).st_size - torn)
+            seq, prev = (1, GENESIS) if last is None else (_seq(last) + 1, digest(last))
+            entry = {"seq": seq, "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event,
+                     **fields, "prev": prev}
+            if torn:
+                entry["repaired_bytes"] = torn
+            line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+            data = (line + "\n").encode()
+            if os.write(fd, data) != len(data):
+                raise AuditError(f"{self.path}: short write; the entry was not recorded")
+            os.fsync(fd)
+            return {"seq": seq, "hash": digest(data)}
+        except OSError as err:
+            raise AuditError(f"cannot write the audit log {self.path}: {err.strerror}") from err
+        finally:
+            os.close(fd)
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            with open(self.path, "rb") as fh:
+                yield from enumerate(fh, 1)
+        except FileNotFoundError:
+            return
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every whole entry, skipping what does not parse (verify reports those)."""
+        for _, line in self.lines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+    def verify(self, head: dict[str, Any] | None) -> tuple[int, list[Problem]]:
+        """(entries checked, problems): every break of the chain, in order."""
+        problems: list[Problem] = []
+        expected, prev, count, last_line = 1, GENESIS, 0, 0
+        last_hash = None
+        for number, line in self.lines():
+            last_line = number
+            if not line.endswith(b"\n"):
+                problems.append(Problem(number, "incomplete: a write was interrupted here (the next append "
+                                                "removes it)"))
+                break
+            try:
+                entry = json.loads(line)
+                seq, stored = int(entry["seq"]), str(entry["prev"])
+            except (ValueError, KeyError, TypeError):
+                problems.append(Problem(number, "not an audit entry (edited by hand, or damaged)"))
+                prev, expected = digest(line), expected + 1
+                continue
+            if stored != prev:
+                problems.append(Problem(number, f"does not follow line {number - 1}: line {number - 1} was edited, "
+                                                "or an entry before this one was removed or moved"
+                                        if number > 1 else "the first entry does not start the chain"))
+            if seq != expected:
+                what = "dropped" if seq > expected else "reordered or duplicated"
+                problems.append(Problem(number, f"holds entry {seq} where entry {expected} belongs: entries "
+                                                f"were {what}"))
+            count += 1
+            expected, prev = seq + 1, digest(line)
+            last_hash = prev
+        if head:
+            if count == 0 and last_line == 0:
+                problems.append(Problem(0, f"the log is missing or empty, but the state recorded entry {head['seq']}"))
+            elif expected - 1 < int(head["seq"]):
+                problems.append(Problem(last_line, f"the log ends at entry {expected - 1} but the state recorded "
+                                                   f"entry {head['seq']}: entries were removed from the end"))
+            elif expected - 1 == int(head["seq"]) and last_hash != head["hash"]:
+                problems.append(Problem(last_line, "the last entry differs from the one the state recorded: "
+                                                   "it was edited"))
+        return count, problems
+
+
+def _tail(fd: int) -> tuple[bytes | None, int]:
+    """(the last whole line or None, the length of a torn partial line after it)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None, 0
+    start = max(0, size - TAIL_BYTES)
+    chunk = os.pread(fd, size - start, start)
+    torn = 0 if chunk.endswith(b"\n") else len(chunk) - (chunk.rfind(b"\n") + 1)
+    whole = chunk[: len(chunk) - torn]
+    if not whole:
+        return None, torn
+    body = whole[:-1]
+    return body[body.rfind(b"\n") + 1 :] + b"\n", torn
+
+
+def _seq(line: bytes) -> int:
+    try:
+        return int(json.loads(line)["seq"])
+    except (ValueError, KeyError, TypeError):
+        raise AuditError("the last audit entry is damaged: run `mlspec audit verify`") from None
+
+
+_RELATIVE = re.compile(r"^(\d+)([smhdw])$")
+
+
+def parse_since(text: str) -> datetime:
+    """`2026-11-01`, `2026-11-01T12:00`, or relative: `30m`, `12h`, `7d`, `2w`."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise MlspecError(f"--since {text}: expected a date (2026-11-01), a time (2026-11-01T12:00) or an age "
+                          "(30m, 12h, 7d)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
