@@ -166,16 +166,18 @@ def plan_options(f: F) -> F:
         click.option("--refresh-only", is_flag=True, help="Only bring state in line with the live objects."),
         click.option("--prune/--no-prune", default=None,
                      help="Delete resources that left the specs (default: `prune` in mlspec.yaml)."),
+        click.option("--allow-destroy", is_flag=True, help="Allow deleting resources the protect policy guards."),
     )):
         f = option(f)
     return f
 
 
 def _options(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refresh_only: bool,
-             prune: bool | None) -> Any:
+             prune: bool | None, allow_destroy: bool) -> Any:
     from mlspec.engine.planner import PlanOptions
 
-    return PlanOptions(targets, replace, refresh=refresh, refresh_only=refresh_only, prune=prune)
+    return PlanOptions(targets, replace, refresh=refresh, refresh_only=refresh_only, prune=prune,
+                       allow_destroy=allow_destroy)
 
 
 @cli.command()
@@ -186,7 +188,7 @@ def _options(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, 
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 1 on error, 2 with changes.")
 @click.option("--base", metavar="REF", help="Also show what this branch changes in the specs against REF (git).")
 def plan(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refresh_only: bool, prune: bool | None,
-         fmt: str, out: Path | None, detailed_exitcode: bool, base: str | None) -> int:
+         allow_destroy: bool, fmt: str, out: Path | None, detailed_exitcode: bool, base: str | None) -> int:
     """Show what apply would change in the live world, and why.
 
     \b
@@ -199,7 +201,7 @@ def plan(targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool, refr
     """
     from mlspec.commands.plan import run
 
-    return run(_options(targets, replace, refresh, refresh_only, prune), fmt, out=out,
+    return run(_options(targets, replace, refresh, refresh_only, prune, allow_destroy), fmt, out=out,
                detailed_exitcode=detailed_exitcode, base=base, style=_style())
 
 
@@ -235,7 +237,7 @@ def diff(base: str, head: str | None, fmt: str) -> int:
               help="Apply a commit that does not descend from the last applied one.")
 @lock_timeout_option
 def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, ...], refresh: bool,
-          refresh_only: bool, prune: bool | None, fmt: str, parallelism: int, auto_approve: bool,
+          refresh_only: bool, prune: bool | None, allow_destroy: bool, fmt: str, parallelism: int, auto_approve: bool,
           allow_dirty: bool, allow_rewind: bool, lock_timeout: float) -> int:
     """Carry out the plan: run each step through its plugin, committing state as each ends.
 
@@ -250,7 +252,8 @@ def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, 
     """
     from mlspec.commands.apply import run
 
-    return run(_options(targets, replace, refresh, refresh_only, prune), plan_file, fmt, parallelism=parallelism,
+    return run(_options(targets, replace, refresh, refresh_only, prune, allow_destroy), plan_file, fmt,
+               parallelism=parallelism,
                lock_timeout=lock_timeout, auto_approve=auto_approve, style=_style(), allow_dirty=allow_dirty,
                allow_rewind=allow_rewind)
 

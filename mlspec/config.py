@@ -32,6 +32,35 @@ class ArtifactsConfig(_Strict):
     url: str = Field(".mlspec/artifacts", description="local path or fsspec URL (s3://, gs://)")
 
 
+class OwnerRule(_Strict):
+    match: list[str] = Field(min_length=1, description="address globs: `Model/*`, `*/sentiment*`, `*`")
+    teams: list[str] | None = Field(None, description="allowed metadata.owner values (checked by validate)")
+    people: list[str] | None = Field(
+        None, description="who may change them: commit author emails or CI actors, globs allowed (checked by plan "
+        "--base and apply)",
+    )
+
+
+class LabelRule(_Strict):
+    match: list[str] = Field(min_length=1, description="address globs")
+    labels: list[str] = Field(min_length=1, description="label keys every matching resource must carry")
+
+
+class ProtectRule(_Strict):
+    labels: dict[str, str] = Field(min_length=1, description="resources carrying all these labels are protected")
+
+
+class Policies(_Strict):
+    """Small and declarative on purpose: globs over addresses, lists of names, one flag."""
+
+    owners: list[OwnerRule] = Field(default_factory=list, description="CODEOWNERS-style: the last matching rule wins")
+    required_labels: list[LabelRule] = Field(default_factory=list)
+    gated_serving: bool = Field(False, description="a Service may only serve a Model whose gates passed")
+    protect: list[ProtectRule] = Field(
+        default_factory=list, description="no delete of matching resources without --allow-destroy"
+    )
+
+
 class ProjectConfig(_Strict):
     specs: list[str] = Field(default_factory=lambda: list(DEFAULT_SPECS), min_length=1,
                              description="globs, relative to the project root")
@@ -41,6 +70,7 @@ class ProjectConfig(_Strict):
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     prune: bool = Field(False, description="delete resources that are in state but no longer in specs")
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="settings per plugin")
+    policies: Policies = Field(default_factory=Policies)
     plugin_for: dict[str, str] = Field(
         default_factory=dict, description="kind -> the distribution whose plugin owns it, when several are installed"
     )

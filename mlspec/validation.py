@@ -182,7 +182,12 @@ class _Run:
         removed = {rel for rel in fresh if rel not in keys and rel in stored}
         if self.whole_project:
             removed |= set(stored) - set(self.paths)
-        files = file_set(self.paths)
+        from mlspec.policy import digest as policy_digest
+        from mlspec.policy import rules
+
+        policies = rules(self.project.setting("policies"))
+        # The same files under other policies get another verdict: the rules are part of its key.
+        files = file_set([*self.paths, f"\0policies:{policy_digest(policies)}"])
 
         previous = self.cache.result(files) if self.whole_project and not need_graph and not removed else None
         result: tuple[list[Diagnostic], int] | None = None
@@ -199,14 +204,15 @@ class _Run:
                     self.mode = "relink"
                     kept = [d for d in prior if d.file not in fresh]
                     own = [d for s in fresh.values() for d in s.diagnostics]
-                    result = (kept + own + relink(exports, fresh, self.locate), count)
+                    ruled = self.policy_diagnostics(fresh, policies)
+                    result = (kept + own + relink(exports, fresh, self.locate) + ruled, count)
         if result is None:
             summaries = self.cache.summaries(unchanged)
             summaries.update(fresh)
             ordered = {f.rel: summaries[f.rel] for f in self.files if f.rel in summaries}
             graph, linked = link(ordered, self.locate)
             own = [d for s in ordered.values() for d in s.diagnostics]
-            result = (own + linked, len(graph.nodes))
+            result = (own + linked + self.policy_diagnostics(ordered, policies), len(graph.nodes))
             index = {rel: s.exports() for rel, s in ordered.items()}
         rows = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
         if self.whole_project:
@@ -215,6 +221,20 @@ class _Run:
             # A partial run stores what it parsed, and forgets any verdict its new rows could contradict.
             self.cache.write(rows, restat, removed, verdict=None, index=None, forget=bool(rows or removed))
         return result[0], result[1], graph
+
+    def policy_diagnostics(self, summaries: dict[str, FileSummary], policies: dict[str, Any]) -> list[Diagnostic]:
+        """Owner teams and required labels, per resource: per file, so a relink can redo just its files."""
+        if not policies.get("owners") and not policies.get("required_labels"):
+            return []
+        from mlspec.policy import check_resource
+
+        out = []
+        for rel, summary in summaries.items():
+            broken = {d.doc for d in summary.diagnostics if d.is_error}  # its own errors come first
+            for r in summary.resources:
+                if r.doc not in broken:
+                    out += check_resource(policies, rel, r.doc, r.address, r.owner, dict(r.labels), self.locate)
+        return out
 
     def locate(self, file: str, doc: int, loc: Loc, key: bool) -> tuple[int | None, int | None, int]:
         """Where `loc` is in a file: re-reads the file; only ever called to report an error."""

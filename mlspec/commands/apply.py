@@ -45,7 +45,8 @@ def run(
     if saved is not None:
         recorded = saved.options or {}
         options = PlanOptions(tuple(recorded.get("targets", ())), tuple(recorded.get("replace", ())),
-                              refresh_only=bool(recorded.get("refresh_only")), prune=recorded.get("prune"))
+                              refresh_only=bool(recorded.get("refresh_only")), prune=recorded.get("prune"),
+                              allow_destroy=bool(recorded.get("allow_destroy")))
     project = load_project()
     found = collect(project.root)
     if not allow_dirty:

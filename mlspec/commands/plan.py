@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,10 @@ from mlspec.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, MlspecError, SpecEr
 from mlspec.plan.model import Plan
 from mlspec.render import plan as render
 from mlspec.state.base import StateReader, StateStore
+
+if TYPE_CHECKING:
+    from mlspec.repo.compare import Comparison
+    from mlspec.spec.diagnostics import Diagnostic
 
 
 def prepare(store: StateReader, options: PlanOptions, progress: Callable[[str], None] | None = None) -> Planned:
@@ -86,6 +91,9 @@ def run(
 
         branch = against_worktree(planned.specs, base)
         show_ref_errors(branch.diagnostics, branch.texts, fmt, style)  # a broken base does not block the plan
+        refused = _authors(planned, branch)
+        if refused:
+            return show_spec_errors(SpecError(refused), fmt, style)
     if out is not None:
         save(plan, out)
     if fmt == "json":
@@ -109,6 +117,18 @@ def run(
         if out is not None:
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: mlspec apply {out}")
     return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def _authors(planned: Planned, branch: Comparison) -> list[Diagnostic]:
+    """The owners policy's `people`, against the branch's author and the CI actor, for what it changes."""
+    from mlspec.policy import author_diagnostics, rules
+    from mlspec.repo.provenance import collect
+
+    policies = rules(planned.specs.project.setting("policies"))
+    if not any(rule.get("people") for rule in policies.get("owners") or ()):
+        return []
+    found = collect(planned.specs.project.root)
+    return author_diagnostics(policies, [(c.address, c.file) for c in branch.changes], [found.author or "", found.who])
 
 
 SPLIT = "\n<!-- mlspec: next comment -->\n"  # between comment bodies when a plan needs several

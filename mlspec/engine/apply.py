@@ -17,10 +17,15 @@ from mlspec.errors import MlspecError
 from mlspec.plan.builder import material
 from mlspec.plan.model import Action, Plan, Step
 from mlspec.plugin import StepContext, replace_order
+from mlspec.policy import rules
 from mlspec.state.base import StateStore
 from mlspec.state.model import ResourceState, Status, now
 
 Event = Callable[[str, Step, str], None]
+
+
+class PolicyError(MlspecError):
+    """A step would break a policy of mlspec.yaml that only apply can check."""
 
 
 class StalePlanError(MlspecError):
@@ -88,6 +93,7 @@ def apply_plan(
     abort = abort or threading.Event()
     previous = {entry.address: entry for entry in store.list()}
     artifacts = str(project.setting("artifacts", "url"))
+    gated = bool(rules(project.setting("policies")).get("gated_serving"))
 
     def context(step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepContext:
         plugin = planned.plugin_of(step.address)
@@ -100,6 +106,11 @@ def apply_plan(
         return _plain(act(step, upstream))
 
     def act(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
+        if gated and step.address.startswith("Service/") and step.action is not Action.DELETE:
+            failed = [a for a, out in upstream.items() if a.startswith("Model/") and out.get("gates_passed") is False]
+            if failed:  # the plan could not know: the Model was retrained in this very apply
+                raise PolicyError(f"policy gated_serving: {step.address} would serve {failed[0]}, whose evaluation "
+                                  "gates did not pass; it keeps serving what it served")
         before = previous.get(step.address)
         plugin = planned.plugin_of(step.address)
         if step.action is Action.DELETE:

@@ -35,10 +35,11 @@ class PlanOptions:
     refresh: bool = True  # ask plugins what the live objects look like (drift)
     refresh_only: bool = False  # only bring state in line with the live objects
     prune: bool | None = None  # delete what left the specs; None: mlspec.yaml's `prune`
+    allow_destroy: bool = False  # deletes of resources the protect policy guards
 
     def to_json(self) -> dict[str, Any]:
         return {"targets": list(self.targets), "replace": list(self.replace), "refresh_only": self.refresh_only,
-                "prune": self.prune}
+                "prune": self.prune, "allow_destroy": self.allow_destroy}
 
 
 @dataclass
@@ -123,6 +124,7 @@ def make_plan(
         )
         plan = _with_estimates(plan, specs, plugins, state)
         _check_deletable(plan, registry, plugins)
+        _check_policies(plan, specs, state, upstream, options.allow_destroy)
     plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
     return Planned(plan, specs, desired, upstream, plugins, settings)
 
@@ -227,6 +229,28 @@ def _check_deletable(plan: Plan, registry: Registry, plugins: dict[str, Plugin])
             if not registry.has(kind):
                 raise PluginError(f"cannot delete {step.address}: no installed plugin manages kind {kind}")
             plugins[kind] = registry.for_kind(kind)
+
+
+def _check_policies(
+    plan: Plan, specs: SpecSet, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]],
+    allow_destroy: bool,
+) -> None:
+    from mlspec.policy import plan_diagnostics, rules
+
+    policies = rules(specs.project.setting("policies"))
+    if not policies.get("protect") and not policies.get("gated_serving"):
+        return
+    moving = {s.address for s in plan.steps if s.action in (Action.CREATE, Action.REPLACE)}
+    deletes = [(s.address, (state[s.address].spec.get("metadata") or {}).get("labels") or {})
+               for s in plan.steps if s.action is Action.DELETE and s.address in state]
+    serving = [
+        (s.address, model, (state[model].outputs.get("gates_passed") if model in state else None))
+        for s in plan.steps if s.action.is_change and s.address.startswith("Service/")
+        for model in upstream.get(s.address, ()) if model.startswith("Model/") and model not in moving
+    ]
+    found = plan_diagnostics(policies, deletes, serving, allow_destroy=allow_destroy)
+    if found:
+        raise SpecError(found)
 
 
 def _refresh_only(

@@ -35,7 +35,7 @@ from typing import Any
 from mlspec.spec.diagnostics import Diagnostic, Severity
 from mlspec.spec.summary import FileSummary, NeedUse, RefUse, ResourceSummary
 
-FORMAT = 4
+FORMAT = 5
 RACY_NS = 2_000_000_000
 
 _SCHEMA = """
@@ -243,8 +243,10 @@ def _summary(row: Any) -> FileSummary:
                 tuple(RefUse(v, tuple(k), tuple(loc)) for v, k, loc in refs),
                 tuple(NeedUse(r, f, i, b, tuple(loc)) for r, f, i, b, loc in needs),
                 tuple((f, tuple(v)) for f, v in facts),
+                owner,
+                tuple((k, v) for k, v in labels),
             )
-            for kind, name, doc, refs, needs, facts in resources
+            for kind, name, doc, refs, needs, facts, owner, labels in resources
         ),
     )
 

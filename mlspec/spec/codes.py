@@ -1,7 +1,7 @@
 """Stable diagnostic codes. Never renumber: users and tools match on them.
 
 MLS0xx: files and YAML. MLS1xx: the schema of a document. MLS2xx: links between documents.
-MLS3xx: the project file.
+MLS3xx: the project file. MLS4xx: policies of mlspec.yaml.
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ BAD_CROSS_REFERENCE = "MLS205"
 # Project file
 PROJECT_INVALID = "MLS300"
 
+# Policies
+POLICY_OWNER_TEAM = "MLS400"
+POLICY_REQUIRED_LABEL = "MLS401"
+POLICY_AUTHOR = "MLS402"
+POLICY_GATED_SERVING = "MLS403"
+POLICY_PROTECTED = "MLS404"
+
 DESCRIPTIONS: dict[str, str] = {
     FILE_UNREADABLE: "a spec file cannot be read",
     FILE_TOO_LARGE: "a spec file is larger than limits.max_file_bytes",
@@ -81,4 +88,9 @@ DESCRIPTIONS: dict[str, str] = {
     AMBIGUOUS_REFERENCE: "a bare name that matches several kinds the field accepts",
     BAD_CROSS_REFERENCE: "a reference that exists but names something its target lacks",
     PROJECT_INVALID: "mlspec.yaml is invalid",
+    POLICY_OWNER_TEAM: "metadata.owner is not a team the owners policy allows for this address",
+    POLICY_REQUIRED_LABEL: "a label the required_labels policy asks for is missing",
+    POLICY_AUTHOR: "the commit's author is not among the people the owners policy lets change this address",
+    POLICY_GATED_SERVING: "a Service would serve a Model whose evaluation gates did not pass",
+    POLICY_PROTECTED: "a plan would delete a protected resource without --allow-destroy",
 }

@@ -51,6 +51,8 @@ class ResourceSummary(NamedTuple):
     refs: tuple[RefUse, ...]
     needs: tuple[NeedUse, ...]
     facts: tuple[tuple[str, tuple[str, ...]], ...]
+    owner: str | None = None  # what the policies of mlspec.yaml check
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def address(self) -> str:
@@ -111,6 +113,8 @@ def _resource_summary(resource: Envelope, doc: int, refs: list[RefSite]) -> Reso
         tuple(RefUse(r.value, r.kinds, r.loc) for r in refs),
         tuple(NeedUse(n.ref, n.fact, n.item, n.forbidden, ("spec", *n.loc)) for n in spec.needs()),
         tuple((k, tuple(v)) for k, v in spec.facts().items()),
+        resource.metadata.owner,
+        tuple(sorted(resource.metadata.labels.items())),
     )
 
 
