@@ -82,23 +82,11 @@ repos:
         files: '(\\.ya?ml)$'
 """
 
-WORKFLOW = """\
-name: mlspec
-on:
-  pull_request:
-  push:
-    branches: [main]
-jobs:
-  validate:
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with: {python-version: "3.12"}
-      - run: pip install mlspec
-      # annotations appear on the pull request's changed lines
-      - run: mlspec validate --format github
-"""
+def _template(name: str) -> str:
+    from importlib.resources import files
+
+    return files("mlspec").joinpath("templates", name).read_text("utf-8")
+
 
 GITIGNORE = """\
 # mlspec's local state, caches and artifacts
@@ -122,7 +110,7 @@ def init(directory: Path, *, force: bool = False) -> list[Created]:
         "specs/reviews.dataset.yaml": DATASET,
         "specs/sentiment.model.yaml": MODEL,
         ".pre-commit-config.yaml": PRE_COMMIT,
-        ".github/workflows/mlspec.yml": WORKFLOW,
+        ".github/workflows/mlspec.yml": _template("github-actions.yml"),
         ".gitignore": GITIGNORE,
     }
     files.update({f"schemas/{name}": schemas.dumps(schema) for name, schema in schemas.generate().items()})

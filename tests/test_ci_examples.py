@@ -1,0 +1,121 @@
+"""The CI examples work as written: their plan and apply jobs' commands run in a real git repository
+with an origin, a main branch and a feature branch, the way a runner would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import REPO
+
+MLSPEC_BIN = str(Path(sys.executable).parent)
+TASK = 'apiVersion: mlspec/v1\nkind: Task\nmetadata: {{name: {name}}}\nspec:\n  cmd: ["true"]\n  params: {{lr: {lr}}}\n'
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """origin (bare) with main; a clone on a feature branch that edits one spec and adds another."""
+    seed = tmp_path / "seed"
+    (seed / "specs").mkdir(parents=True)
+    git(seed, "init", "-q", "-b", "main")
+    git(seed, "config", "user.email", "dev@example.com")
+    git(seed, "config", "user.name", "Dev")
+    (seed / ".gitignore").write_text(".mlspec/\nplan.md\n")
+    (seed / "mlspec.yaml").write_text('specs: ["specs/**/*.yaml"]\n')
+    (seed / "specs" / "a.yaml").write_text(TASK.format(name="a", lr=0.1))
+    git(seed, "add", "-A")
+    git(seed, "commit", "-qm", "main")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "-q", str(origin), str(work))
+    git(work, "config", "user.email", "dev@example.com")
+    git(work, "config", "user.name", "Dev")
+    git(work, "checkout", "-q", "-b", "feature")
+    (work / "specs" / "a.yaml").write_text(TASK.format(name="a", lr=0.2))
+    (work / "specs" / "b.yaml").write_text(TASK.format(name="b", lr=0.3))
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "feature")
+    return work
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{MLSPEC_BIN}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def run_script(script: str, cwd: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=120)
+
+
+def load(name: str) -> Any:
+    return YAML(typ="safe").load((REPO / "examples" / "ci" / name).read_text())
+
+
+def test_the_github_plan_job_comments_a_plan_of_the_branch(clone: Path, tmp_path: Path) -> None:
+    workflow = load("github-actions.yml")
+    steps = [s["run"] for s in workflow["jobs"]["plan"]["steps"] if "run" in s and "pip install" not in s["run"]]
+    outputs = tmp_path / "github-output"
+    for script in steps:
+        done = run_script(script.replace("${{ github.base_ref }}", "main"), clone, env(GITHUB_OUTPUT=str(outputs)))
+        assert done.returncode == 0, done.stderr
+    plan = (clone / "plan.md").read_text()
+    assert "Spec changes from origin/main" in plan and "`Task/b`" in plan and "`spec.params.lr`" in plan
+    assert "Plan: 2 to create" in plan
+    assert outputs.read_text().strip() == "changes=true"
+    assert git(clone, "status", "--porcelain") == ""  # nothing checked out or written but ignored files
+
+
+def test_the_github_plan_job_fails_on_invalid_specs(clone: Path, tmp_path: Path) -> None:
+    broken = "apiVersion: mlspec/v1\nkind: Task\nmetadata: {name: b}\nspec: {cmnd: []}\n"
+    (clone / "specs" / "b.yaml").write_text(broken)
+    workflow = load("github-actions.yml")
+    plan = next(s["run"] for s in workflow["jobs"]["plan"]["steps"] if s.get("name") == "plan")
+    done = run_script(plan.replace("${{ github.base_ref }}", "main"), clone, env(GITHUB_OUTPUT=str(tmp_path / "o")))
+    assert done.returncode == 1 and "MLS101" in done.stderr
+
+
+def test_the_github_apply_job_applies_main_one_at_a_time(clone: Path) -> None:
+    workflow = load("github-actions.yml")
+    job = workflow["jobs"]["apply"]
+    assert job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
+    assert any(s.get("with", {}).get("fetch-depth") == 0 for s in job["steps"])
+    git(clone, "checkout", "-q", "main")
+    git(clone, "merge", "-q", "--ff-only", "feature")
+    for script in [s["run"] for s in job["steps"] if "run" in s and "pip install" not in s["run"]]:
+        done = run_script(script, clone, env())
+        assert done.returncode == 0, done.stderr
+    again = run_script("mlspec plan --detailed-exitcode", clone, env())
+    assert again.returncode == 0, again.stdout
+
+
+def test_the_gitlab_plan_job_runs_as_written(clone: Path) -> None:
+    pipeline = load("gitlab-ci.yml")
+    assert pipeline["apply"]["resource_group"]
+    script = "\n".join(pipeline["plan"]["script"])
+    done = run_script(script, clone, env(CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main"))
+    assert done.returncode == 0, done.stderr
+    assert "Plan: 2 to create" in (clone / "plan.md").read_text()
+
+
+def test_mlspec_init_writes_the_github_workflow(tmp_path: Path) -> None:
+    from mlspec.cli import main
+
+    assert main(["init", str(tmp_path / "repo")]) == 0
+    written = (tmp_path / "repo" / ".github" / "workflows" / "mlspec.yml").read_text()
+    assert written == (REPO / "examples" / "ci" / "github-actions.yml").read_text()
+
+
+def test_examples_are_valid_yaml() -> None:
+    for name in ("github-actions.yml", "gitlab-ci.yml"):
+        assert isinstance(load(name), dict)
