@@ -330,6 +330,25 @@ def state_mv(source: str, destination: str, lock_timeout: float) -> int:
     return run_mv(source, destination, lock_timeout)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show the changes as a diff; write nothing.")
+@format_option("text", "json")
+def migrate(paths: tuple[Path, ...], dry_run: bool, fmt: str) -> int:
+    """Upgrade specs of an older apiVersion (mlspec/v1alpha1) to the current one, in place.
+
+    Only the renamed keys and the apiVersion change: comments, quoting and layout are kept.
+
+    \b
+    Examples:
+      mlspec migrate --dry-run
+      mlspec migrate specs/models
+    """
+    from mlspec.commands.migrate import run
+
+    return run(list(paths), dry_run, fmt, _style())
+
+
 @cli.group()
 def audit() -> None:
     """Read and verify the audit log (.mlspec/audit/log.jsonl): every apply, who, from which commit.
