@@ -51,20 +51,28 @@ class AuditLog:
     def __init__(self, root: Path) -> None:
         self.path = root / LOG_PATH
 
-    def append(self, event: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Add one entry; returns the new head {seq, hash} for the state to keep."""
+    def append(self, event: str, fields: dict[str, Any], head: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Add one entry; returns the new head {seq, hash} for the state to keep.
+
+        `head`: where the state says the log ends. A log that ends elsewhere was edited or cut, and
+        chaining onto it would launder that: refused. A log that is gone starts a new chain whose
+        first entry records where the old one ended, so the break stays on record.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, torn = _tail(fd)
-            if torn:
+            _check_head(self.path, last, head)
+            if torn:  # never acknowledged (the state's head is written after the fsync): discard it
                 os.ftruncate(fd, os.fstat(fd).st_size - torn)
             seq, prev = (1, GENESIS) if last is None else (_seq(last) + 1, digest(last))
             entry = {"seq": seq, "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event,
                      **fields, "prev": prev}
             if torn:
                 entry["repaired_bytes"] = torn
+            if last is None and head:
+                entry["restarted_after"] = head
             line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
             data = (line + "\n").encode()
             if os.write(fd, data) != len(data):
@@ -147,6 +155,21 @@ def _tail(fd: int) -> tuple[bytes | None, int]:
         return None, torn
     body = whole[:-1]
     return body[body.rfind(b"\n") + 1 :] + b"\n", torn
+
+
+def _check_head(path: Path, last: bytes | None, head: dict[str, Any] | None) -> None:
+    if not head or last is None:
+        return
+    try:
+        seq = int(json.loads(last)["seq"])
+    except (ValueError, KeyError, TypeError):
+        seq = -1
+    if seq != int(head["seq"]) or digest(last) != head["hash"]:
+        raise AuditError(
+            f"{path} does not end at entry {head['seq']}, where the state recorded it: it was edited or cut. "
+            "Nothing was applied. `mlspec audit verify` says where; restore the file from a backup, or move it "
+            "aside to start a new chain that records the break"
+        )
 
 
 def _seq(line: bytes) -> int:

@@ -86,7 +86,7 @@ def run(
             store.set_note("audit_head", audit.append("apply.started", {
                 **who, "plan": plan_digest, "serial": plan.serial, "summary": plan.counts(),
                 "steps": [{"address": s.address, "action": s.action.value} for s in plan.steps if s.action.is_change],
-            }))
+            }, head=store.note("audit_head")))
             with _interrupts(cancel, abort), ApplyProgress(total, quiet=fmt == "json") as progress:
                 result = apply_plan(planned, store, parallelism=parallelism, cancel=cancel, abort=abort,
                                     on_event=progress.event, log=progress.log, commit=found.commit)
@@ -94,7 +94,7 @@ def run(
             store.set_note("audit_head", audit.append("apply.finished", {
                 **who, "plan": plan_digest, "serial": serial, "ok": result.ok, "cancelled": cancel.is_set(),
                 "steps": _outcomes(plan, result),
-            }))
+            }, head=store.note("audit_head")))
             store.set_note("last_apply", {**who, "at": now(), "serial": serial, "ok": result.ok})
     finally:
         store.close()

@@ -44,7 +44,7 @@ def run_verify(fmt: str, style: Callable[..., str]) -> int:
 
 def run_log(address: str | None, since: str | None, fmt: str) -> int:
     log = AuditLog(load_project().root)
-    after = parse_since(since) if since else None
+    after = parse_since(since) if since is not None else None
     shown = []
     for entry in log.entries():
         if after is not None and _when(entry) < after:

@@ -13,6 +13,7 @@ from mlspec.repo.snapshot import (
     changed_between,
     config_changed,
     is_spec,
+    project_at,
     snapshot_at,
 )
 from mlspec.spec.diagnostics import Diagnostic
@@ -47,8 +48,8 @@ def against_worktree(specs: SpecSet, ref: str) -> Comparison:
     checkout = open_checkout(project.root)
     commit = resolve(checkout, ref)
     changed = changed_against_worktree(checkout, commit)
-    if config_changed(changed):  # the globs may differ: compare everything
-        old = snapshot_at(checkout, commit, ref, project)
+    if config_changed(changed):  # each side's own globs decide: compare everything
+        old = snapshot_at(checkout, commit, ref, project_at(checkout, commit, project))
         current = list(specs.resources.values())
     else:
         files = {p for p in changed if is_spec(p, project)}
@@ -65,12 +66,17 @@ def between(project: Project, base: str, head: str) -> Comparison:
     checkout = open_checkout(project.root)
     old_commit, new_commit = resolve(checkout, base), resolve(checkout, head)
     changed = changed_between(checkout, old_commit, new_commit)
-    only = None if config_changed(changed) else {p for p in changed if is_spec(p, project)}
-    old = snapshot_at(checkout, old_commit, base, project, only=only)
-    new = snapshot_at(checkout, new_commit, head, project, only=only)
+    if config_changed(changed):  # each side's own globs decide: compare everything
+        old = snapshot_at(checkout, old_commit, base, project_at(checkout, old_commit, project))
+        new = snapshot_at(checkout, new_commit, head, project_at(checkout, new_commit, project))
+    else:
+        only = {p for p in changed if is_spec(p, project)}
+        old = snapshot_at(checkout, old_commit, base, project, only=only)
+        new = snapshot_at(checkout, new_commit, head, project, only=only)
     after = {a: rec.material() for a, rec in new.records.items()}
     where = {a: rec.file for a, rec in old.records.items()} | {a: rec.file for a, rec in new.records.items()}
-    out = _comparison(checkout, base, old_commit.hexsha, head, new_commit.hexsha, old, after, where)
+    out = _comparison(checkout, base, old_commit.hexsha, head, new_commit.hexsha, old, after, where,
+                      broken=_broken(new))
     out.diagnostics += new.diagnostics
     out.texts |= new.texts
     out.files_read += len(new.texts)
@@ -86,17 +92,23 @@ def _comparison(
     old: Snapshot,
     after: dict[str, dict[str, Any]],
     where: dict[str, str],
+    broken: set[str] | None = None,
 ) -> Comparison:
-    before = {a: rec.material() for a, rec in old.records.items()}
-    # A file of the old side that did not parse has no records: its resources would look added.
-    broken = {d.file.split(":", 1)[1] for d in old.diagnostics if d.is_error and ":" in d.file}
-    if broken:
-        after = {a: m for a, m in after.items() if where.get(a) not in broken}
+    # A file that does not parse on one side has no records there: its resources would look added or
+    # removed. What it holds is unknown, so it is left out of the comparison on both sides.
+    broken = (broken or set()) | _broken(old)
+    before = {a: rec.material() for a, rec in old.records.items() if rec.file not in broken}
+    after = {a: m for a, m in after.items() if where.get(a) not in broken}
     related = True
     if head_commit is not None:
         related = _related(checkout, base_commit, head_commit)
     return Comparison(base, base_commit, head, head_commit, compare(before, after, where), old.diagnostics,
                       dict(old.texts), related, len(old.texts))
+
+
+def _broken(side: Snapshot) -> set[str]:
+    """Files of a snapshot that did not parse (diagnostics name them `LABEL:path`)."""
+    return {d.file.split(":", 1)[1] for d in side.diagnostics if d.is_error and ":" in d.file}
 
 
 def _related(checkout: Checkout, a: str, b: str) -> bool:

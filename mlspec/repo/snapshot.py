@@ -133,3 +133,25 @@ def snapshot_at(
 
 def config_changed(paths: set[str]) -> bool:
     return PROJECT_FILE in paths
+
+
+def project_at(checkout: Checkout, commit: git.Commit, project: Project) -> Project:
+    """The project as `commit` configured it: its own mlspec.yaml decides which files are specs there.
+
+    An mlspec.yaml that is missing there means the defaults; one that cannot be read falls back to
+    the current configuration (the comparison is then approximate, not refused).
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from mlspec.config import ProjectConfig
+    from mlspec.project import Project as ProjectClass
+
+    text = read_at(checkout, commit, [PROJECT_FILE]).get(PROJECT_FILE)
+    if text is None:
+        return ProjectClass(project.root, ProjectConfig(), None)
+    try:
+        data = YAML(typ="safe").load(text) or {}
+        return ProjectClass(project.root, ProjectConfig.model_validate(data), None)
+    except (YAMLError, ValueError):
+        return project
