@@ -18,6 +18,7 @@ touched: nothing here writes to a database before it has been recognised.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import time
@@ -54,8 +55,7 @@ ON CONFLICT (address) DO UPDATE SET fingerprint = excluded.fingerprint, spec = e
 class LocalStateStore:
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        if not create and not path.exists():
-            raise StateMissingError(f"no state at {path}: nothing has been applied yet")
+        self._create_missing = create
         self._held: LockInfo | None = None
         self._db = self._connect()
         self._full = True  # the connection starts with synchronous=FULL
@@ -64,23 +64,50 @@ class LocalStateStore:
     # -- opening -----------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        if fresh:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self._blank():
+                if not self._create_missing:
+                    raise StateMissingError(f"no state at {self.path}: nothing has been applied yet")
+                self._create_atomically()
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            if not fresh:
-                self._recognise(db)
+            self._recognise(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            if fresh:
-                self._create(db)
         except sqlite3.DatabaseError as err:
             raise StateCorruptError(
                 f"{self.path} is not a readable mlspec state ({err}); it was left untouched: "
                 "restore it from a backup, or move it aside to start a new state"
             ) from err
         return db
+
+    def _blank(self) -> bool:
+        """No state yet: no file, an empty one, or a SQLite file with no tables at all (a creation that
+        was interrupted before the atomic rename existed). Such a file holds nothing to lose."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return True
+        probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            return bool(probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0)
+        except sqlite3.DatabaseError:
+            return False  # not ours to judge here: _recognise reports it, untouched
+        finally:
+            probe.close()
+
+    def _create_atomically(self) -> None:
+        """Build the new state beside its place and rename it in: a kill at any moment leaves no file
+        or a whole state, never a half-made one that later runs would refuse."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.creating")
+        tmp.unlink(missing_ok=True)
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to rename
+            self._create(db)
+        finally:
+            db.close()
+        for leftover in (self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            leftover.unlink(missing_ok=True)  # of an empty file's aborted creation: nothing in them
+        os.replace(tmp, self.path)
 
     def _recognise(self, db: sqlite3.Connection) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

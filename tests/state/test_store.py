@@ -260,3 +260,29 @@ def test_reading_a_project_without_state_creates_none(tmp_path: Path, capsys: py
     assert not (tmp_path / ".mlspec").exists()
     assert main(["-C", str(tmp_path), "state", "rm", "Model/x"]) == 1
     assert "nothing has been applied" in capsys.readouterr().err
+
+
+def test_a_creation_killed_half_way_is_no_state_and_the_next_run_creates_it(tmp_path: Path) -> None:
+    """Found by benchmarks/stress_kill.py: a kill after SQLite wrote its WAL header, before the tables."""
+    path = tmp_path / ".mlspec" / "state.db"
+    path.parent.mkdir()
+    half = sqlite3.connect(path)
+    half.execute("PRAGMA journal_mode=WAL")
+    half.close()
+    from mlspec.errors import StateMissingError
+
+    with pytest.raises(StateMissingError):
+        LocalStateStore(path, create=False)  # reading never writes a state
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    store = LocalStateStore(path)
+    with store.lock("apply"):
+        store.commit(entry("Task/a"))
+    store.close()
+    assert [e.address for e in LocalStateStore(path, create=False).list()] == ["Task/a"]
+
+
+def test_a_new_state_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    LocalStateStore(path).close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "creating" in p.name) == []
+    assert {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")} >= {"meta", "resources"}
