@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # Spec fields that describe or steer, but do not change what is computed.
@@ -20,14 +21,20 @@ DESCRIPTIVE_SPEC_FIELDS = frozenset(("description", "lifecycle", "depends_on"))
 METADATA_FIELDS = ("owner", "labels", "annotations", "description")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Fingerprint:
     data: str  # sha256 hex: a change means the resource must be recomputed
-    metadata: str  # sha256 hex: a change alone means "update in place" (state only)
+    descriptive: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def short(self) -> str:
         return self.data[:8]
+
+    @cached_property
+    def metadata(self) -> str:
+        """sha256 hex of the descriptive part: a change alone means "update in place" (state only).
+        Computed on demand: a plan of 10,000 unchanged resources never needs it."""
+        return digest(self.descriptive)
 
 
 def canonical(value: Any) -> bytes:
@@ -61,4 +68,4 @@ def fingerprint(
         "metadata": {k: metadata.get(k) for k in METADATA_FIELDS},
         "spec": {k: spec.get(k) for k in sorted(DESCRIPTIVE_SPEC_FIELDS)},
     }
-    return Fingerprint(digest(data), digest(descriptive))
+    return Fingerprint(digest(data), descriptive)

@@ -15,6 +15,7 @@ from mlspec.plan.model import Action, Plan, Step
 COMMENT_LIMIT = 65_536
 MARGIN = 1_024  # room for the part header and the closing lines
 FIELDS_SHOWN = 20  # per step in text; the rest are counted
+DETAILED_UP_TO = 200  # changing steps shown with causes and fields; past this, one line each
 COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red",
            Action.READ: "cyan"}
 EMOJI = {Action.CREATE: "🟢", Action.UPDATE: "🟡", Action.REPLACE: "🟣", Action.DELETE: "🔴", Action.READ: "🔵"}
@@ -53,9 +54,13 @@ def render_text(plan: Plan, style: Callable[..., str] = lambda text, **_: text) 
         lines.append(style("No changes.", bold=True) + " The live world matches the specs and the state.")
     else:
         lines.append(f"mlspec will perform these actions (state serial {plan.serial}):")
+        brief = len(changing) > DETAILED_UP_TO
+        if brief:
+            lines.append(style(f"({len(changing):,} changes: one line each; every field is in "
+                               "`mlspec plan --format json`)", dim=True))
         lines.append("")
         for step in changing:
-            lines.extend(_text_step(step, style))
+            lines.extend(_text_step(step, style, brief=brief))
     if plan.orphans:
         lines.append("")
         lines.append(style("Orphaned", fg="yellow", bold=True) + " (in state, no longer in the specs; kept because "
@@ -71,7 +76,7 @@ def render_text(plan: Plan, style: Callable[..., str] = lambda text, **_: text) 
     return "\n".join(lines)
 
 
-def _text_step(step: Step, style: Callable[..., str]) -> list[str]:
+def _text_step(step: Step, style: Callable[..., str], *, brief: bool = False) -> list[str]:
     colour = COLOURS.get(step.action)
     head = f"  {style(step.action.symbol.rjust(3), fg=colour, bold=True)} {style(step.address, bold=True)}"
     head += f"  {step.action.value}"
@@ -79,6 +84,8 @@ def _text_step(step: Step, style: Callable[..., str]) -> list[str]:
         basis = step.estimate.get("basis") or "estimated"
         head += style(f"  (~{duration(step.estimate['seconds'])}, {basis})", dim=True)
     out = [head]
+    if brief:
+        return [head + (f"  because {step.causes[-1]}" if step.causes else "")]
     out.extend(f"        because {cause}" for cause in step.causes)
     for change in step.changes[:FIELDS_SHOWN]:
         if change.before is None:
