@@ -19,7 +19,6 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ import pytest
 import mlspec
 import mlspec.errors
 from mlspec.cli import cli, main
+from tests.cli import Result, invoke
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,28 +84,13 @@ BAD_LINE, BAD_COL = 11, 5
 BAD = {"specs/data.yaml": DATASETS, "specs/model.yaml": BAD_MODEL}
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
 
 
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """run("validate", ...) -> Result: main() in process, with stdout and stderr apart."""
 
-    def invoke(*args: str | os.PathLike[str]) -> Result:
-        capsys.readouterr()  # drop anything printed before
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
+    return lambda *args: invoke(capsys, *args, crash_ok=True)  # some tests make it crash on purpose
 
 
 @pytest.fixture

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlspec.cli import main
 from mlspec.commands.plan import SPLIT
 from mlspec.plan.model import Action, Change, Plan, Step
 from mlspec.render.plan import COMMENT_LIMIT, render_markdown
+from tests.cli import Result
 
 PY = sys.executable
 
@@ -64,15 +62,6 @@ def task(
     return json.dumps(doc, indent=2) + "\n"
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
 
 
 Mlspec = Callable[..., Result]
@@ -87,19 +76,6 @@ def repo(project: Callable[..., Path]) -> Callable[..., Path]:
 
     return make
 
-
-@pytest.fixture
-def mlspec(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """mlspec(root, "plan", ...) -> Result: the CLI in-process, run in `root` (with -C)."""
-
-    def invoke(root: Path, *args: str | os.PathLike[str]) -> Result:
-        capsys.readouterr()
-        code = main(["-C", str(root), *(str(a) for a in args)])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err and "internal error" not in out + err, out + err
-        return Result(code, out, err)
-
-    return invoke
 
 
 def runs(root: Path) -> list[str]:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mlspec.plan.model import Action, Plan, Step
+from mlspec.plan.model import Action, Change, Plan, Step
 
 COMMENT_LIMIT = 65_536
 MARGIN = 1_024  # room for the part header and the closing lines
@@ -87,16 +87,23 @@ def _text_step(step: Step, style: Callable[..., str], *, brief: bool = False) ->
     if brief:
         return [head + (f"  because {step.causes[-1]}" if step.causes else "")]
     out.extend(f"        because {cause}" for cause in step.causes)
-    for change in step.changes[:FIELDS_SHOWN]:
-        if change.before is None:
-            out.append(style(f"        + {change.path} = {value(change.after)}", fg="green"))
-        elif change.after is None:
-            out.append(style(f"        - {change.path} = {value(change.before)}", fg="red"))
-        else:
-            out.append(style(f"        ~ {change.path}: {value(change.before)} -> {value(change.after)}", fg="yellow"))
+    out.extend(change_lines(step.changes[:FIELDS_SHOWN], "        ", style))
     if len(step.changes) > FIELDS_SHOWN:
         out.append(f"        ... and {len(step.changes) - FIELDS_SHOWN} more fields")
     out.append("")
+    return out
+
+
+def change_lines(changes: Sequence[Change], indent: str, style: Callable[..., str]) -> list[str]:
+    """`+ added = v`, `- removed = v`, `~ changed: a -> b`: one line per field, as Terraform shows them."""
+    out = []
+    for change in changes:
+        if change.before is None:
+            out.append(style(f"{indent}+ {change.path} = {value(change.after)}", fg="green"))
+        elif change.after is None:
+            out.append(style(f"{indent}- {change.path} = {value(change.before)}", fg="red"))
+        else:
+            out.append(style(f"{indent}~ {change.path}: {value(change.before)} -> {value(change.after)}", fg="yellow"))
     return out
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from mlspec.plan.model import Action
-from mlspec.render.plan import COLOURS, value
+from mlspec.render.plan import COLOURS, change_lines
 from mlspec.repo.compare import Comparison
 
 STATUS_COLOURS = {"added": COLOURS[Action.CREATE], "removed": COLOURS[Action.DELETE], "changed": "yellow"}
@@ -35,13 +35,7 @@ def render_text(found: Comparison, style: Callable[..., str] = lambda text, **_:
         lines.append(f"  {style(change.symbol, fg=colour, bold=True)} {style(change.address, bold=True)}  "
                      f"{change.status}{where}")
         if change.status == "changed":
-            for c in change.changes:
-                if c.before is None:
-                    lines.append(style(f"      + {c.path} = {value(c.after)}", fg="green"))
-                elif c.after is None:
-                    lines.append(style(f"      - {c.path} = {value(c.before)}", fg="red"))
-                else:
-                    lines.append(style(f"      ~ {c.path}: {value(c.before)} -> {value(c.after)}", fg="yellow"))
+            lines.extend(change_lines(change.changes, "      ", style))
     return "\n".join(lines)
 
 

@@ -19,21 +19,13 @@ from typing import Any
 import pytest
 
 from mlspec.audit.log import GENESIS, LOG_PATH, AuditLog
-from tests.repo.gitrepo import EMAIL, NAME, Repo, Result, isolate, make_repo, run_mlspec, task
+from tests.cli import Result
+from tests.repo.gitrepo import EMAIL, NAME, Repo, make_repo, task
 
 Mlspec = Callable[..., Result]
 ME = f"{NAME} <{EMAIL}>"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(monkeypatch)
-
-
-@pytest.fixture
-def mlspec(capsys: pytest.CaptureFixture[str]) -> Mlspec:
-    """mlspec(root, "audit", ...) -> Result: the CLI in-process, run in `root`."""
-    return lambda root, *args: run_mlspec(capsys, root, *(str(a) for a in args))
 
 
 def raw_lines(path: Path) -> list[bytes]:

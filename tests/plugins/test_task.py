@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mlspec_task import TaskFailed, TaskPlugin
 
 from mlspec.digests import FileDigests
 from mlspec.plugin import PlanContext, Registry, StepContext
 from mlspec.spec.specset import Resource, load_specs
 from mlspec.state import ResourceState
-from mlspec_task import TaskFailed, TaskPlugin
 
 PY = sys.executable
 

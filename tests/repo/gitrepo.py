@@ -12,19 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from mlspec.cli import main
-
 NAME, EMAIL = "Ada Lovelace", "ada@example.com"
 CONFIG = "specs: ['specs/**/*.yaml']\n"
 GITIGNORE = ".mlspec/\nout/\nrun.log\n"
-ENVIRONMENT = ("MLSPEC_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "GITHUB_HEAD_REF",
-               "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BUILDKITE_BRANCH", "GITHUB_RUN_ID", "CI_PIPELINE_ID", "CI",
-               "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL",
-               "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
-
-
 def task(name: str, *, owner: str = "team-x", **spec: Any) -> str:
     """A Task spec in YAML; by default it runs `true` with params {lr: 0.1}."""
     body: dict[str, Any] = {"cmd": ["true"], "params": {"lr": 0.1}, **spec}
@@ -87,31 +77,6 @@ def make_repo(root: Path, files: dict[str, str] | None = None, *, config: str = 
     return repo
 
 
-def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Clear the variables that would change who/branch/ci in provenance, or point git elsewhere."""
-    for variable in ENVIRONMENT:
-        monkeypatch.delenv(variable, raising=False)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def output(self) -> str:
-        return self.out + self.err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def run_mlspec(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> Result:
-    """The CLI in-process in `root` (-C): exit code, stdout, stderr; never a traceback."""
-    capsys.readouterr()
-    code = main(["-C", str(root), *args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and "internal error" not in out + err, out + err
-    return Result(code, out, err)
 

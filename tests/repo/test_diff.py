@@ -15,7 +15,8 @@ import pytest
 
 from mlspec.repo.compare import against_worktree
 from mlspec.spec.specset import load_specs
-from tests.repo.gitrepo import Repo, Result, git, isolate, make_repo, run_mlspec, task
+from tests.cli import Result
+from tests.repo.gitrepo import Repo, git, make_repo, task
 
 Mlspec = Callable[..., Result]
 
@@ -27,15 +28,6 @@ CHANGED = ("  ~ Task/a  changed  (specs/a.yaml)", "      ~ spec.params.lr: 0.1 -
            "  - Task/c  removed  (specs/c.yaml)", "  + Task/d  added  (specs/d.yaml)")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(monkeypatch)
-
-
-@pytest.fixture
-def mlspec(capsys: pytest.CaptureFixture[str]) -> Mlspec:
-    """mlspec(root, "diff", ...) -> Result: the CLI in-process, run in `root`."""
-    return lambda root, *args: run_mlspec(capsys, root, *(str(a) for a in args))
 
 
 @pytest.fixture

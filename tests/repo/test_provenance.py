@@ -15,21 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.repo.gitrepo import EMAIL, NAME, Repo, Result, git, isolate, make_repo, run_mlspec, task
+from tests.cli import Result
+from tests.repo.gitrepo import EMAIL, NAME, Repo, git, make_repo, task
 
 Mlspec = Callable[..., Result]
 ME = f"{NAME} <{EMAIL}>"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate(monkeypatch)
-
-
-@pytest.fixture
-def mlspec(capsys: pytest.CaptureFixture[str]) -> Mlspec:
-    """mlspec(root, "apply", ...) -> Result: the CLI in-process, run in `root`."""
-    return lambda root, *args: run_mlspec(capsys, root, *(str(a) for a in args))
 
 
 @pytest.fixture

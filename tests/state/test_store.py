@@ -20,7 +20,7 @@ import pytest
 
 from mlspec.cli import main
 from mlspec.errors import StateCorruptError, StateError, StateLockedError
-from mlspec.state import ResourceState, Status, StateStore
+from mlspec.state import ResourceState, StateStore, Status
 from mlspec.state.local import LocalStateStore
 from mlspec.state.memory import MemoryStateStore
 
