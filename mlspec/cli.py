@@ -331,6 +331,22 @@ def state_mv(source: str, destination: str, lock_timeout: float) -> int:
 
 
 @cli.command()
+@click.argument("address")
+@format_option("text", "json")
+def lineage(address: str, fmt: str) -> int:
+    """What ADDR was built from, back to file digests, and what depends on it.
+
+    \b
+    Examples:
+      mlspec lineage Dataset/reviews
+      mlspec lineage Model/sentiment --format json
+    """
+    from mlspec.commands.lineage import run
+
+    return run(address, fmt, _style())
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show the changes as a diff; write nothing.")
 @format_option("text", "json")

@@ -212,8 +212,8 @@ class _Linker:
             present = need.item in facts[need.fact]
             if need.forbidden and present:
                 self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,
-                            f"`{need.item}` is a PII column of {target}, dropped before training",
-                            hint="remove it from the features, or hash it instead of dropping it")
+                            f"`{need.item}` is a PII column of {target}: no model may use it as a feature",
+                            hint="remove it from the features (the dataset drops or hashes it before training)")
             elif not need.forbidden and not present:
                 known = list(facts[need.fact])
                 self.report(node.file, resource.doc, need.loc, codes.BAD_CROSS_REFERENCE,

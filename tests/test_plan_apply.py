@@ -454,15 +454,15 @@ def test_invalid_specs_stop_the_plan_with_positions(mlspec: Mlspec, repo: Callab
 
 
 def test_kinds_without_a_plugin_are_not_planned(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
-    dataset = ("apiVersion: mlspec/v1\nkind: Dataset\nmetadata: {name: reviews}\n"
-               "spec:\n  source: {path: data/reviews.csv, format: csv}\n")
-    root = repo({"specs/a.yaml": task("a"), "specs/data.yaml": dataset})
+    prompt = ("apiVersion: mlspec/v1\nkind: Prompt\nmetadata: {name: triage}\n"
+              "spec:\n  template: 'Classify {{ review }}'\n  variables: {review: {type: string}}\n")
+    root = repo({"specs/a.yaml": task("a"), "specs/prompt.yaml": prompt})
     plan = mlspec(root, "plan", "--detailed-exitcode")
     assert plan.code == 2, plan.output
-    assert "Not planned" in plan.out and "no installed plugin manages kind Dataset: Dataset/reviews" in plan.out
+    assert "Not planned" in plan.out and "no installed plugin manages kind Prompt: Prompt/triage" in plan.out
     assert "Plan: 1 to create" in plan.out
     data = json.loads(mlspec(root, "plan", "--format", "json").out)
-    assert data["unmanaged"] == [{"address": "Dataset/reviews", "why": "no installed plugin manages kind Dataset"}]
+    assert data["unmanaged"] == [{"address": "Prompt/triage", "why": "no installed plugin manages kind Prompt"}]
     applied = mlspec(root, "apply")
     assert applied.code == 0, applied.output
     assert state(mlspec, root) == {"Task/a": "applied"}

@@ -174,6 +174,9 @@ def _recomputes(step: Step) -> bool:
 
 
 def _input_change(name: str, old: str | None, new: str | None) -> str:
+    if old is not None and new is not None and old.lstrip("-").isdigit() and new.lstrip("-").isdigit():
+        delta = int(new) - int(old)  # a count (a dataset's rows): say by how much, not two digests
+        return f"{name} {int(old):,} -> {int(new):,} ({delta:+,})"
     if old is None:
         return f"{name} added"
     if new is None:

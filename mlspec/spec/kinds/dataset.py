@@ -97,8 +97,7 @@ class DatasetSpec(SpecBase):
         if self.schema_:
             facts["columns"] = list(self.schema_.columns)
         if self.pii:
-            facts["pii"] = [c for c, action in self.pii.columns.items() if action == "drop"]
-            facts["pii-hashed"] = [c for c, action in self.pii.columns.items() if action == "hash"]
+            facts["pii"] = list(self.pii.columns)  # dropped or hashed: no model may learn from either
         return facts
 
     def issues(self) -> Iterator[Issue]:

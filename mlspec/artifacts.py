@@ -1,0 +1,101 @@
+"""The content-addressed artifact store: where steps put what they produce (splits, profiles, weights).
+
+An artifact is named by the SHA-256 of its bytes (`<store>/sha256/ab/abcdef….parquet`), so the same
+content is stored once, a name can never point at other bytes, and a digest is checked on every
+read. The default store is `.mlspec/artifacts/` in the spec repo; any fsspec URL (`s3://bucket/x`)
+works when fsspec and its filesystem package are installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlspec.digests import sha256_file
+from mlspec.errors import MlspecError
+
+
+class ArtifactError(MlspecError):
+    """An artifact cannot be stored or read, or its bytes are not what its name says."""
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    uri: str
+    digest: str  # sha256 hex of the bytes
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri, "digest": self.digest, "size": self.size}
+
+
+class ArtifactStore:
+    def __init__(self, url: str, root: Path) -> None:
+        """`url`: a directory (relative to the spec repo `root`) or an fsspec URL."""
+        self.url = url
+        self.remote = "://" in url and not url.startswith("file://")
+        self.base = url.rstrip("/") if self.remote else str((root / url.removeprefix("file://")).resolve())
+
+    def put(self, path: Path, suffix: str = "") -> Artifact:
+        """Store a finished local file under its digest (moved, not copied, when the store is local)."""
+        digest = sha256_file(path)
+        size = path.stat().st_size
+        rel = f"sha256/{digest[:2]}/{digest}{suffix}"
+        if self.remote:
+            fs, target = self._fs(f"{self.base}/{rel}")
+            if not fs.exists(target):
+                fs.put_file(str(path), target)
+            path.unlink(missing_ok=True)
+            return Artifact(f"{self.base}/{rel}", digest, size)
+        target_path = Path(self.base) / rel
+        if target_path.exists() and target_path.stat().st_size == size:
+            path.unlink(missing_ok=True)  # the same bytes are stored already
+        else:
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, target_path)
+            except OSError:  # another filesystem: copy beside, then rename into place
+                tmp = target_path.with_name(target_path.name + ".tmp")
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, target_path)
+                path.unlink(missing_ok=True)
+        return Artifact(str(target_path), digest, size)
+
+    def exists(self, uri: str) -> bool:
+        if self.remote:
+            fs, target = self._fs(uri)
+            return bool(fs.exists(target))
+        return os.path.exists(uri)
+
+    def local(self, artifact: Artifact | dict[str, Any], scratch: Path) -> Path:
+        """A local path holding the artifact's bytes, verified against its digest."""
+        uri, digest = (artifact.uri, artifact.digest) if isinstance(artifact, Artifact) else (
+            artifact["uri"], artifact["digest"])
+        if self.remote:
+            fs, target = self._fs(uri)
+            path = scratch / digest
+            fs.get_file(target, str(path))
+        else:
+            path = Path(uri)
+        if not path.exists():
+            raise ArtifactError(f"artifact {uri} is missing")
+        if sha256_file(path) != digest:
+            raise ArtifactError(f"artifact {uri} does not hold the bytes its name says (sha256 {digest[:12]}…)")
+        return path
+
+    def _fs(self, uri: str) -> tuple[Any, str]:
+        try:
+            import fsspec
+        except ImportError:
+            raise ArtifactError(f"the artifact store {self.url} needs fsspec: pip install fsspec (and the "
+                                "filesystem's package, e.g. s3fs)") from None
+        fs, target = fsspec.core.url_to_fs(uri)
+        return fs, target
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,296 @@
+"""The built-in Dataset plugin: versioned data, schema and quality gates, PII, splits, profiles.
+
+A dataset's version is the digest of its files' bytes (through the stat cache: an unchanged 10 GB
+dataset costs a stat). Applying it streams the data once to check the schema and quality rules and
+to profile every column, then once more to write each split, with PII dropped or salted-hashed, as
+content-addressed parquet in the artifact store. Outputs name those artifacts by URI and digest and
+carry the source digests, so every downstream resource knows exactly what it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlspec.artifacts import Artifact, ArtifactStore
+from mlspec.digests import FileDigests
+from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, PlanContext, StepContext
+from mlspec.spec.kinds.base import Issue
+from mlspec.spec.loader import ENV_REF
+from mlspec.spec.specset import Resource
+from mlspec.state.model import ResourceState
+from mlspec_data.sources import DataError, batches, count_rows, resolve
+
+__version__ = "0.1.0"
+ROWS = "rows"  # the inputs key carrying the row count, so a plan can say how many rows came or went
+THROUGHPUT = 50e6  # bytes a second, for a first estimate before any run
+
+
+class DatasetPlugin:
+    api_version: ClassVar[int] = API_VERSION
+    name: ClassVar[str] = "data"
+    version: ClassVar[str] = __version__
+    settings_model: ClassVar[None] = None
+
+    def validate(self, resource: Resource) -> Iterator[Issue]:
+        source = resource.envelope.spec.source
+        for i, path in enumerate([source.path] if isinstance(source.path, str) else source.path):
+            if os.path.isabs(path) or ".." in Path(path).parts:
+                loc = ("spec", "source", "path") if isinstance(source.path, str) else ("spec", "source", "path", i)
+                yield Issue(loc, f"source `{path}` leaves the spec repo", expected="a path inside the spec repo")
+
+    def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
+        """{file: sha256} of every source file, and the total row count (counted only when a file changed)."""
+        spec = resource.envelope.spec
+        paths = [spec.source.path] if isinstance(spec.source.path, str) else spec.source.path
+        produced = _produced_upstream(paths, context)
+        if produced:  # an upstream task writes it: its fingerprint stands for these bytes
+            return {f"written by {address}": "" for address in sorted(set(produced.values()))}
+        files = resolve(context.workdir, spec.source.path, resource.address)
+        out = {f.relative_to(context.workdir).as_posix(): context.digests.file(f) for f in files}
+        out[ROWS] = str(sum(_rows(f, out[f.relative_to(context.workdir).as_posix()], spec.source, context.workdir)
+                            for f in files))
+        return out
+
+    def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
+        store = ArtifactStore(context.artifacts, context.workdir)
+        missing = [name for name, artifact in _artifacts(state.outputs).items() if not store.exists(artifact["uri"])]
+        if missing:
+            return Observation(exists=False, drift=f"artifact{'s' if len(missing) > 1 else ''} "
+                                                   f"{', '.join(missing)} deleted from the store")
+        return Observation(exists=True)
+
+    def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
+        # Every field changes the data downstream receives, or the verdict on it.
+        return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
+                          for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)))
+
+    def apply(self, step: StepContext) -> dict[str, Any]:
+        started = time.monotonic()
+        resource, spec = step.resource, step.resource.envelope.spec
+        address, workdir = resource.address, step.workdir
+        files = resolve(workdir, spec.source.path, address)
+        with FileDigests(workdir / ".mlspec" / "cache" / "digests.db") as digests:
+            sources = {f.relative_to(workdir).as_posix(): digests.file(f) for f in files}
+        version = _version(sources)
+        splits = spec.splits
+        from mlspec_data.quality import Inspector
+
+        inspector = Inspector(spec, profile=spec.profile, stratify=splits.stratify_by if splits else None,
+                              seed=splits.seed if splits else 0)
+        starts: list[tuple[int, str]] = []
+        try:
+            for path in files:
+                starts.append((inspector.rows, path.relative_to(workdir).as_posix()))
+                for batch in _read(path, spec.source, workdir):
+                    _cancelled(step)
+                    inspector.add(batch)
+        except DataError as err:
+            raise DataError(f"{address}: {err}") from None
+        violations, profile = inspector.finish(lambda row: _locate(row, starts))
+        if violations:
+            _fill_values(violations, files, spec.source, workdir)
+            shown = "\n".join(f"  - {v.describe(lambda row: _locate(row, starts))}" for v in violations)
+            raise DataError(f"{address}: {len(violations)} check{'s' if len(violations) > 1 else ''} failed "
+                            f"on {inspector.rows:,} rows (version {version[:12]}):\n{shown}")
+        step.log(f"{address}: {inspector.rows:,} rows in {len(files)} file(s) pass every check")
+        store = ArtifactStore(step.artifacts, workdir)
+        written = _write_splits(step, files, inspector, store)
+        outputs: dict[str, Any] = {
+            "version": version, "sources": sources, "rows": inspector.rows,
+            "columns": _columns_after_pii(inspector.columns, spec), "splits": written,
+            "pii": {"dropped": _pii(spec, "drop"), "hashed": _pii(spec, "hash")},
+        }
+        if spec.profile:
+            outputs["profile"] = _put_json(store, profile, workdir).to_json()
+        outputs["seconds"] = round(time.monotonic() - started, 3)
+        return outputs
+
+    def destroy(self, step: StepContext) -> None:
+        """Nothing to remove: artifacts are content-addressed and may be shared with other versions."""
+
+    def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
+        if previous is not None and "seconds" in previous.outputs:
+            return Estimate(seconds=float(previous.outputs["seconds"]), basis="the last run")
+        return Estimate(basis="never run before")
+
+
+def _produced_upstream(paths: list[str], context: PlanContext) -> dict[str, str]:
+    out = {}
+    for address in context.upstream:
+        other = context.resources.get(address)
+        if other is not None and other.kind == "Task":
+            out.update({p: address for p in paths if p in other.envelope.spec.outs})
+    return out
+
+
+def _read(path: Path, source: Any, workdir: Path) -> Iterator[Any]:
+    return batches(path, source.format, encoding=source.encoding, delimiter=source.delimiter,
+                   rel=path.relative_to(workdir).as_posix())
+
+
+def _rows(path: Path, sha: str, source: Any, workdir: Path) -> int:
+    """Row counts cached by content digest: counting a CSV means reading it, so only once per version."""
+    cache = workdir / ".mlspec" / "cache" / "rows.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if sha in known:
+        return int(known[sha])
+    try:
+        found = count_rows(path, source.format, encoding=source.encoding, delimiter=source.delimiter)
+    except DataError:
+        return -1  # unreadable: apply reports why, with the file and row
+    known[sha] = found
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".rows.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return found
+
+
+def _version(sources: Mapping[str, str]) -> str:
+    import hashlib
+
+    listing = "".join(f"{path}\0{sha}\n" for path, sha in sorted(sources.items()))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _locate(row: int, starts: list[tuple[int, str]]) -> str:
+    """Global row index -> `file row N` (1-based data rows, the header not counted)."""
+    for start, rel in reversed(starts):
+        if row >= start:
+            return f"{rel} row {row - start + 1}"
+    return f"row {row + 1}"
+
+
+def _fill_values(violations: list[Any], files: list[Path], source: Any, workdir: Path) -> None:
+    """Uniqueness is decided at the end, by hash: read the offending values back (failure path only)."""
+    wanted = {(v.column, row) for v in violations if v.rule == "unique" for row, _ in v.rows}
+    if not wanted:
+        return
+    found: dict[tuple[str, int], Any] = {}
+    offset = 0
+    for path in files:
+        for batch in _read(path, source, workdir):
+            for column, row in wanted:
+                if offset <= row < offset + batch.num_rows:
+                    found[(column, row)] = batch.column(column)[row - offset].as_py()
+            offset += batch.num_rows
+    for violation in violations:
+        if violation.rule == "unique":
+            violation.rows = [(row, found.get((violation.column, row))) for row, _ in violation.rows]
+
+
+def _write_splits(step: StepContext, files: list[Path], inspector: Any, store: ArtifactStore) -> dict[str, Any]:
+    """Second pass: each row to its split's parquet file, PII transformed; then into the store."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlspec_data.splits import assign, pii_transform
+
+    spec = step.resource.envelope.spec
+    ratios = spec.splits.ratios if spec.splits else {"all": 1.0}
+    seed = spec.splits.seed if spec.splits else 0
+    assignment = assign(inspector.rows, ratios, seed, inspector.strata_codes())
+    actions = dict(spec.pii.columns) if spec.pii else {}
+    salt = _salt(spec, step.resource.address) if "hash" in actions.values() else ""
+    names = list(ratios)
+    scratch = Path(tempfile.mkdtemp(prefix=".split-", dir=_scratch_dir(store, step.workdir)))
+    writers: dict[int, Any] = {}
+    rows = [0] * len(names)
+    offset = 0
+    try:
+        for path in files:
+            for batch in _read(path, spec.source, step.workdir):
+                _cancelled(step)
+                part = assignment[offset : offset + batch.num_rows]
+                offset += batch.num_rows
+                batch = pii_transform(batch, actions, salt) if actions else batch
+                for index in range(len(names)):
+                    chosen = batch.filter(pa.array(part == index))
+                    if chosen.num_rows == 0:
+                        continue
+                    if index not in writers:
+                        writers[index] = pq.ParquetWriter(scratch / f"{index}.parquet", chosen.schema,
+                                                          compression="zstd", write_statistics=True)
+                    writers[index].write_batch(chosen)
+                    rows[index] += chosen.num_rows
+        out = {}
+        for index, name in enumerate(names):
+            if index not in writers:  # an empty split still gets a (schema-only) file
+                continue
+            writers.pop(index).close()
+            artifact = store.put(scratch / f"{index}.parquet", ".parquet")
+            out[name] = {**artifact.to_json(), "rows": rows[index]}
+        return out
+    finally:
+        for writer in writers.values():
+            writer.close()
+        for leftover in scratch.glob("*"):
+            leftover.unlink(missing_ok=True)
+        scratch.rmdir()
+
+
+def _scratch_dir(store: ArtifactStore, workdir: Path) -> Path:
+    """Beside the store when it is local (the final rename is then atomic), else under .mlspec/."""
+    where = Path(store.base) if not store.remote else workdir / ".mlspec" / "tmp"
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def _put_json(store: ArtifactStore, data: Any, workdir: Path) -> Artifact:
+    fd, name = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=_scratch_dir(store, workdir))
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+    return store.put(Path(name), ".json")
+
+
+def _salt(spec: Any, address: str) -> str:
+    value = spec.pii.salt or ""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise DataError(f"{address}: environment variable {name} is not set (pii.salt `${{env:{name}}}`)")
+        return os.environ[name]
+
+    salt = ENV_REF.sub(one, value)
+    if not salt:
+        raise DataError(f"{address}: pii hashes columns but pii.salt is empty: set a secret salt "
+                        "(`salt: ${env:PII_SALT}`), or an unsalted hash of an email is as good as the email")
+    return salt
+
+
+def _pii(spec: Any, action: str) -> list[str]:
+    return sorted(c for c, a in (spec.pii.columns.items() if spec.pii else ()) if a == action)
+
+
+def _columns_after_pii(columns: Mapping[str, str], spec: Any) -> dict[str, str]:
+    actions = dict(spec.pii.columns) if spec.pii else {}
+    return {name: ("string" if actions.get(name) == "hash" else kind)
+            for name, kind in columns.items() if actions.get(name) != "drop"}
+
+
+def _artifacts(outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {f"split `{name}`": art for name, art in (outputs.get("splits") or {}).items()}
+    if outputs.get("profile"):
+        found["profile"] = outputs["profile"]
+    return found
+
+
+def _cancelled(step: StepContext) -> None:
+    if step.cancelled.is_set():
+        from mlspec.plugin import StepInterrupted
+
+        raise StepInterrupted(f"{step.resource.address}: stopped by a second Ctrl-C")
