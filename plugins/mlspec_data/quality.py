@@ -49,7 +49,7 @@ class _Numeric:
     squares: float = 0.0
     low: float | None = None
     high: float | None = None
-    sample: list[float] = field(default_factory=list)
+    reservoir: Any = None  # numpy float64[RESERVOIR], filled up to min(seen, RESERVOIR)
     seen: int = 0
 
 
@@ -178,7 +178,7 @@ class Inspector:
         encoded = pc.dictionary_encode(column)
         names = [self.stratum_names.setdefault(v, len(self.stratum_names)) for v in encoded.dictionary.to_pylist()]
         indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        lookup = np.array([*names, -1], dtype=np.int64)  # -1 (null) maps to the last slot
+        lookup = np.array([*names, -1], dtype=np.int32)  # -1 (null) maps to the last slot
         codes: np.ndarray = lookup[indices]
         return codes
 
@@ -219,17 +219,18 @@ class Inspector:
         """Reservoir sampling (Algorithm R, vectorised), seeded: the same data gives the same profile."""
         import numpy as np
 
-        fill = min(RESERVOIR - len(stats.sample), len(values))
+        if stats.reservoir is None:
+            stats.reservoir = np.empty(RESERVOIR, dtype=np.float64)
+        fill = min(RESERVOIR - stats.seen, len(values)) if stats.seen < RESERVOIR else 0
         if fill > 0:
-            stats.sample.extend(values[:fill].tolist())
+            stats.reservoir[stats.seen : stats.seen + fill] = values[:fill]
             stats.seen += fill
             values = values[fill:]
         if len(values):
             positions = stats.seen + np.arange(1, len(values) + 1)  # how many values have been seen at each
             slots = (self.rng.random(len(values)) * positions).astype(np.int64)
             keep = slots < RESERVOIR
-            for slot, value in zip(slots[keep].tolist(), values[keep].tolist(), strict=True):
-                stats.sample[slot] = value
+            stats.reservoir[slots[keep]] = values[keep]  # a later value in the same slot wins, as in R
             stats.seen += len(values)
 
     # -- the verdict -----------------------------------------------------------------------------
@@ -239,13 +240,11 @@ class Inspector:
 
         for name, parts in self.unique_hashes.items():
             hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-            _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-            duplicated = int((counts - 1).sum())
-            if duplicated:
-                mask = np.ones(len(hashes), dtype=bool)
-                mask[first] = False
-                rows = [(int(i), None) for i in np.flatnonzero(mask)[:MAX_SHOWN]]
-                self._violate(name, "unique", f"{duplicated} repeated value(s)", rows, duplicated)
+            order = np.argsort(hashes, kind="stable")  # equal values: the first row stays first
+            repeats = order[1:][hashes[order[1:]] == hashes[order[:-1]]]  # every row but the first of each value
+            if len(repeats):
+                rows = [(int(i), None) for i in np.sort(repeats)[:MAX_SHOWN]]
+                self._violate(name, "unique", f"{len(repeats)} repeated value(s)", rows, len(repeats))
         checks = self.checks
         if checks is not None:
             if checks.min_rows is not None and self.rows < checks.min_rows:
@@ -259,8 +258,8 @@ class Inspector:
                         self._violate(column, "max_null_fraction", f"{fraction:.4f} of rows are null, more than "
                                                                    f"{limit:g}", [])
             if checks.max_duplicate_fraction is not None and self.row_hashes:
-                hashes = np.concatenate(self.row_hashes)
-                fraction = 1 - len(np.unique(hashes)) / len(hashes) if len(hashes) else 0.0
+                hashes = np.sort(np.concatenate(self.row_hashes))
+                fraction = float((hashes[1:] == hashes[:-1]).sum()) / len(hashes) if len(hashes) else 0.0
                 if fraction > checks.max_duplicate_fraction:
                     self._violate(None, "max_duplicate_fraction", f"{fraction:.4f} of rows repeat an earlier row, "
                                                                   f"more than {checks.max_duplicate_fraction:g}", [])
@@ -284,7 +283,7 @@ class Inspector:
             stats = self.numeric.get(name)
             if stats is not None and stats.count:
                 mean = stats.total / stats.count
-                sample = np.sort(np.array(stats.sample))
+                sample = np.sort(stats.reservoir[: min(stats.seen, RESERVOIR)])
                 counts, edges = np.histogram(sample, bins=HISTOGRAM_BINS, range=(stats.low or 0.0, stats.high or 0.0))
                 column |= {
                     "min": stats.low, "max": stats.high, "mean": mean,
