@@ -150,7 +150,7 @@ def main() -> None:
     in_memory = args.rows * (6 * 8 + 8 + 1 + 2 * 8) / (1 << 20)  # rough Arrow size of the whole table
     load = os.getloadavg()
     lines = [
-        "## Dataset plugin (medians of %d, one run)" % args.repeat,
+        f"## Dataset plugin (medians of {args.repeat}, one run)",
         "",
         f"- machine: {os.cpu_count()} CPUs; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after the run",
         f"- peak RSS of this driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
