@@ -238,13 +238,20 @@ class Inspector:
     def finish(self, locate: Any) -> tuple[list[Violation], dict[str, Any]]:
         import numpy as np
 
-        for name, parts in self.unique_hashes.items():
-            hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-            order = np.argsort(hashes, kind="stable")  # equal values: the first row stays first
-            repeats = order[1:][hashes[order[1:]] == hashes[order[:-1]]]  # every row but the first of each value
-            if len(repeats):
-                rows = [(int(i), None) for i in np.sort(repeats)[:MAX_SHOWN]]
-                self._violate(name, "unique", f"{len(repeats)} repeated value(s)", rows, len(repeats))
+        for name in list(self.unique_hashes):
+            # 8 bytes a row, twice at most (the hashes and one sorted copy); the parts are let go first.
+            hashes = np.concatenate(self.unique_hashes.pop(name) or [np.zeros(0, dtype=np.uint64)])
+            ordered = np.sort(hashes)
+            repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+            del ordered
+            if len(repeated):
+                where = np.flatnonzero(np.isin(hashes, np.unique(repeated)))
+                firsts = {}
+                for i in where.tolist() if len(where) < 1_000_000 else where[:1_000_000].tolist():
+                    firsts.setdefault(int(hashes[i]), i)
+                later = [i for i in where.tolist()[: 10 * MAX_SHOWN + len(firsts)] if firsts[int(hashes[i])] != i]
+                rows = [(i, None) for i in later[:MAX_SHOWN]]
+                self._violate(name, "unique", f"{len(repeated)} repeated value(s)", rows, len(repeated))
         checks = self.checks
         if checks is not None:
             if checks.min_rows is not None and self.rows < checks.min_rows:
@@ -258,8 +265,11 @@ class Inspector:
                         self._violate(column, "max_null_fraction", f"{fraction:.4f} of rows are null, more than "
                                                                    f"{limit:g}", [])
             if checks.max_duplicate_fraction is not None and self.row_hashes:
-                hashes = np.sort(np.concatenate(self.row_hashes))
+                hashes = np.concatenate(self.row_hashes)
+                self.row_hashes.clear()
+                hashes.sort()  # in place: no second copy
                 fraction = float((hashes[1:] == hashes[:-1]).sum()) / len(hashes) if len(hashes) else 0.0
+                del hashes
                 if fraction > checks.max_duplicate_fraction:
                     self._violate(None, "max_duplicate_fraction", f"{fraction:.4f} of rows repeat an earlier row, "
                                                                   f"more than {checks.max_duplicate_fraction:g}", [])

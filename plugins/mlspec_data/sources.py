@@ -65,7 +65,10 @@ def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | N
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+            # pre_buffer (the default) reads the whole file ahead into memory; a small read buffer
+            # keeps memory at a row group's column chunks, whatever the file's size.
+            reader = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+            yield from reader.iter_batches(batch_size=BATCH_ROWS, use_threads=False)
         elif fmt == "csv":
             import pyarrow.csv as pacsv
 
