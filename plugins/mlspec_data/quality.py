@@ -246,7 +246,7 @@ class Inspector:
             del ordered
             if len(repeated):
                 where = np.flatnonzero(np.isin(hashes, np.unique(repeated)))
-                firsts = {}
+                firsts: dict[int, int] = {}
                 for i in where.tolist() if len(where) < 1_000_000 else where[:1_000_000].tolist():
                     firsts.setdefault(int(hashes[i]), i)
                 later = [i for i in where.tolist()[: 10 * MAX_SHOWN + len(firsts)] if firsts[int(hashes[i])] != i]
