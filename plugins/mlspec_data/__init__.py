@@ -25,7 +25,7 @@ from mlspec.spec.kinds.base import Issue
 from mlspec.spec.loader import ENV_REF
 from mlspec.spec.specset import Resource
 from mlspec.state.model import ResourceState
-from mlspec_data.sources import DataError, batches, count_rows, resolve
+from mlspec_data.sources import DataError, DatasetReader, count_rows, resolve
 
 __version__ = "0.1.0"
 ROWS = "rows"  # the inputs key carrying the row count, so a plan can say how many rows came or went
@@ -83,25 +83,29 @@ class DatasetPlugin:
         from mlspec_data.quality import Inspector
 
         inspector = Inspector(spec, profile=spec.profile, stratify=splits.stratify_by if splits else None,
-                              seed=splits.seed if splits else 0)
+                              seed=splits.seed if splits else 0, pii=set(spec.pii.columns) if spec.pii else set())
         starts: list[tuple[int, str]] = []
         try:
+            reader = DatasetReader(files, spec.source, workdir)
             for path in files:
-                starts.append((inspector.rows, path.relative_to(workdir).as_posix()))
-                for batch in _read(path, spec.source, workdir):
+                starts.append((inspector.rows, reader.rel(path)))
+                for batch in reader.read(path):
                     _cancelled(step)
                     inspector.add(batch)
         except DataError as err:
             raise DataError(f"{address}: {err}") from None
         violations, profile = inspector.finish(lambda row: _locate(row, starts))
+        for violation in violations:
+            if violation.rule == "not_empty":
+                violation.observed += f" (read: {', '.join(rel for _, rel in starts)})"
         if violations:
-            _fill_values(violations, files, spec.source, workdir)
+            _fill_values(violations, reader, inspector.pii)
             shown = "\n".join(f"  - {v.describe(lambda row: _locate(row, starts))}" for v in violations)
             raise DataError(f"{address}: {len(violations)} check{'s' if len(violations) > 1 else ''} failed "
                             f"on {inspector.rows:,} rows (version {version[:12]}):\n{shown}")
         step.log(f"{address}: {inspector.rows:,} rows in {len(files)} file(s) pass every check")
         store = ArtifactStore(step.artifacts, workdir)
-        written = _write_splits(step, files, inspector, store)
+        written = _write_splits(step, reader, inspector, store)
         outputs: dict[str, Any] = {
             "version": version, "sources": sources, "rows": inspector.rows,
             "columns": _columns_after_pii(inspector.columns, spec), "splits": written,
@@ -128,11 +132,6 @@ def _produced_upstream(paths: list[str], context: PlanContext) -> dict[str, str]
         if other is not None and other.kind == "Task":
             out.update({p: address for p in paths if p in other.envelope.spec.outs})
     return out
-
-
-def _read(path: Path, source: Any, workdir: Path) -> Iterator[Any]:
-    return batches(path, source.format, encoding=source.encoding, delimiter=source.delimiter,
-                   rel=path.relative_to(workdir).as_posix())
 
 
 def _rows(path: Path, sha: str, source: Any, workdir: Path) -> int:
@@ -174,25 +173,25 @@ def _locate(row: int, starts: list[tuple[int, str]]) -> str:
     return f"row {row + 1}"
 
 
-def _fill_values(violations: list[Any], files: list[Path], source: Any, workdir: Path) -> None:
+def _fill_values(violations: list[Any], reader: DatasetReader, pii: set[str]) -> None:
     """Uniqueness is decided at the end, by hash: read the offending values back (failure path only)."""
-    wanted = {(v.column, row) for v in violations if v.rule == "unique" for row, _ in v.rows}
+    wanted = {(v.column, row) for v in violations if v.rule == "unique" and v.column not in pii for row, _ in v.rows}
     if not wanted:
         return
     found: dict[tuple[str, int], Any] = {}
     offset = 0
-    for path in files:
-        for batch in _read(path, source, workdir):
+    for path in reader.files:
+        for batch in reader.read(path):
             for column, row in wanted:
                 if offset <= row < offset + batch.num_rows:
                     found[(column, row)] = batch.column(column)[row - offset].as_py()
             offset += batch.num_rows
     for violation in violations:
         if violation.rule == "unique":
-            violation.rows = [(row, found.get((violation.column, row))) for row, _ in violation.rows]
+            violation.rows = [(row, found.get((violation.column, row), value)) for row, value in violation.rows]
 
 
-def _write_splits(step: StepContext, files: list[Path], inspector: Any, store: ArtifactStore) -> dict[str, Any]:
+def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, store: ArtifactStore) -> dict[str, Any]:
     """Second pass: each row to its split's parquet file, PII transformed; then into the store."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -211,8 +210,8 @@ def _write_splits(step: StepContext, files: list[Path], inspector: Any, store: A
     rows = [0] * len(names)
     offset = 0
     try:
-        for path in files:
-            for batch in _read(path, spec.source, step.workdir):
+        for path in reader.files:
+            for batch in reader.read(path):
                 _cancelled(step)
                 part = assignment[offset : offset + batch.num_rows]
                 offset += batch.num_rows

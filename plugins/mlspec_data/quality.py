@@ -56,9 +56,11 @@ class _Numeric:
 class Inspector:
     """Feed batches in order with `add`; then `finish` for violations and the profile."""
 
-    def __init__(self, spec: Any, *, profile: bool, stratify: str | None, seed: int) -> None:
+    def __init__(self, spec: Any, *, profile: bool, stratify: str | None, seed: int,
+                 pii: set[str] | None = None) -> None:
         import numpy as np
 
+        self.pii = pii or set()  # columns whose values never leave this pass: not profiled, not quoted
         self.schema = spec.schema_.columns if spec.schema_ is not None else {}
         self.strict = bool(spec.schema_ and spec.schema_.strict)
         self.checks = spec.checks
@@ -98,7 +100,7 @@ class Inspector:
                     hashes = (hashes * np.uint64(_MIX)) ^ col_hash
                 if rule is not None and rule.unique:
                     self.unique_hashes.setdefault(name, []).append(col_hash)
-            if self.profile:
+            if self.profile and name not in self.pii:
                 self._profile(name, column)
         if hashes is not None:
             self.row_hashes.append(hashes)
@@ -166,6 +168,8 @@ class Inspector:
 
     def _violate(self, column: str | None, rule: str, observed: str, rows: list[tuple[int, Any]],
                  count: int = 0) -> None:
+        if column in self.pii:  # a failure message reaches logs and the audit log: no raw PII in it
+            rows = [(row, "(pii)") for row, _ in rows]
         key = (column, rule)
         found = self.violations.setdefault(key, Violation(column, rule, observed))
         found.rows.extend(rows[: MAX_SHOWN - len(found.rows)] if len(found.rows) < MAX_SHOWN else [])
@@ -290,6 +294,8 @@ class Inspector:
         out: dict[str, Any] = {"rows": self.rows, "columns": {}}
         for name, kind in self.columns.items():
             column: dict[str, Any] = {"type": kind, "null_fraction": self.nulls[name] / self.rows if self.rows else 0}
+            if name in self.pii:
+                column["pii"] = True  # its values are neither profiled nor stored
             stats = self.numeric.get(name)
             if stats is not None and stats.count:
                 mean = stats.total / stats.count

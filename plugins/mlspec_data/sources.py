@@ -74,13 +74,16 @@ def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | N
 
             read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 22)
             parse = pacsv.ParseOptions(delimiter=delimiter or ",")
-            with pacsv.open_csv(path, read_options=read, parse_options=parse) as reader:
-                yield from reader
+            convert = pacsv.ConvertOptions(strings_can_be_null=True)  # an empty cell is a missing value
+            with pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert) as reader:
+                for batch in reader:
+                    yield _text_only(batch, shown, encoding)
         elif fmt == "jsonl":
             import pyarrow.json as pajson
 
-            yield from pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 22)).to_batches(
-                BATCH_ROWS)
+            table = pajson.read_json(path, read_options=pajson.ReadOptions(block_size=1 << 22))
+            for batch in table.to_batches(BATCH_ROWS):
+                yield _text_only(batch, shown, encoding)
         else:
             raise DataError(f"{shown}: format `{fmt}` is not supported")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
@@ -88,6 +91,83 @@ def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | N
     except UnicodeDecodeError as err:
         raise DataError(f"{shown}: not {encoding} text ({err.reason} at byte {err.start}); set "
                         "source.encoding") from None
+
+
+def _text_only(batch: pa.RecordBatch, shown: str, encoding: str) -> pa.RecordBatch:
+    """pyarrow reads text that is not valid in the encoding as a binary column rather than failing."""
+    import pyarrow as pa
+
+    for field in batch.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise DataError(f"{shown}: column `{field.name}` is not valid {encoding} text; set source.encoding "
+                            "(latin-1, cp1252, ...) to the file's encoding")
+    return batch
+
+
+class DatasetReader:
+    """A dataset's files as one stream of batches with one schema.
+
+    Every file must have the same columns; their types are unified up front (an int column in one
+    file and a float one in another become float), so the checks and the split files see one schema.
+    """
+
+    def __init__(self, files: list[Path], source: Any, workdir: Path) -> None:
+        self.files, self.source, self.workdir = files, source, workdir
+        self.schema = self._unify()
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.workdir).as_posix()
+
+    def read(self, path: Path) -> Iterator[pa.RecordBatch]:
+        source = self.source
+        for batch in batches(path, source.format, encoding=source.encoding, delimiter=source.delimiter,
+                             rel=self.rel(path)):
+            if self.schema is not None and not batch.schema.equals(self.schema):
+                batch = _cast(batch, self.schema, self.rel(path))
+            yield batch
+
+    def _unify(self) -> pa.Schema | None:
+        import pyarrow as pa
+
+        found: list[tuple[str, pa.Schema]] = []
+        for path in self.files:
+            schema = self._schema_of(path)
+            if schema is not None:
+                found.append((self.rel(path), schema))
+        if not found:
+            return None
+        first_rel, first = found[0]
+        for rel, schema in found[1:]:
+            if schema.names != first.names:
+                raise DataError(f"{rel}: its columns ({', '.join(schema.names)}) are not those of {first_rel} "
+                                f"({', '.join(first.names)}); every file of a dataset has the same columns")
+        try:
+            return pa.unify_schemas([s for _, s in found], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise DataError(f"the files' column types cannot be reconciled ({_reason(err)}): "
+                            f"{', '.join(rel for rel, _ in found)}") from None
+
+    def _schema_of(self, path: Path) -> pa.Schema | None:
+        if self.source.format == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                return pq.ParquetFile(path).schema_arrow
+            except Exception as err:
+                raise DataError(f"{self.rel(path)}: cannot read it as parquet: {_reason(err)}") from None
+        first = next(iter(batches(path, self.source.format, encoding=self.source.encoding,
+                                  delimiter=self.source.delimiter, rel=self.rel(path))), None)
+        return first.schema if first is not None else None
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema, rel: str) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    try:
+        columns = [batch.column(f.name).cast(f.type) for f in schema]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+        raise DataError(f"{rel}: a column does not convert to the dataset's type ({_reason(err)})") from None
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def count_rows(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | None = None) -> int:
