@@ -73,12 +73,14 @@ def run_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
         for address in addresses:
             serial = store.remove(address)
             click.echo(f"removed {address} (serial {serial}); the live object was not touched")
+        _audit(store, "state.rm", {"addresses": list(addresses), "serial": serial})
     return EXIT_OK
 
 
 def run_mv(source: str, destination: str, lock_timeout: float) -> int:
     with _store() as store, store.lock("state mv", timeout=lock_timeout):
         serial = store.move(source, destination)
+        _audit(store, "state.mv", {"from": source, "to": destination, "serial": serial})
     click.echo(f"moved {source} to {destination} (serial {serial})")
     return EXIT_OK
 
@@ -86,5 +88,17 @@ def run_mv(source: str, destination: str, lock_timeout: float) -> int:
 def run_force_unlock(lock_id: str) -> int:
     with _store() as store:
         info = store.force_unlock(lock_id)
+        with store.lock("force-unlock"):
+            _audit(store, "force-unlock", {"lock": info.id, "holder": info.describe()})
     click.echo(f"unlocked: the lock {info.describe()} is gone")
     return EXIT_OK
+
+
+def _audit(store: StateStore, event: str, fields: dict[str, object]) -> None:
+    """Edits of state by hand are part of its history, as applies are (caller holds the lock)."""
+    from mlspec.audit.log import AuditLog
+    from mlspec.repo.provenance import collect
+
+    root = load_project().root
+    who = collect(root).to_json()
+    store.set_note("audit_head", AuditLog(root).append(event, {**who, **fields}, head=store.note("audit_head")))
