@@ -143,27 +143,39 @@ class AuditLog:
 
 
 def _tail(fd: int) -> tuple[bytes | None, int]:
-    """(the last whole line or None, the length of a torn partial line after it)."""
+    """(the last whole line or None, the length of a torn partial line after it).
+
+    Reads backwards in growing chunks until it has a whole line: one entry may be megabytes (an
+    apply of many thousand steps), and a fixed window would cut it.
+    """
     size = os.fstat(fd).st_size
     if size == 0:
         return None, 0
-    start = max(0, size - TAIL_BYTES)
-    chunk = os.pread(fd, size - start, start)
-    torn = 0 if chunk.endswith(b"\n") else len(chunk) - (chunk.rfind(b"\n") + 1)
-    whole = chunk[: len(chunk) - torn]
-    if not whole:
-        return None, torn
-    body = whole[:-1]
-    return body[body.rfind(b"\n") + 1 :] + b"\n", torn
+    window = TAIL_BYTES
+    while True:
+        start = max(0, size - window)
+        chunk = os.pread(fd, size - start, start)
+        torn = 0 if chunk.endswith(b"\n") else len(chunk) - (chunk.rfind(b"\n") + 1)
+        whole = chunk[: len(chunk) - torn]
+        body = whole[:-1]
+        cut = body.rfind(b"\n")
+        if cut >= 0 or start == 0:
+            if not whole:
+                return None, torn
+            return body[cut + 1 :] + b"\n", torn
+        window *= 4
 
 
 def _check_head(path: Path, last: bytes | None, head: dict[str, Any] | None) -> None:
     if not head or last is None:
         return
     try:
-        seq = int(json.loads(last)["seq"])
+        entry = json.loads(last)
+        seq, prev = int(entry["seq"]), str(entry.get("prev"))
     except (ValueError, KeyError, TypeError):
-        seq = -1
+        seq, prev = -1, ""
+    if seq == int(head["seq"]) + 1 and prev == head["hash"]:
+        return  # the entry after the head was written, and the process died before the state noted it
     if seq != int(head["seq"]) or digest(last) != head["hash"]:
         raise AuditError(
             f"{path} does not end at entry {head['seq']}, where the state recorded it: it was edited or cut. "
@@ -187,7 +199,10 @@ def parse_since(text: str) -> datetime:
     match = _RELATIVE.match(text.strip())
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
-        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+        try:
+            return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+        except OverflowError:
+            return datetime.min.replace(tzinfo=UTC)  # longer ago than a date can say: everything
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

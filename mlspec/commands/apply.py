@@ -103,7 +103,7 @@ def run(
     else:
         _summary(result, style, cancelled=cancel.is_set())
     if cancel.is_set():
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED  # 130 for Ctrl-C and for SIGTERM alike: "stopped, apply again to finish"
     return EXIT_OK if result.ok else EXIT_ERROR
 
 
@@ -146,11 +146,21 @@ def _interrupts(cancel: threading.Event, abort: threading.Event) -> Iterator[Non
         else:
             raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handle)
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        # What `timeout`, a closed terminal or a cancelled CI job sends: stop now, as a second Ctrl-C
+        # does, so the commands are stopped with us and the lock is released, not left behind.
+        cancel.set()
+        abort.set()
+        click.echo(f"\n{signal.Signals(signum).name}: stopping the steps in flight; they will be redone by the "
+                   "next apply.", err=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGINT, handle), (signal.SIGTERM, terminate), (signal.SIGHUP, terminate))}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _digest(data: object) -> str:

@@ -99,6 +99,7 @@ def execute(
                 break  # cancelled, or nothing can start
             # A short timeout keeps the main thread responsive to Ctrl-C (signal handlers run here).
             finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
+            store.sync()  # while a long step runs, the results before it still reach the disk in time
             for future in finished:
                 step = running.pop(future)
                 error = future.exception()

@@ -59,7 +59,7 @@ class LocalStateStore:
         self._held: LockInfo | None = None
         self._db = self._connect()
         self._full = True  # the connection starts with synchronous=FULL
-        self._synced = time.monotonic()
+        self._unsynced_since: float | None = None  # when the oldest commit not yet on disk was made
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class LocalStateStore:
             if self._blank():
                 if not self._create_missing:
                     raise StateMissingError(f"no state at {self.path}: nothing has been applied yet")
-                self._create_atomically()
+                self._create_once()
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._recognise(db)
             db.execute("PRAGMA journal_mode=WAL")
@@ -93,10 +93,21 @@ class LocalStateStore:
         finally:
             probe.close()
 
+    def _create_once(self) -> None:
+        """Two runs starting together on a repo without state must not both create one (the second
+        rename would replace a state the first is already writing): creation is serialised by a lock
+        file, and whoever gets it second finds a state and opens it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.create-lock"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if self._blank():
+                self._create_atomically()
+
     def _create_atomically(self) -> None:
         """Build the new state beside its place and rename it in: a kill at any moment leaves no file
         or a whole state, never a half-made one that later runs would refuse."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.creating")
         tmp.unlink(missing_ok=True)
         db = sqlite3.connect(tmp, isolation_level=None)
@@ -210,15 +221,29 @@ class LocalStateStore:
     def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
         # In WAL mode, synchronous=NORMAL commits survive a crash of the process but may be lost with
         # the machine; FULL flushes the log, and with it every commit before, to the disk.
-        self._sync_mode(durable and time.monotonic() - self._synced >= SYNC_INTERVAL_S)
+        self._sync_mode(durable and self._unsynced_since is not None
+                        and time.monotonic() - self._unsynced_since >= SYNC_INTERVAL_S)
         row = (entry.address, entry.fingerprint, _dumps(entry.spec), _dumps(entry.outputs), entry.status.value,
                entry.created_at, now(), entry.commit)
         with self._write() as db:
             db.execute(_UPSERT, row)  # an existing row keeps its created_at
             serial = _bump(db)
         if self._full:
-            self._synced = time.monotonic()
+            self._unsynced_since = None  # this commit's fsync covered every commit before it
+        elif durable and self._unsynced_since is None:
+            self._unsynced_since = time.monotonic()
         return serial
+
+    def sync(self) -> None:
+        """Flush commits older than SYNC_INTERVAL_S to disk now, even if no new commit comes (the
+        executor calls this while long steps run, so the durability bound holds during them)."""
+        if self._unsynced_since is None or time.monotonic() - self._unsynced_since < SYNC_INTERVAL_S:
+            return
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # writes back and fsyncs the log
+        except sqlite3.Error:
+            return
+        self._unsynced_since = None
 
     def _sync_mode(self, full: bool) -> None:
         if full != self._full:

@@ -40,6 +40,9 @@ class MemoryStateStore:
             self._require_lock()
             self._notes[name] = value
 
+    def sync(self) -> None:
+        """Nothing to flush: memory is all there is."""
+
     def lock_info(self) -> LockInfo | None:
         return self._lock
 

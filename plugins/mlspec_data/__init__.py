@@ -136,26 +136,63 @@ def _produced_upstream(paths: list[str], context: PlanContext) -> dict[str, str]
 
 def _rows(path: Path, sha: str, source: Any, workdir: Path) -> int:
     """Row counts cached by content digest: counting a CSV means reading it, so only once per version."""
-    cache = workdir / ".mlspec" / "cache" / "rows.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if sha in known:
-        return int(known[sha])
+    counts = _RowCounts.of(workdir / ".mlspec" / "cache" / "rows.json")
+    if sha in counts.known:
+        return int(counts.known[sha])
     try:
         found = count_rows(path, source.format, encoding=source.encoding, delimiter=source.delimiter)
     except DataError:
         return -1  # unreadable: apply reports why, with the file and row
-    known[sha] = found
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".rows.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    counts.add(sha, found)
     return found
+
+
+class _RowCounts:
+    """One JSON file per repo, read once per process and written once at its end (or every 1,000 new
+    counts): a plan over thousands of datasets must not reread and rewrite it per file."""
+
+    _open: ClassVar[dict[Path, _RowCounts]] = {}
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known: dict[str, int] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.pending = 0
+
+    @classmethod
+    def of(cls, path: Path) -> _RowCounts:
+        if path not in cls._open:
+            if not cls._open:
+                import atexit
+
+                atexit.register(cls.flush_all)
+            cls._open[path] = cls(path)
+        return cls._open[path]
+
+    def add(self, sha: str, rows: int) -> None:
+        self.known[sha] = rows
+        self.pending += 1
+        if self.pending >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".rows.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.known))
+            os.replace(tmp, self.path)
+            self.pending = 0
+        except OSError:
+            pass  # a cache we cannot write is a slower next plan, nothing worse
+
+    @classmethod
+    def flush_all(cls) -> None:
+        for counts in cls._open.values():
+            counts.flush()
 
 
 def _version(sources: Mapping[str, str]) -> str:

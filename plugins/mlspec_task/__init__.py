@@ -151,9 +151,7 @@ def _run(spec: Any, workdir: Path, step: StepContext) -> None:
     env = dict(os.environ)
     secrets: list[str] = []
     for key, value in spec.env.items():
-        env[key] = _resolve(value, step.resource.address)
-        if ENV_REF.search(value):
-            secrets.append(env[key])
+        env[key] = _resolve(value, step.resource.address, secrets)
     env.update({f"MLSPEC_PARAM_{_env_name(k)}": v if isinstance(v, str) else json.dumps(v)
                 for k, v in spec.params.items()})
     env.update(_upstream_env(spec, step))
@@ -213,8 +211,15 @@ def _upstream_env(spec: Any, step: StepContext) -> dict[str, str]:
 
 
 def _redactor(secrets: list[str]) -> Callable[[str], str]:
-    """Output of a command that saw secrets is shown with them masked: logs never carry a secret."""
-    shown = sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True)
+    """Output of a command that saw secrets is shown with them masked: logs never carry a secret.
+
+    Each substituted value is masked on its own (a password inside a composed URL is printed alone
+    as often as the URL), and in the quoted forms a URL would carry it in.
+    """
+    from urllib.parse import quote, quote_plus
+
+    forms = {form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))}
+    shown = sorted((s for s in forms if len(s) >= 3), key=len, reverse=True)
     if not shown:
         return lambda text: text
     pattern = re.compile("|".join(re.escape(s) for s in shown))
@@ -236,9 +241,13 @@ def _stop(child: subprocess.Popen[str]) -> None:
     child.wait()
 
 
-def _resolve(value: str, address: str) -> str:
+def _resolve(value: str, address: str, secrets: list[str] | None = None) -> str:
+    """Substitute `${env:NAME}`; each substituted value is appended to `secrets`, to be masked."""
+
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
+        if secrets is not None and name in os.environ:
+            secrets.append(os.environ[name])
         if name not in os.environ:
             raise TaskFailed(f"{address}: environment variable {name} is not set (needed by `${{env:{name}}}`)")
         return os.environ[name]
