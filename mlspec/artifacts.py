@@ -37,6 +37,7 @@ class ArtifactStore:
     def __init__(self, url: str, root: Path) -> None:
         """`url`: a directory (relative to the spec repo `root`) or an fsspec URL."""
         self.url = url
+        self.root = root
         self.remote = "://" in url and not url.startswith("file://")
         self.base = url.rstrip("/") if self.remote else str((root / url.removeprefix("file://")).resolve())
 
@@ -63,13 +64,25 @@ class ArtifactStore:
                 shutil.copyfile(path, tmp)
                 os.replace(tmp, target_path)
                 path.unlink(missing_ok=True)
-        return Artifact(str(target_path), digest, size)
+        return Artifact(self._name(target_path), digest, size)
+
+    def _name(self, path: Path) -> str:
+        """A local artifact's URI: relative to the spec repo when inside it, so the repo can move
+        (another checkout, a CI runner's directory) without every artifact looking deleted."""
+        try:
+            return path.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def path(self, uri: str) -> Path:
+        """Where a local artifact's URI points (relative URIs are relative to the spec repo)."""
+        return Path(uri) if os.path.isabs(uri) else self.root / uri
 
     def exists(self, uri: str) -> bool:
         if self.remote:
             fs, target = self._fs(uri)
             return bool(fs.exists(target))
-        return os.path.exists(uri)
+        return self.path(uri).exists()
 
     def local(self, artifact: Artifact | dict[str, Any], scratch: Path) -> Path:
         """A local path holding the artifact's bytes, verified against its digest."""
@@ -80,7 +93,7 @@ class ArtifactStore:
             path = scratch / digest
             fs.get_file(target, str(path))
         else:
-            path = Path(uri)
+            path = self.path(uri)
         if not path.exists():
             raise ArtifactError(f"artifact {uri} is missing")
         if sha256_file(path) != digest:

@@ -15,7 +15,12 @@ def run(paths: list[Path], dry_run: bool, fmt: str, style: Callable[..., str]) -
     from mlspec.project import discover, load_project
 
     project = load_project()
-    files, _ = discover(project, paths or None)
+    files, problems = discover(project, paths or None)
+    missing = [d for d in problems if d.is_error]
+    if missing:  # a path that does not exist, a symlink out of the repo: say so, migrate nothing
+        for d in missing:
+            click.echo(f"{d.file}: {d.message}", err=True)
+        return EXIT_ERROR
     results: list[FileMigration] = []
     for spec_file in files:
         try:
@@ -60,7 +65,9 @@ def _coloured(diff: str, style: Callable[..., str]) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Atomically, keeping the file's mode: an interrupted migrate leaves each file old or new."""
+    """Atomically, keeping the file's mode: an interrupted migrate leaves each file old or new. A
+    symlinked spec is migrated where it points, and stays a link."""
+    path = path.resolve()
     tmp = path.with_name(f".{path.name}.mlspec-migrate.tmp")
     try:
         tmp.write_text(text, "utf-8")

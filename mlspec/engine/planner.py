@@ -123,6 +123,7 @@ def make_plan(
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
         )
         plan = _with_estimates(plan, specs, plugins, state)
+        plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
         _check_policies(plan, specs, state, upstream, options.allow_destroy)
     plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
@@ -231,6 +232,60 @@ def _check_deletable(plan: Plan, registry: Registry, plugins: dict[str, Plugin])
             plugins[kind] = registry.for_kind(kind)
 
 
+def _order_deletes(plan: Plan, state: Mapping[str, ResourceState]) -> Plan:
+    """Delete dependents before what they depend on. The specs are gone, so the references come from
+    the specs state recorded when each was applied."""
+    deletes = [s for s in plan.steps if s.action is Action.DELETE]
+    if len(deletes) < 2:
+        return plan
+    from mlspec.spec.kinds.base import iter_refs
+
+    gone = {s.address for s in deletes}
+    by_name: dict[str, list[str]] = {}
+    for address in gone:
+        by_name.setdefault(address.split("/", 1)[1], []).append(address)
+    needs: dict[str, set[str]] = {}
+    for address in gone:
+        try:
+            envelope = _recorded(address, state.get(address))
+            refs = [r.value for r in iter_refs(envelope)]
+        except Exception:  # a record older than its kind's model: no known edges, deleted last
+            refs = []
+        needs[address] = {r if "/" in r else (by_name.get(r) or [""])[0] for r in refs} & gone
+    import heapq
+
+    waiting = dict.fromkeys(gone, 0)  # how many deleted resources still depend on each
+    for address, deps in needs.items():
+        for dep in deps - {address}:
+            waiting[dep] += 1
+    ready = [a for a, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    ordered: list[str] = []
+    while ready:
+        address = heapq.heappop(ready)
+        ordered.append(address)
+        for dep in needs[address] - {address}:
+            waiting[dep] -= 1
+            if waiting[dep] == 0:
+                heapq.heappush(ready, dep)
+    ordered += sorted(gone - set(ordered))  # a cycle in old records: the rest by address
+    position = {a: i for i, a in enumerate(ordered)}
+    steps = sorted(deletes, key=lambda s: position[s.address])
+    return replace(plan, steps=(*[s for s in plan.steps if s.action is not Action.DELETE], *steps))
+
+
+def _recorded(address: str, previous: ResourceState | None) -> Any:
+    from mlspec.spec.kinds import KINDS
+
+    recorded = previous.spec if previous is not None else {}
+    kind = recorded.get("kind", address.split("/", 1)[0])
+    return KINDS[kind].model_validate(
+        {"apiVersion": "mlspec/v1", "kind": kind, "spec": recorded.get("spec") or {},
+         "metadata": recorded.get("metadata") or {"name": address.split("/", 1)[1]}},
+        strict=False,
+    )
+
+
 def _check_policies(
     plan: Plan, specs: SpecSet, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]],
     allow_destroy: bool,
@@ -282,14 +337,6 @@ def resource_of(planned: Planned, address: str, previous: ResourceState | None) 
     """The resource a step acts on; for a delete, rebuilt from what state recorded of it."""
     if address in planned.specs.resources:
         return planned.specs.resources[address]
-    from mlspec.spec.kinds import KINDS
     from mlspec.spec.specset import Resource
 
-    recorded = previous.spec if previous is not None else {}
-    kind = recorded.get("kind", address.split("/", 1)[0])
-    envelope = KINDS[kind].model_validate(
-        {"apiVersion": "mlspec/v1", "kind": kind, "spec": recorded.get("spec") or {},
-         "metadata": recorded.get("metadata") or {"name": address.split("/", 1)[1]}},
-        strict=False,
-    )
-    return Resource(address, envelope, "(state)", 0)
+    return Resource(address, _recorded(address, previous), "(state)", 0)

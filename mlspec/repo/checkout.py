@@ -74,7 +74,7 @@ def resolve(checkout: Checkout, ref: str) -> git.Commit:
         commit = checkout.repo.commit(ref)
         # `HEAD~1` resolves from the child's parent line even when the parent itself was never fetched.
         checkout.repo.git.cat_file("-e", f"{commit.hexsha}^{{commit}}")
-    except (BadName, BadObject, ValueError, gitlib.GitCommandError):
+    except (BadName, BadObject, ValueError, IndexError, gitlib.GitCommandError):  # IndexError: `HEAD@{99}`
         raise GitError(f"`{ref}` is not a commit in this repository" + _hint(checkout, ref)) from None
     return commit
 

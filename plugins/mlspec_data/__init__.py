@@ -245,6 +245,7 @@ def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, stor
     scratch = Path(tempfile.mkdtemp(prefix=".split-", dir=_scratch_dir(store, step.workdir)))
     writers: dict[int, Any] = {}
     rows = [0] * len(names)
+    schema = reader.schema
     offset = 0
     try:
         for path in reader.files:
@@ -253,6 +254,7 @@ def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, stor
                 part = assignment[offset : offset + batch.num_rows]
                 offset += batch.num_rows
                 batch = pii_transform(batch, actions, salt) if actions else batch
+                schema = batch.schema
                 for index in range(len(names)):
                     chosen = batch.filter(pa.array(part == index))
                     if chosen.num_rows == 0:
@@ -264,8 +266,8 @@ def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, stor
                     rows[index] += chosen.num_rows
         out = {}
         for index, name in enumerate(names):
-            if index not in writers:  # an empty split still gets a (schema-only) file
-                continue
+            if index not in writers:  # an empty split still gets a file: its columns, no rows
+                writers[index] = pq.ParquetWriter(scratch / f"{index}.parquet", schema, compression="zstd")
             writers.pop(index).close()
             artifact = store.put(scratch / f"{index}.parquet", ".parquet")
             out[name] = {**artifact.to_json(), "rows": rows[index]}
@@ -288,8 +290,19 @@ def _scratch_dir(store: ArtifactStore, workdir: Path) -> Path:
 def _put_json(store: ArtifactStore, data: Any, workdir: Path) -> Artifact:
     fd, name = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=_scratch_dir(store, workdir))
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+        json.dump(_finite(data), fh, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
     return store.put(Path(name), ".json")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf or nan: a statistic that overflowed (a column spanning +-1e308) is null."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _salt(spec: Any, address: str) -> str:

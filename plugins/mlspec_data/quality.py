@@ -51,6 +51,7 @@ class _Numeric:
     high: float | None = None
     reservoir: Any = None  # numpy float64[RESERVOIR], filled up to min(seen, RESERVOIR)
     seen: int = 0
+    nonfinite: int = 0
 
 
 class Inspector:
@@ -187,6 +188,7 @@ class Inspector:
         return codes
 
     def _profile(self, name: str, column: pa.Array) -> None:
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -194,6 +196,10 @@ class Inspector:
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
             values = column.drop_null().cast(pa.float64()).to_numpy(zero_copy_only=False)
             stats = self.numeric.setdefault(name, _Numeric())
+            finite = np.isfinite(values)
+            if not finite.all():  # inf and nan are counted, not averaged or binned
+                stats.nonfinite += int((~finite).sum())
+                values = values[finite]
             if len(values):
                 stats.count += len(values)
                 stats.total += float(values.sum())
@@ -297,10 +303,12 @@ class Inspector:
             if name in self.pii:
                 column["pii"] = True  # its values are neither profiled nor stored
             stats = self.numeric.get(name)
+            if stats is not None and stats.nonfinite:
+                column["nonfinite"] = stats.nonfinite
             if stats is not None and stats.count:
                 mean = stats.total / stats.count
                 sample = np.sort(stats.reservoir[: min(stats.seen, RESERVOIR)])
-                counts, edges = np.histogram(sample, bins=HISTOGRAM_BINS, range=(stats.low or 0.0, stats.high or 0.0))
+                counts, edges = _histogram(sample)
                 column |= {
                     "min": stats.low, "max": stats.high, "mean": mean,
                     "std": max(0.0, stats.squares / stats.count - mean * mean) ** 0.5,
@@ -317,6 +325,17 @@ class Inspector:
                 column["length"] = {"min": lengths[2], "mean": lengths[1] / lengths[0], "max": lengths[3]}
             out["columns"][name] = column
         return out
+
+
+def _histogram(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-width bins; when the span overflows a float (-1e308 .. 1e308), bins at the quantiles."""
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(sample[-1] - sample[0]):
+            return np.histogram(sample, bins=HISTOGRAM_BINS)
+        edges = np.unique(np.quantile(sample, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
+        return np.histogram(sample, bins=edges if len(edges) > 1 else 1)
 
 
 def column_hashes(column: pa.Array) -> np.ndarray:

@@ -394,3 +394,21 @@ def test_audit_log_before_any_apply(mlspec: Mlspec, repo: Repo) -> None:
     result = mlspec(repo.root, "audit", "log")
     assert result.code == 0 and result.out == "" and "no audit entries yet" in result.err
     assert mlspec(repo.root, "audit", "log", "--format", "json").json()["entries"] == []
+
+
+def test_an_entry_written_just_before_a_kill_is_adopted_not_refused(tmp_path: Path) -> None:
+    """The entry reached the disk, the state's note of it did not: the next append chains on."""
+    log = AuditLog(tmp_path)
+    head = log.append("apply.started", {"n": 1})
+    log.append("apply.finished", {"n": 2})  # the process died before the state noted this head
+    log.append("apply.started", {"n": 3}, head=head)
+    assert log.verify(None)[1] == []
+
+
+def test_an_entry_over_a_megabyte_is_read_whole(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    steps = [{"address": f"Task/t{i}", "outcome": "done"} for i in range(40_000)]
+    head = log.append("apply.finished", {"steps": steps})
+    assert log.path.stat().st_size > 1 << 20
+    log.append("apply.started", {}, head=head)
+    assert log.verify(None) == (2, [])

@@ -98,8 +98,13 @@ def statuses(mlspec: Mlspec, root: Path) -> dict[str, str]:
     return {r["address"]: r["status"] for r in listed.json()["resources"]}
 
 
-def split_rows(out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {name: pq.read_table(split["uri"]).to_pylist() for name, split in out["splits"].items()}
+def on_disk(root: Path, uri: str) -> Path:
+    """Local artifact URIs are relative to the spec repo, so the repo can move."""
+    return Path(uri) if Path(uri).is_absolute() else root / uri
+
+
+def split_rows(root: Path, out: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {name: pq.read_table(on_disk(root, split["uri"])).to_pylist() for name, split in out["splits"].items()}
 
 
 def failure(result: Result, address: str = "Dataset/x") -> str:
@@ -142,12 +147,13 @@ def test_each_format_applies_to_content_addressed_splits_with_pii_dropped_or_has
     store = (root / ".mlspec" / "artifacts" / "sha256").resolve()
     assert set(out["splits"]) == set(RATIOS)
     for split in [*out["splits"].values(), out["profile"]]:
-        path = Path(split["uri"])
+        path = on_disk(root, split["uri"]).resolve()
+        assert not Path(split["uri"]).is_absolute()
         assert path.parent.parent == store and path.parent.name == split["digest"][:2]
         assert path.is_file() and sha256(path) == split["digest"]
     assert [out["splits"][name]["rows"] for name in RATIOS] == counts(60, RATIOS)
 
-    got = [row for part in split_rows(out).values() for row in part]
+    got = [row for part in split_rows(root, out).values() for row in part]
     assert all(set(row) == {"id", "email", "label", "score"} for row in got)
     assert Counter((r["id"], r["label"], r["score"]) for r in got) == Counter(
         (r["id"], r["label"], r["score"]) for r in rows)
@@ -199,7 +205,7 @@ def test_the_profile_never_holds_raw_pii_values(
     rows = people(30)
     write_rows(root / "data/x.csv", rows, "csv")
     assert mlspec(root, "apply").code == 0
-    profile = Path(outputs(mlspec, root)["profile"]["uri"]).read_text()
+    profile = on_disk(root, outputs(mlspec, root)["profile"]["uri"]).read_text()
     leaked = sorted({v for r in rows for v in (r["email"], r["phone"]) if v in profile})
     assert leaked == [], f"raw PII in the profile artifact: {leaked[:3]}"
 
@@ -218,7 +224,7 @@ def test_directory_glob_and_list_sources_read_every_file(mlspec: Mlspec, project
     out = outputs(mlspec, root)
     assert out["rows"] == 12 and out["splits"]["all"]["rows"] == 12
     assert out["sources"] == {f"data/parts/{n}.csv": sha256(root / f"data/parts/{n}.csv") for n in "ab"}
-    assert sorted(r["id"] for r in split_rows(out)["all"]) == list(range(12))
+    assert sorted(r["id"] for r in split_rows(root, out)["all"]) == list(range(12))
 
 
 def test_files_of_one_dataset_that_disagree_on_columns_fail_naming_the_odd_file(
@@ -305,7 +311,7 @@ def test_stratified_splits_keep_each_class_balance_within_one_row(mlspec: Mlspec
     root = project({"specs/x.yaml": spec,
                     "data/x.csv": csv_text(["id", "label"], [[i, lab] for i, lab in enumerate(labels)])}, config=CONFIG)
     assert mlspec(root, "apply").code == 0
-    splits = split_rows(outputs(mlspec, root))
+    splits = split_rows(root, outputs(mlspec, root))
     for name, ratio in RATIOS.items():
         seen = Counter(row["label"] for row in splits[name])
         for label, n in sizes.items():
@@ -383,14 +389,14 @@ def test_a_split_deleted_from_the_store_is_drift_that_apply_repairs(mlspec: Mlsp
     spec = dataset(splits={"ratios": {"train": 0.8, "test": 0.2}})
     root = project({"specs/x.yaml": spec, "data/x.csv": csv_text(["id"], [[i] for i in range(50)])}, config=CONFIG)
     assert mlspec(root, "apply").code == 0
-    train = Path(outputs(mlspec, root)["splits"]["train"]["uri"])
+    train = on_disk(root, outputs(mlspec, root)["splits"]["train"]["uri"])
     train.unlink()
     plan = mlspec(root, "plan", "--detailed-exitcode")
     assert plan.code == 2, plan.output
     assert "-/+ Dataset/x  replace" in plan.out
     assert "because drift: artifact split `train` deleted from the store" in plan.out
     assert mlspec(root, "apply").code == 0
-    assert train.is_file() and outputs(mlspec, root)["splits"]["train"]["uri"] == str(train)
+    assert train.is_file() and on_disk(root, outputs(mlspec, root)["splits"]["train"]["uri"]) == train
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
 
@@ -523,7 +529,7 @@ def test_the_profile_describes_every_column(mlspec: Mlspec, project: Project) ->
                    config=CONFIG)
     assert mlspec(root, "apply").code == 0
     artifact = outputs(mlspec, root)["profile"]
-    path = Path(artifact["uri"])
+    path = on_disk(root, artifact["uri"])
     assert path.suffix == ".json" and sha256(path) == artifact["digest"]
     profile = json.loads(path.read_text())
     columns = profile["columns"]
@@ -598,5 +604,16 @@ def test_the_bundled_repo_applies_and_converges(
         assert out["rows"] == 4000 and set(out["splits"]) == {"train", "validation", "test"}
         assert sum(s["rows"] for s in out["splits"].values()) == 4000
         for split in out["splits"].values():
-            assert sha256(Path(split["uri"])) == split["digest"]
+            assert sha256(on_disk(root, split["uri"])) == split["digest"]
     assert "email" not in outputs(mlspec, root, "Dataset/reviews")["columns"]
+
+
+def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path) -> None:
+    """Artifact URIs are relative to the repo: another checkout directory is not drift."""
+    root = project({"specs/x.yaml": dataset(), "data/x.csv": csv_text(["id"], [[i] for i in range(20)])},
+                   config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    moved = tmp_path / "elsewhere"
+    root.rename(moved)
+    plan = mlspec(moved, "plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.output

@@ -146,3 +146,17 @@ def test_upstream_outputs_reach_the_command_as_environment(project: Callable[...
     assert (root / "got.txt").read_text() == '{"a.txt": "abc"}'
     with pytest.raises(TaskFailed, match=r"Task/prep has no output `outs` \(its outputs: seconds\)"):
         TaskPlugin().apply(StepContext(resource, {"Task/prep": {"seconds": 1}}, None, root, "", None))
+
+
+def test_a_secret_inside_a_composed_value_is_masked_alone(
+    make: Callable[..., tuple[Path, Resource]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postgres://app:${env:PW}@db/prod`: a command that prints only the password is masked too."""
+    monkeypatch.setenv("MLSPEC_TEST_PW", "hunter2 s3cret")
+    spec = (f"  cmd: [{PY}, -c, \"import os, urllib.parse as u; p = os.environ['URL'].split(':')[2].split('@')[0]; "
+            "print('password', u.unquote(p), p)\"]\n"
+            "  env: {URL: 'postgres://app:${env:MLSPEC_TEST_PW}@db/prod'}\n")
+    root, resource = make(spec)
+    logged: list[str] = []
+    TaskPlugin().apply(StepContext(resource, {}, None, root, "", None, log=logged.append))
+    assert logged == ["Task/t: password (sensitive) (sensitive)"]

@@ -286,3 +286,24 @@ def test_a_new_state_appears_whole_or_not_at_all(tmp_path: Path) -> None:
     LocalStateStore(path).close()
     assert sorted(p.name for p in tmp_path.iterdir() if "creating" in p.name) == []
     assert {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")} >= {"meta", "resources"}
+
+
+def _first_apply(path: str, name: str) -> None:
+    store = LocalStateStore(Path(path))
+    with store.lock("apply", timeout=10):
+        store.commit(entry(f"Task/{name}"))
+    store.close()
+
+
+def test_two_first_applies_at_once_keep_both_results(tmp_path: Path) -> None:
+    """Found in review: both saw no state, both created one, the second rename replaced the first's."""
+    import multiprocessing
+
+    for trial in range(5):
+        path = str(tmp_path / str(trial) / ".mlspec" / "state.db")
+        workers = [multiprocessing.Process(target=_first_apply, args=(path, n)) for n in ("a", "b")]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert [e.address for e in LocalStateStore(Path(path), create=False).list()] == ["Task/a", "Task/b"]
