@@ -483,3 +483,14 @@ def test_a_failing_command_fails_the_apply_and_says_why(mlspec: Mlspec, repo: Ca
     (root / "fail-a").unlink()
     assert mlspec(root, "apply").code == 0
     assert runs(root) == ["e", "a", "b"]
+
+
+def test_pruned_resources_are_deleted_dependents_first(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    """The specs are gone, so the order comes from the references state recorded: c <- b <- a."""
+    root = repo({"specs/a.yaml": task("a", after=["b"]), "specs/b.yaml": task("b", after=["c"]),
+                 "specs/c.yaml": task("c"), "specs/z.yaml": task("z")})
+    assert mlspec(root, "apply").code == 0
+    for name in "abc":
+        (root / "specs" / f"{name}.yaml").unlink()
+    steps = mlspec(root, "plan", "--prune", "--format", "json").json()["steps"]
+    assert [s["address"] for s in steps if s["action"] == "delete"] == ["Task/a", "Task/b", "Task/c"]

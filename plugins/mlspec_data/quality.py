@@ -202,8 +202,9 @@ class Inspector:
                 values = values[finite]
             if len(values):
                 stats.count += len(values)
-                stats.total += float(values.sum())
-                stats.squares += float((values * values).sum())
+                with np.errstate(over="ignore", invalid="ignore"):  # a column near 1e308: std is then null
+                    stats.total += float(values.sum())
+                    stats.squares += float((values * values).sum())
                 low, high = float(values.min()), float(values.max())
                 stats.low = low if stats.low is None else min(stats.low, low)
                 stats.high = high if stats.high is None else max(stats.high, high)

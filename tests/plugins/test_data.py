@@ -617,3 +617,19 @@ def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Pat
     root.rename(moved)
     plan = mlspec(moved, "plan", "--detailed-exitcode")
     assert plan.code == 0, plan.output
+
+
+def test_infinite_and_float_spanning_values_are_profiled(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    rows = [[1, "inf"], [2, "1e308"], [3, "-1e308"], [4, "2"]]
+    root = project({"specs/x.yaml": dataset(), "data/x.csv": csv_text(["id", "x"], rows)}, config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    profile = json.loads(on_disk(root, outputs(mlspec, root)["profile"]["uri"]).read_text())
+    assert profile["columns"]["x"]["nonfinite"] == 1 and profile["columns"]["x"]["max"] == 1e308
+
+
+def test_an_empty_split_still_gets_a_file_with_the_columns(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    spec = dataset(splits={"ratios": {"train": 0.999, "test": 0.001}})
+    root = project({"specs/x.yaml": spec, "data/x.csv": csv_text(["id"], [[i] for i in range(10)])}, config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    test = outputs(mlspec, root)["splits"]["test"]
+    assert test["rows"] == 0 and pq.read_table(on_disk(root, test["uri"])).column_names == ["id"]

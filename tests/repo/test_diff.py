@@ -360,3 +360,8 @@ def test_plan_base_reads_only_the_spec_files_that_differ(mlspec: Mlspec, tmp_pat
     result = mlspec(repo.root, "plan", "--base", "main")
     assert result.code == 0, result.output
     assert "0 added, 5 changed, 0 removed." in result.out and "Plan: 200 to create" in result.out
+
+
+def test_a_reflog_entry_that_does_not_exist_is_a_clean_error(mlspec: Mlspec, branched: Repo) -> None:
+    result = mlspec(branched.root, "diff", "HEAD@{99}")
+    assert result.code == 1 and "`HEAD@{99}` is not a commit in this repository" in result.err

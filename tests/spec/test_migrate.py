@@ -85,3 +85,17 @@ def test_the_command_migrates_in_place_and_validate_then_passes(
     assert main(["-C", str(root), "validate"]) == 0
     assert main(["-C", str(root), "migrate"]) == 0  # idempotent
     assert "already current" in capsys.readouterr().out
+
+
+def test_a_missing_path_is_an_error(project: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = project({"specs/d.yaml": DATASET})
+    assert main(["-C", str(root), "migrate", str(root / "nope.yaml")]) == 1
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_a_symlinked_spec_is_migrated_where_it_points_and_stays_a_link(project: Callable[..., Path]) -> None:
+    root = project({"shared/m.yaml": OLD, "specs/d.yaml": DATASET})
+    (root / "specs" / "m.yaml").symlink_to("../shared/m.yaml")
+    assert main(["-C", str(root), "migrate"]) == 0
+    assert (root / "specs" / "m.yaml").is_symlink()
+    assert "apiVersion: mlspec/v1\n" in (root / "shared" / "m.yaml").read_text()
