@@ -300,6 +300,21 @@ def test_ctrl_c_twice_stops_the_running_step_and_the_next_apply_redoes_it(tmp_pa
     assert_converged(root, "ab")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_the_commands_and_releases_the_lock(tmp_path: Path, sig: signal.Signals) -> None:
+    """What `timeout`, a closed terminal or a cancelled CI job sends: no orphan command, no stale lock."""
+    root = make_repo(tmp_path / "repo", [task("a")])
+    (root / "hold-a").touch()
+    apply = start(root, "apply")
+    wait_for(lambda: "start a" in log(root), "step a to start")
+    apply.send_signal(sig)
+    out, err = apply.communicate(timeout=30)
+    assert apply.returncode == 130, out + err
+    command = int(log(root, pids=True)[0].split()[2])
+    wait_for(lambda: not alive(command), "the step's command to exit", timeout=5)
+    assert statuses(root) == {"Task/a": "interrupted"} and lock_row(root) is None
+
+
 def test_the_subprocess_entry_point_is_the_cli() -> None:
     """Guard for the helpers above: the command they run is this checkout's mlspec."""
     version = subprocess.run([*MLSPEC, "--version"], capture_output=True, text=True, timeout=30,
