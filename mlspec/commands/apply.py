@@ -5,7 +5,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -49,23 +48,19 @@ def run(
                               refresh_only=bool(recorded.get("refresh_only")), prune=recorded.get("prune"),
                               allow_destroy=bool(recorded.get("allow_destroy")))
     project = load_project()
-    # git (status, HEAD, who) runs beside the planning it does not depend on: a subprocess and
-    # gitpython's import cost ~0.2 s that would otherwise come before every apply's first step.
-    provenance = ThreadPoolExecutor(1, thread_name_prefix="mlspec-git")
-    pending = provenance.submit(collect, project.root)
+    found = collect(project.root)
+    if not allow_dirty:
+        check_clean(found)  # before anything is written: a refused apply leaves no state behind
     store = open_state(project, create=True)
     audit = AuditLog(project.root)
     try:
         with store.lock("apply", timeout=lock_timeout):
+            if not allow_rewind:
+                check_forward(project.root, found, store.note("last_apply"))
             try:
                 planned = prepare(store, options)
             except SpecError as err:
                 return show_spec_errors(err, fmt, style)
-            found = pending.result()
-            if not allow_dirty:
-                check_clean(found)
-            if not allow_rewind:
-                check_forward(project.root, found, store.note("last_apply"))
             if saved is not None and already_applied(saved, planned.plan):
                 if fmt == "json":
                     click.echo(json.dumps(_report(ApplyResult(), store.meta().serial, False), indent=2))
@@ -103,7 +98,6 @@ def run(
             store.set_note("last_apply", {**who, "at": now(), "serial": serial, "ok": result.ok})
     finally:
         store.close()
-        provenance.shutdown(wait=True)
     if fmt == "json":
         click.echo(json.dumps(_report(result, serial, True), indent=2))
     else:
