@@ -92,28 +92,14 @@ class SpecGraph:
     def order(self) -> list[str]:
         """A deterministic topological order (dependencies first; ties by address).
 
-        Kahn's algorithm with a heap: networkx's lexicographical sort gives the same order, but
-        importing networkx alone costs more than sorting 10,000 nodes.
+        networkx's lexicographical sort gives the same order, but importing networkx alone costs
+        more than sorting 10,000 nodes.
         """
-        import heapq
-
-        waiting = dict.fromkeys(self.nodes, 0)
         after: dict[str, list[str]] = {}
         for edge in self.edges:
-            if edge.upstream in waiting and edge.downstream in waiting:
-                waiting[edge.downstream] += 1
+            if edge.upstream in self.nodes and edge.downstream in self.nodes:
                 after.setdefault(edge.upstream, []).append(edge.downstream)
-        ready = [address for address, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        out: list[str] = []
-        while ready:
-            address = heapq.heappop(ready)
-            out.append(address)
-            for child in after.get(address, ()):
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    heapq.heappush(ready, child)
-        return out
+        return topological(self.nodes, after)
 
     def resolve(self, text: str) -> str | None:
         """`Model/x` or a bare `x` (when only one kind has that name) -> the address."""
@@ -130,6 +116,30 @@ class SpecGraph:
         for address, node in self.nodes.items():
             out.setdefault(node.resource.name, []).append(address)
         return out
+
+
+def topological(nodes: Iterable[str], after: Mapping[str, Iterable[str]]) -> list[str]:
+    """Kahn's algorithm with a heap: every node after those that must come before it (`after[a]`
+    lists what follows a), ties by name. Nodes on a cycle are left out; callers add them back."""
+    import heapq
+
+    waiting = dict.fromkeys(nodes, 0)
+    for source, targets in after.items():
+        for target in targets:
+            if target in waiting and target != source:
+                waiting[target] += 1
+    ready = [node for node, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        node = heapq.heappop(ready)
+        out.append(node)
+        for target in after.get(node, ()):
+            if target in waiting and target != node:
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    heapq.heappush(ready, target)
+    return out
 
 
 def link(files: Mapping[str, FileSummary], locate: Locate = no_positions) -> tuple[SpecGraph, list[Diagnostic]]:

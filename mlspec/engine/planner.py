@@ -252,22 +252,9 @@ def _order_deletes(plan: Plan, state: Mapping[str, ResourceState]) -> Plan:
         except Exception:  # a record older than its kind's model: no known edges, deleted last
             refs = []
         needs[address] = {r if "/" in r else (by_name.get(r) or [""])[0] for r in refs} & gone
-    import heapq
+    from mlspec.graph import topological
 
-    waiting = dict.fromkeys(gone, 0)  # how many deleted resources still depend on each
-    for address, deps in needs.items():
-        for dep in deps - {address}:
-            waiting[dep] += 1
-    ready = [a for a, n in waiting.items() if n == 0]
-    heapq.heapify(ready)
-    ordered: list[str] = []
-    while ready:
-        address = heapq.heappop(ready)
-        ordered.append(address)
-        for dep in needs[address] - {address}:
-            waiting[dep] -= 1
-            if waiting[dep] == 0:
-                heapq.heappush(ready, dep)
+    ordered = topological(gone, needs)  # each before what it needs: dependents are deleted first
     ordered += sorted(gone - set(ordered))  # a cycle in old records: the rest by address
     position = {a: i for i, a in enumerate(ordered)}
     steps = sorted(deletes, key=lambda s: position[s.address])
