@@ -1,0 +1,212 @@
+"""The training loop every built-in architecture shares: optimiser, schedule, accumulation,
+clipping, mixed precision, checkpoints that make an interrupted run resume, and a stop on NaN.
+
+Resuming is exact: a checkpoint holds the model, optimiser, scheduler and RNG states and the
+position in the data (epoch, batch), and the data order of an epoch is a function of the seed and
+the epoch, so a run stopped at step 1,200 and resumed ends with the same weights as one that never
+stopped. Checkpoints are written to a temporary file and renamed: a kill during a save leaves the
+previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from mlspec.errors import MlspecError
+from mlspec.plugin import StepInterrupted
+
+if TYPE_CHECKING:
+    import torch
+
+
+class TrainingFailed(MlspecError):
+    """Training cannot go on (NaN loss, a broken batch): the message says where."""
+
+
+@dataclass
+class LoopSettings:
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    max_steps: int | None = None
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    optimizer: str = "adamw"
+    scheduler: str = "linear"
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float | None = 1.0
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    seed: int = 0
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    samples: int
+    loss: float
+    resumed_from: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+Batches = Callable[[int], Iterator[tuple[Any, ...]]]  # epoch -> batches (deterministic per epoch)
+LossOf = Callable[["torch.nn.Module", tuple[Any, ...]], "torch.Tensor"]
+
+
+def total_steps(settings: LoopSettings, batches_per_epoch: int) -> int:
+    per_epoch = math.ceil(batches_per_epoch / settings.gradient_accumulation_steps)
+    steps = per_epoch * settings.epochs
+    return min(steps, settings.max_steps) if settings.max_steps else steps
+
+
+def train(
+    model: torch.nn.Module,
+    batches: Batches,
+    batches_per_epoch: int,
+    loss_of: LossOf,
+    settings: LoopSettings,
+    device: torch.device,
+    checkpoints: Path,
+    *,
+    log: Callable[[str], None] = print,
+    metrics: Path | None = None,
+    cancelled: threading.Event | None = None,
+) -> TrainResult:
+    import torch
+
+    cancelled = cancelled or threading.Event()
+    model.to(device)
+    optimizer = _optimizer(model, settings)
+    steps = total_steps(settings, batches_per_epoch)
+    scheduler = _scheduler(optimizer, settings, steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16" and device.type == "cuda")
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)
+
+    step, epoch, batch_index, resumed = 0, 0, 0, None
+    latest = _latest(checkpoints)
+    if latest is not None:
+        state = torch.load(latest, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        step, epoch, batch_index, resumed = state["step"], state["epoch"], state["batch"], state["step"]
+        log(f"resuming from step {step:,} of {steps:,}")
+    else:
+        torch.manual_seed(settings.seed)
+
+    started, samples, loss_value = time.monotonic(), 0, float("nan")
+    history: list[dict[str, float]] = []
+    sink = open(metrics, "a") if metrics is not None else None  # noqa: SIM115 (closed in finally)
+    try:
+        model.train()
+        while step < steps and epoch < settings.epochs:
+            for index, batch in enumerate(batches(epoch)):
+                if index < batch_index:
+                    continue  # already trained on before the checkpoint
+                if cancelled.is_set():
+                    _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index, settings)
+                    raise StepInterrupted(f"stopped at step {step:,} of {steps:,}; the next apply resumes there")
+                batch = tuple(t.to(device) if hasattr(t, "to") else t for t in batch)
+                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                    enabled=autocast_dtype is not None):
+                    loss = loss_of(model, batch) / settings.gradient_accumulation_steps
+                loss_value = float(loss.detach()) * settings.gradient_accumulation_steps
+                if not math.isfinite(loss_value):
+                    raise TrainingFailed(f"the loss became {loss_value} at step {step + 1:,} (epoch {epoch + 1}, "
+                                         f"batch {index + 1}): lower the learning rate, or check the data")
+                cast(Any, scaler.scale(loss)).backward()  # torch leaves backward untyped
+                samples += len(batch[0])
+                if (index + 1) % settings.gradient_accumulation_steps and index + 1 < batches_per_epoch:
+                    continue
+                if settings.max_grad_norm:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                row = {"step": step, "epoch": epoch + 1, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
+                history.append(row)
+                if sink is not None:
+                    sink.write(json.dumps(row) + "\n")
+                if step % settings.checkpoint_every == 0:
+                    _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index + 1, settings)
+                if step % max(1, steps // 10) == 0:
+                    rate = samples / max(1e-9, time.monotonic() - started)
+                    log(f"step {step:,}/{steps:,}  loss {loss_value:.4f}  {rate:,.0f} samples/s")
+                if step >= steps:
+                    break
+            else:
+                epoch, batch_index = epoch + 1, 0
+                continue
+            break
+    finally:
+        if sink is not None:
+            sink.close()
+    return TrainResult(step, time.monotonic() - started, samples, loss_value, resumed, history)
+
+
+def _optimizer(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, momentum=0.9)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    return torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, settings: LoopSettings, steps: int) -> Any:
+    import torch
+
+    warmup = int(steps * settings.warmup_ratio)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if settings.scheduler == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, steps - warmup)
+        if settings.scheduler == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1 - progress)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _save(directory: Path, model: Any, optimizer: Any, scheduler: Any, scaler: Any, step: int, epoch: int,
+          batch: int, settings: LoopSettings) -> None:
+    import torch
+
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"step-{step:09d}.pt"
+    tmp = target.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
+                "step": step, "epoch": epoch, "batch": batch}, tmp)
+    os.replace(tmp, target)
+    for old in sorted(directory.glob("step-*.pt"))[: -settings.keep_checkpoints]:
+        old.unlink(missing_ok=True)
+
+
+def _latest(directory: Path) -> Path | None:
+    found = sorted(directory.glob("step-*.pt")) if directory.is_dir() else []
+    return found[-1] if found else None
