@@ -1,0 +1,273 @@
+"""One Model's training run, start to finish: data from its Dataset's splits, the architecture, the
+shared loop (with resume), evaluation, gates, and the artifacts (safetensors weights, encoder or
+tokenizer, config, model card) stored by digest.
+
+The plugin class (not registered yet, see __init__) calls `run`; everything here takes plain
+arguments, so it is testable without the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlspec.artifacts import ArtifactStore
+from mlspec_torch.loop import LoopSettings, TrainingFailed, train
+from mlspec_torch.metrics import classification, gates, regression
+from mlspec_torch.splits import dataset_outputs, load_split, require_columns
+
+
+@dataclass
+class RunContext:
+    address: str
+    spec: Any  # ModelSpec
+    upstream: Mapping[str, Mapping[str, Any]]
+    workdir: Path
+    artifacts: str
+    fingerprint: str
+    champion: Mapping[str, float] | None = None  # the current champion's metrics, for relative gates
+    commit: str | None = None
+    log: Callable[[str], None] = print
+    cancelled: Any = None
+
+
+def device_for(accelerator: str) -> Any:
+    import torch
+
+    if accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainingFailed("resources.accelerator is `cuda` but no CUDA GPU is visible here; use `auto` to "
+                                 "fall back to the CPU")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def hardware(device: Any) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return str(torch.cuda.get_device_name(device))
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def run(context: RunContext) -> dict[str, Any]:
+    import torch
+
+    spec, address = context.spec, context.address
+    started = time.monotonic()
+    torch.manual_seed(spec.seed)
+    if spec.resources.deterministic:
+        torch.use_deterministic_algorithms(True)
+    device = device_for(spec.resources.accelerator)
+    dataset, outputs = dataset_outputs(context.upstream, spec.dataset)
+    store = ArtifactStore(context.artifacts, context.workdir)
+    scratch = Path(tempfile.mkdtemp(prefix=".model-", dir=context.workdir / ".mlspec"))
+    try:
+        splits = {role: load_split(store, outputs, name, dataset, scratch)
+                  for role, name in (("train", spec.splits.train), ("test", spec.evaluation.split or spec.splits.test))}
+        if spec.task.startswith("tabular"):
+            job: _Job = _Tabular(spec, splits)
+        elif spec.task == "text-classification":
+            job = _Text(spec, splits)
+        else:
+            raise TrainingFailed(f"{address}: task `{spec.task}` needs architecture.entrypoint (not built in yet)")
+        settings = _settings(spec)
+        checkpoints = context.workdir / ".mlspec" / "checkpoints" / address.replace("/", "-") / context.fingerprint[:16]
+        result = train(job.model, job.batches, job.batches_per_epoch, job.loss, settings, device, checkpoints,
+                       log=lambda line: context.log(f"{address}: {line}"),
+                       metrics=scratch / "metrics.jsonl", cancelled=context.cancelled)
+        found = job.evaluate(device, spec.evaluation.metrics)
+        verdicts = gates(spec.evaluation.gates, found, context.champion)
+        passed = all(v.passed for v in verdicts)
+        for verdict in verdicts:
+            context.log(f"{address}: gate `{verdict.gate}` {verdict.why}")
+        files = job.save(scratch / "model")
+        stored = {name: store.put(path, Path(name).suffix).to_json() for name, path in sorted(files.items())}
+        seconds = time.monotonic() - started
+        shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
+        return {
+            "digest": hashlib.sha256("".join(f"{n}\0{a['digest']}\n" for n, a in stored.items()).encode()).hexdigest(),
+            "files": stored, "metrics": found, "gates_passed": passed,
+            "gates": [{"gate": v.gate, "passed": v.passed, "observed": v.observed, "threshold": v.threshold,
+                       "margin": v.margin, "why": v.why} for v in verdicts],
+            "dataset": {"address": dataset, "version": outputs.get("version")},
+            "device": hardware(device), "steps": result.steps, "resumed_from": result.resumed_from,
+            "samples_per_second": round(result.samples_per_second, 1), "seconds": round(seconds, 3),
+            "gpu_hours": round(seconds / 3600, 6) if device.type == "cuda" else 0.0,
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Job:
+    model: Any
+    batches_per_epoch: int
+
+    def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def loss(self, model: Any, batch: tuple[Any, ...]) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, device: Any, wanted: list[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> dict[str, Path]:
+        raise NotImplementedError
+
+
+def _order(rows: int, seed: int, epoch: int) -> Any:
+    """The data order of an epoch: a function of the seed and the epoch, which is what makes resume exact."""
+    import torch
+
+    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+class _Tabular(_Job):
+    def __init__(self, spec: Any, splits: Mapping[str, Any]) -> None:
+        import torch
+
+        from mlspec_torch.architectures import mlp
+        from mlspec_torch.tabular import Encoder
+
+        label = spec.label
+        require_columns(splits["train"], [*(spec.features or ()), label], spec.dataset, spec.splits.train)
+        try:
+            self.encoder = Encoder.fit(splits["train"], spec.features, label, spec.task)
+            inputs, targets = self.encoder.transform(splits["train"])
+            self.test = self.encoder.transform(splits["test"])
+        except ValueError as err:
+            raise TrainingFailed(str(err)) from None
+        self.classify = spec.task == "tabular-classification"
+        self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
+        outputs = len(self.encoder.classes) if self.classify else 1
+        config = spec.architecture.config or {}
+        self.model = mlp(inputs.shape[1], outputs, config.get("hidden_sizes", [64, 32]), config.get("dropout", 0.0))
+        self.batch_size, self.seed = spec.hyperparameters.batch_size, spec.seed
+        self.batches_per_epoch = -(-len(inputs) // self.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
+        order = _order(len(self.inputs), self.seed, epoch)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.inputs[index], self.targets[index]
+
+    def loss(self, model: Any, batch: tuple[Any, ...]) -> Any:
+        import torch
+
+        out = model(batch[0])
+        if self.classify:
+            return torch.nn.functional.cross_entropy(out, batch[1])
+        return torch.nn.functional.mse_loss(out.squeeze(-1), batch[1])
+
+    def evaluate(self, device: Any, wanted: list[str]) -> dict[str, float]:
+        import torch
+
+        inputs, targets = self.test
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(inputs).to(device)).float().cpu()
+        if self.classify:
+            scores = torch.softmax(out, dim=-1).numpy()
+            return classification(targets, scores.argmax(axis=1), scores, wanted)
+        return regression(targets, out.squeeze(-1).numpy(), wanted)
+
+    def save(self, directory: Path) -> dict[str, Path]:
+        from safetensors.torch import save_file
+
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous().cpu() for k, v in self.model.state_dict().items()},
+                  str(directory / "model.safetensors"))
+        (directory / "encoder.json").write_text(json.dumps(self.encoder.to_json(), sort_keys=True, default=str))
+        return {"model.safetensors": directory / "model.safetensors", "encoder.json": directory / "encoder.json"}
+
+
+class _Text(_Job):
+    def __init__(self, spec: Any, splits: Mapping[str, Any]) -> None:
+        import torch
+
+        from mlspec_torch.architectures import text_classifier, train_tokenizer
+
+        if not spec.features or len(spec.features) != 1:
+            raise TrainingFailed("a text-classification model takes exactly one text column in `features`")
+        text, label = spec.features[0], spec.label
+        require_columns(splits["train"], [text, label], spec.dataset, spec.splits.train)
+        config = dict(spec.architecture.config or {})
+        vocab = int(config.pop("vocab_size", 4000))
+        self.max_length = spec.hyperparameters.max_length or 128
+        train_texts = [t or "" for t in splits["train"].column(text).to_pylist()]
+        self.tokenizer = train_tokenizer(train_texts, vocab, max_length=self.max_length)
+        labels = splits["train"].column(label).to_pylist()
+        self.classes = sorted({str(v) for v in labels if v is not None})
+        if len(self.classes) < 2:
+            raise TrainingFailed(f"label `{label}` has {len(self.classes)} class in the train split; a classifier "
+                                 "needs at least 2")
+        index = {c: i for i, c in enumerate(self.classes)}
+        try:
+            self.model = text_classifier(spec.architecture.family, config, len(self.tokenizer), len(self.classes),
+                                         self.max_length)
+        except ValueError as err:
+            raise TrainingFailed(str(err)) from None
+        self.model.config.id2label = dict(enumerate(self.classes))
+        self.model.config.label2id = index
+        encoded = self.tokenizer(train_texts, padding="max_length", truncation=True, max_length=self.max_length,
+                                 return_tensors="pt")
+        self.ids, self.mask = encoded["input_ids"], encoded["attention_mask"]
+        self.targets = torch.tensor([index[str(v)] for v in labels])
+        test_texts = [t or "" for t in splits["test"].column(text).to_pylist()]
+        test = self.tokenizer(test_texts, padding="max_length", truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+        unknown = sorted({str(v) for v in splits["test"].column(label).to_pylist()} - set(index))
+        if unknown:
+            raise TrainingFailed(f"label `{label}` holds values the train split did not: {', '.join(unknown[:5])}")
+        self.test = (test["input_ids"], test["attention_mask"],
+                     [index[str(v)] for v in splits["test"].column(label).to_pylist()])
+        self.batch_size, self.seed = spec.hyperparameters.batch_size, spec.seed
+        self.batches_per_epoch = -(-len(self.ids) // self.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
+        order = _order(len(self.ids), self.seed, epoch)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.ids[index], self.mask[index], self.targets[index]
+
+    def loss(self, model: Any, batch: tuple[Any, ...]) -> Any:
+        return model(input_ids=batch[0], attention_mask=batch[1], labels=batch[2]).loss
+
+    def evaluate(self, device: Any, wanted: list[str]) -> dict[str, float]:
+        import numpy as np
+        import torch
+
+        ids, mask, labels = self.test
+        self.model.eval()
+        scores = []
+        with torch.no_grad():
+            for start in range(0, len(ids), 256):
+                logits = self.model(input_ids=ids[start : start + 256].to(device),
+                                    attention_mask=mask[start : start + 256].to(device)).logits
+                scores.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
+        probabilities = np.concatenate(scores) if scores else np.zeros((0, len(self.classes)))
+        return classification(np.array(labels), probabilities.argmax(axis=1), probabilities, wanted)
+
+    def save(self, directory: Path) -> dict[str, Path]:
+        self.model.save_pretrained(directory, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory)
+        return {path.name: path for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+def _settings(spec: Any) -> LoopSettings:
+    h = spec.hyperparameters
+    return LoopSettings(
+        learning_rate=h.learning_rate, epochs=h.epochs, batch_size=h.batch_size, max_steps=h.max_steps,
+        weight_decay=h.weight_decay, warmup_ratio=h.warmup_ratio, optimizer=h.optimizer, scheduler=h.scheduler,
+        gradient_accumulation_steps=h.gradient_accumulation_steps, max_grad_norm=h.max_grad_norm,
+        precision=spec.resources.precision, seed=spec.seed, checkpoint_every=spec.checkpoints.every_steps,
+        keep_checkpoints=spec.checkpoints.keep,
+    )
