@@ -97,6 +97,9 @@ class PlanContext:
     settings: BaseModel | None = None
     resources: Mapping[str, Resource] = field(default_factory=dict)  # the whole spec set, by address
     upstream: tuple[str, ...] = ()  # the addresses this resource depends on
+    # Every path a Task of the spec set lists in `outs` -> that Task's address (built once per plan):
+    # a file another step writes is covered by that step's fingerprint, not read at plan time.
+    written: Mapping[str, str] = field(default_factory=dict)
 
 
 class StepInterrupted(MlspecError):

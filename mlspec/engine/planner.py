@@ -81,6 +81,7 @@ def make_plan(
     _check_resources(specs, plugins, unmanaged)
 
     state = {entry.address: entry for entry in store.list()}
+    written = {out: r.address for r in specs.resources.values() if r.kind == "Task" for out in r.envelope.spec.outs}
     desired: dict[str, Desired] = {}
     notify("observing inputs")
     for address in order:
@@ -89,7 +90,7 @@ def make_plan(
         resource = specs.resources[address]
         plugin = plugins[resource.kind]
         context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                              specs.resources, upstream[address])
+                              specs.resources, upstream[address], written)
         inputs = dict(_call(plugin, "inputs", address, plugin.inputs, resource, context))
         desired[address] = Desired(
             address, resource.kind, resource.metadata_data(), resource.spec_data(),
@@ -106,7 +107,7 @@ def make_plan(
                 continue
             resource, plugin = specs.resources[address], plugins[want.kind]
             context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                                  specs.resources, upstream[address])
+                                  specs.resources, upstream[address], written)
             seen = _call(plugin, "refresh", address, plugin.refresh, resource, previous, context)
             if not seen.exists or seen.drift:
                 drift[address] = seen.drift or "the live object is gone"

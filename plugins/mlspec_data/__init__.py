@@ -126,12 +126,8 @@ class DatasetPlugin:
 
 
 def _produced_upstream(paths: list[str], context: PlanContext) -> dict[str, str]:
-    out = {}
-    for address in context.upstream:
-        other = context.resources.get(address)
-        if other is not None and other.kind == "Task":
-            out.update({p: address for p in paths if p in other.envelope.spec.outs})
-    return out
+    """Source paths an upstream Task writes: path -> that Task's address."""
+    return {p: context.written[p] for p in paths if context.written.get(p) in context.upstream}
 
 
 def _rows(path: Path, sha: str, source: Any, workdir: Path) -> int:

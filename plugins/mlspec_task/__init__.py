@@ -295,22 +295,8 @@ def _out_digest(path: str, digests: FileDigests) -> str | None:
 def _produced(resource: Resource, context: PlanContext) -> dict[str, str]:
     """Paths this task reads that another task of the spec set writes: path -> that task's address."""
     deps = [d for d in resource.envelope.spec.deps if isinstance(d, str)]
-    if not deps:
-        return {}
-    writers = _writers(context.resources)
-    return {dep: writers[dep] for dep in deps if dep in writers and writers[dep] != resource.address}
-
-
-_writers_memo: tuple[Mapping[str, Resource] | None, dict[str, str]] = (None, {})
-
-
-def _writers(resources: Mapping[str, Resource]) -> dict[str, str]:
-    """Every task's outs (path -> task address), computed once per spec set, not once per task."""
-    global _writers_memo
-    if _writers_memo[0] is not resources:  # held, so identity cannot be reused by another mapping
-        out = {o: a for a, r in resources.items() if r.kind == "Task" for o in r.envelope.spec.outs}
-        _writers_memo = (resources, out)
-    return _writers_memo[1]
+    return {dep: context.written[dep] for dep in deps
+            if dep in context.written and context.written[dep] != resource.address}
 
 
 def _run_cache(workdir: Path, fingerprint: str) -> Path | None:
