@@ -8,7 +8,6 @@ works when fsspec and its filesystem package are installed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -108,7 +107,3 @@ class ArtifactStore:
                                 "filesystem's package, e.g. s3fs)") from None
         fs, target = fsspec.core.url_to_fs(uri)
         return fs, target
-
-
-def digest_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 RACY_NS = 2_000_000_000
@@ -106,6 +107,12 @@ class FileDigests:
             self._pending.clear()
             self._db.close()
             self._db = None
+
+
+def listing_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """The sha256 of a `name -> digest` listing, in the order given: what a directory, a dataset's
+    files or a model's files are, as one digest."""
+    return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in entries).encode()).hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlspec.artifacts import Artifact, ArtifactStore
-from mlspec.digests import FileDigests
+from mlspec.digests import FileDigests, listing_digest
 from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, PlanContext, StepContext
 from mlspec.spec.kinds.base import Issue
 from mlspec.spec.loader import ENV_REF
@@ -192,10 +192,7 @@ class _RowCounts:
 
 
 def _version(sources: Mapping[str, str]) -> str:
-    import hashlib
-
-    listing = "".join(f"{path}\0{sha}\n" for path, sha in sorted(sources.items()))
-    return hashlib.sha256(listing.encode()).hexdigest()
+    return listing_digest(sorted(sources.items()))
 
 
 def _locate(row: int, starts: list[tuple[int, str]]) -> str:

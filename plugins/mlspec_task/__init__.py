@@ -13,7 +13,6 @@ running the command again, as DVC's run cache does.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.digests import FileDigests
+from mlspec.digests import FileDigests, listing_digest
 from mlspec.errors import MlspecError
 from mlspec.plugin import (
     API_VERSION,
@@ -288,8 +287,7 @@ def _out_digest(path: str, digests: FileDigests) -> str | None:
         return None
     if not stat.S_ISDIR(st.st_mode):
         return digests.file(path)
-    listing = "".join(f"{rel}\0{sha}\n" for rel, sha in digests.tree(Path(path)).items())
-    return "tree:" + hashlib.sha256(listing.encode()).hexdigest()
+    return "tree:" + listing_digest(digests.tree(Path(path)).items())
 
 
 def _produced(resource: Resource, context: PlanContext) -> dict[str, str]:

@@ -8,7 +8,6 @@ arguments, so it is testable without the engine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.artifacts import ArtifactStore
+from mlspec.digests import listing_digest
 from mlspec_torch.loop import LoopSettings, TrainingFailed, train
 from mlspec_torch.metrics import classification, gates, regression
 from mlspec_torch.splits import dataset_outputs, load_split, require_columns
@@ -93,7 +93,7 @@ def run(context: RunContext) -> dict[str, Any]:
         seconds = time.monotonic() - started
         shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
         return {
-            "digest": hashlib.sha256("".join(f"{n}\0{a['digest']}\n" for n, a in stored.items()).encode()).hexdigest(),
+            "digest": listing_digest((name, artifact["digest"]) for name, artifact in stored.items()),
             "files": stored, "metrics": found, "gates_passed": passed,
             "gates": [{"gate": v.gate, "passed": v.passed, "observed": v.observed, "threshold": v.threshold,
                        "margin": v.margin, "why": v.why} for v in verdicts],
