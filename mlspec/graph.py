@@ -8,13 +8,13 @@ The networkx view (`SpecGraph.nx`) is built on demand for queries and rendering.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mlspec.spec import codes
-from mlspec.spec.diagnostics import Diagnostic, format_field
+from mlspec.spec.diagnostics import Diagnostic, Locate, format_field, located
 from mlspec.spec.suggest import did_you_mean
 from mlspec.spec.summary import NAME_LOC, FileSummary, Loc, RefUse, ResourceSummary
 from mlspec.spec.vocabulary import KIND_NAMES
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import networkx as nx
 
 # (file, document index, loc, key?) -> (line, col, width): positions are looked up only for errors.
-Locate = Callable[[str, int, Loc, bool], tuple[int | None, int | None, int]]
 Exports = tuple[tuple[str, str, int, tuple[tuple[str, tuple[str, ...]], ...]], ...]
 
 
@@ -269,7 +268,7 @@ class _Linker:
         return None
 
     def report(self, file: str, doc: int, loc: Loc, code: str, message: str, **extra: Any) -> None:
-        self.diagnostics.append(_at(self.locate, file, doc, loc, code, message, **extra))
+        self.diagnostics.append(located(self.locate, file, doc, loc, code, message, **extra))
 
 
 def _cycle_diagnostics(graph: SpecGraph, locate: Locate) -> Iterator[Diagnostic]:
@@ -289,7 +288,7 @@ def _cycle_diagnostics(graph: SpecGraph, locate: Locate) -> Iterator[Diagnostic]
         if len(chain) > 12:  # a long cycle: its ends say where; the count says how long
             chain = [*chain[:6], f"... {len(chain) - 11} more ...", *chain[-5:]]
         shown = " -> ".join(chain)
-        yield _at(
+        yield located(
             locate, closing.file, closing.doc, closing.loc, codes.CYCLE, f"dependency cycle: {shown}",
             hint="break the cycle by removing one of these references",
         )
@@ -373,8 +372,3 @@ def _strongly_connected(nodes: Iterable[str], successors: Mapping[str, list[Edge
                     if member == node:
                         break
                 yield component
-
-
-def _at(locate: Locate, file: str, doc: int, loc: Loc, code: str, message: str, **extra: Any) -> Diagnostic:
-    line, col, width = locate(file, doc, loc, False)
-    return Diagnostic(code, message, file, line, col, field=format_field(loc), doc=doc, width=width, **extra)

@@ -23,13 +23,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlspec.spec import codes
-from mlspec.spec.diagnostics import Diagnostic
-
-Locate = Callable[[str, int, tuple[str | int, ...], bool], tuple[int | None, int | None, int]]
+from mlspec.spec.diagnostics import Diagnostic, Locate, located
 
 
 def rules(config: Any) -> dict[str, Any]:
@@ -66,21 +64,22 @@ def check_resource(
     if teams and owner not in teams:
         where: tuple[str | int, ...] = ("metadata", "owner") if owner is not None else ("metadata",)
         said = f"`{owner}`" if owner is not None else "no owner"
-        out.append(_at(locate, codes.POLICY_OWNER_TEAM, file, doc, where, owner is None,
-                       f"{address} has {said}; the owners policy for `{', '.join(rule['match'])}` allows "  # type: ignore[index]
-                       f"{', '.join(teams)}", expected=f"metadata.owner: one of {', '.join(teams)}",
-                       hint="change metadata.owner, or the owners rules in mlspec.yaml"))
+        out.append(located(locate, file, doc, where, codes.POLICY_OWNER_TEAM,
+                           f"{address} has {said}; the owners policy for `{', '.join(rule['match'])}` allows "  # type: ignore[index]
+                           f"{', '.join(teams)}", key=owner is None,
+                           expected=f"metadata.owner: one of {', '.join(teams)}",
+                           hint="change metadata.owner, or the owners rules in mlspec.yaml"))
     for label_rule in policies.get("required_labels") or ():
         if not matches(address, label_rule["match"]):
             continue
         missing = [key for key in label_rule["labels"] if key not in labels]
         if missing:
             where = ("metadata", "labels") if labels else ("metadata",)
-            out.append(_at(locate, codes.POLICY_REQUIRED_LABEL, file, doc, where, True,
-                           f"{address} lacks the label{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                           f"required of `{', '.join(label_rule['match'])}`",
-                           expected=f"metadata.labels with {', '.join(label_rule['labels'])}",
-                           hint=f"add labels: {{{', '.join(f'{k}: ...' for k in missing)}}}"))
+            out.append(located(locate, file, doc, where, codes.POLICY_REQUIRED_LABEL,
+                               f"{address} lacks the label{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                               f"required of `{', '.join(label_rule['match'])}`", key=True,
+                               expected=f"metadata.labels with {', '.join(label_rule['labels'])}",
+                               hint=f"add labels: {{{', '.join(f'{k}: ...' for k in missing)}}}"))
     return out
 
 
@@ -100,13 +99,6 @@ def author_may_change(policies: Mapping[str, Any], address: str, people: Iterabl
 
 def protected(policies: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     return any(all(labels.get(k) == v for k, v in rule["labels"].items()) for rule in policies.get("protect") or ())
-
-
-def _at(locate: Locate, code: str, file: str, doc: int, loc: tuple[str | int, ...], key: bool, message: str,
-        **extra: Any) -> Diagnostic:
-    line, col, width = locate(file, doc, loc, key)
-    return Diagnostic(code, message, file, line, col, field=".".join(str(p) for p in loc), doc=doc, width=width,
-                      **extra)
 
 
 def plan_diagnostics(

@@ -8,7 +8,9 @@ users may match on them (docs/diagnostics.md lists them).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 class Severity(enum.StrEnum):
@@ -53,3 +55,15 @@ def format_field(loc: tuple[str | int, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+# Where a field path of a document was written: (file, doc, loc, key?) -> (line, col, width). Checks
+# that work on summaries get one of these to position a diagnostic only when they report one.
+Locate = Callable[[str, int, tuple[str | int, ...], bool], tuple[int | None, int | None, int]]
+
+
+def located(locate: Locate, file: str, doc: int, loc: tuple[str | int, ...], code: str, message: str, *,
+            key: bool = False, **extra: Any) -> Diagnostic:
+    """A diagnostic at `loc` of a document (its key when `key`, else its value)."""
+    line, col, width = locate(file, doc, loc, key)
+    return Diagnostic(code, message, file, line, col, field=format_field(loc), doc=doc, width=width, **extra)
