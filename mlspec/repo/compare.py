@@ -79,7 +79,7 @@ def between(project: Project, base: str, head: str) -> Comparison:
                       broken=_broken(new))
     out.diagnostics += new.diagnostics
     out.texts |= new.texts
-    out.files_read += len(new.texts)
+    out.files_read += new.files_read
     return out
 
 
@@ -103,7 +103,7 @@ def _comparison(
     if head_commit is not None:
         related = _related(checkout, base_commit, head_commit)
     return Comparison(base, base_commit, head, head_commit, compare(before, after, where), old.diagnostics,
-                      dict(old.texts), related, len(old.texts))
+                      dict(old.texts), related, old.files_read)
 
 
 def _broken(side: Snapshot) -> set[str]:

@@ -44,34 +44,24 @@ class Snapshot:
     records: dict[str, SpecRecord] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # `label:path` -> text, to show source lines
+    files_read: int = 0
 
 
 def parse(texts: Mapping[str, str], label: str) -> Snapshot:
     """Spec files' texts -> records, with every problem reported as `LABEL:path:line:col`."""
-    from mlspec.spec.check import check_document
-    from mlspec.spec.loader import load_plain, load_text
-    from mlspec.spec.specset import envelope_of
+    from mlspec.spec.specset import Resource, read_resources
 
-    out = Snapshot(label)
+    out = Snapshot(label, files_read=len(texts))
     for rel, text in sorted(texts.items()):
         shown = f"{label}:{rel}"
-        plain = load_plain(text)
-        envelope = envelope_of(plain) if plain is not None else None
-        documents = [envelope] if envelope is not None else []
-        if envelope is None:
-            out.texts[shown] = text
-            loaded = load_text(text, shown)
-            out.diagnostics.extend(loaded.diagnostics)
-            for doc in loaded.documents:
-                checked = check_document(doc, shown)
-                out.diagnostics.extend(checked.diagnostics)
-                if checked.resource is not None and not any(d.is_error for d in checked.diagnostics):
-                    documents.append(checked.resource)
-        for found in documents:
-            out.records[found.address] = SpecRecord(
-                found.address, rel, found.metadata.model_dump(mode="json", exclude_none=True),
-                found.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-            )
+        found, diagnostics = read_resources(text, shown)
+        if diagnostics:
+            out.diagnostics.extend(diagnostics)
+            out.texts[shown] = text  # to show the source lines under them
+        for doc, envelope in found:
+            resource = Resource(envelope.address, envelope, rel, doc)
+            out.records[envelope.address] = SpecRecord(envelope.address, rel, resource.metadata_data(),
+                                                       resource.spec_data())
     return out
 
 

@@ -75,8 +75,7 @@ def issue_diagnostics(resource: Resource, issues: Iterable[Issue]) -> list[Diagn
 
 
 def load_specs(root: Path | None = None) -> SpecSet:
-    from mlspec.spec.check import check_document
-    from mlspec.spec.loader import decode, load_plain, load_text
+    from mlspec.spec.loader import decode
     from mlspec.validation import validate
 
     report = validate(root, need_graph=True)
@@ -86,21 +85,39 @@ def load_specs(root: Path | None = None) -> SpecSet:
     for spec_file in report.files:
         with open(spec_file.path, "rb") as fh:
             text, _ = decode(fh.read(), spec_file.rel)
-        plain = load_plain(text or "")  # the fast path, as validation takes it: most files are plain
-        envelope = envelope_of(plain) if plain is not None else None
-        if envelope is not None:
-            resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, 0, spec_file.path)
-            continue
-        for doc in load_text(text or "", spec_file.rel).documents:
-            checked = check_document(doc, spec_file.rel)
-            errors = [d for d in checked.diagnostics if d.is_error]
-            if checked.resource is None or errors:  # edited since validation a moment ago
-                raise SpecError(errors)
-            address = checked.resource.address
-            resources[address] = Resource(address, checked.resource, spec_file.rel, doc.index, spec_file.path)
+        found, diagnostics = read_resources(text or "", spec_file.rel)
+        errors = [d for d in diagnostics if d.is_error]
+        if errors:  # edited since validation a moment ago
+            raise SpecError(errors)
+        for doc, envelope in found:
+            resources[envelope.address] = Resource(envelope.address, envelope, spec_file.rel, doc, spec_file.path)
     if set(resources) != set(report.graph.nodes):
         raise ProjectError("the specs changed while they were being read; run the command again")
     return SpecSet(report.project, resources, report.graph)
+
+
+def read_resources(text: str, file: str) -> tuple[list[tuple[int, Envelope]], list[Diagnostic]]:
+    """One spec file's resources (document index, typed resource) and every problem in it.
+
+    The fast path first, as validation takes it (most files are plain, valid single documents);
+    the full loader, with positions, for the rest. A document with an error yields no resource.
+    """
+    from mlspec.spec.check import check_document
+    from mlspec.spec.loader import load_plain, load_text
+
+    plain = load_plain(text)
+    envelope = envelope_of(plain) if plain is not None else None
+    if envelope is not None:
+        return [(0, envelope)], []
+    loaded = load_text(text, file)
+    found: list[tuple[int, Envelope]] = []
+    diagnostics = list(loaded.diagnostics)
+    for doc in loaded.documents:
+        checked = check_document(doc, file)
+        diagnostics.extend(checked.diagnostics)
+        if checked.resource is not None and not any(d.is_error for d in checked.diagnostics):
+            found.append((doc.index, checked.resource))
+    return found, diagnostics
 
 
 def envelope_of(data: dict[str, Any]) -> Envelope | None:
