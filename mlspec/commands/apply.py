@@ -15,6 +15,7 @@ from mlspec.commands.plan import load_saved, prepare, show_spec_errors
 from mlspec.engine.executor import ApplyResult
 from mlspec.engine.planner import PlanOptions
 from mlspec.errors import EXIT_ERROR, EXIT_OK, SpecError
+from mlspec.plan.fingerprint import digest
 from mlspec.plan.model import Plan
 from mlspec.render import plan as render
 from mlspec.render.progress import ApplyProgress
@@ -82,7 +83,7 @@ def run(
             cancel, abort = threading.Event(), threading.Event()
             total = sum(1 for s in plan.steps if s.action.is_change)
             who = found.to_json()
-            plan_digest = _digest(plan.to_json())
+            plan_digest = digest(plan.to_json())  # the same canonical JSON digest as fingerprints
             store.set_note("audit_head", audit.append("apply.started", {
                 **who, "plan": plan_digest, "serial": plan.serial, "summary": plan.counts(),
                 "steps": [{"address": s.address, "action": s.action.value} for s in plan.steps if s.action.is_change],
@@ -161,12 +162,6 @@ def _interrupts(cancel: threading.Event, abort: threading.Event) -> Iterator[Non
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _digest(data: object) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:
