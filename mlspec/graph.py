@@ -81,6 +81,14 @@ class SpecGraph:
 
         return set(nx.descendants(self.nx, address)) | {address}
 
+    def direct_upstream(self) -> dict[str, tuple[str, ...]]:
+        """Every address -> the addresses it references directly (sorted; no networkx)."""
+        found: dict[str, set[str]] = {address: set() for address in self.nodes}
+        for edge in self.edges:
+            if edge.downstream in found:
+                found[edge.downstream].add(edge.upstream)
+        return {address: tuple(sorted(deps)) for address, deps in found.items()}
+
     def subgraph(self, addresses: Iterable[str]) -> SpecGraph:
         keep = set(addresses)
         return SpecGraph(

@@ -28,9 +28,7 @@ def run(address: str, fmt: str, style: Callable[..., str]) -> int:
         store.close()
     except StateMissingError:
         recorded = {}
-    parents: dict[str, list[str]] = {}
-    for edge in graph.edges:
-        parents.setdefault(edge.downstream, []).append(edge.upstream)
+    parents = graph.direct_upstream()
 
     def node(at: str, seen: frozenset[str]) -> dict[str, Any]:
         entry = recorded.get(at)
@@ -45,7 +43,7 @@ def run(address: str, fmt: str, style: Callable[..., str]) -> int:
             for key in ("version", "rows"):
                 if key in outputs:
                     data[key] = outputs[key]
-        data["from"] = [node(p, seen | {at}) for p in sorted(set(parents.get(at, ()))) if p not in seen]
+        data["from"] = [node(p, seen | {at}) for p in parents.get(at, ()) if p not in seen]
         return data
 
     tree = node(found, frozenset())

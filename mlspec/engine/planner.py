@@ -70,7 +70,7 @@ def make_plan(
     workdir = project.root
     notify = on_progress or (lambda _: None)
     order = [r.address for r in specs]
-    upstream = _upstream(specs)
+    upstream = specs.graph.direct_upstream()
     selected = _selected(specs, options.targets) if options.targets else set(order)
     for address in options.replace:
         if address not in specs.resources:
@@ -129,14 +129,6 @@ def make_plan(
         _check_policies(plan, specs, state, upstream, options.allow_destroy)
     plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
     return Planned(plan, specs, desired, upstream, plugins, settings)
-
-
-def _upstream(specs: SpecSet) -> dict[str, tuple[str, ...]]:
-    deps: dict[str, list[str]] = {address: [] for address in specs.resources}
-    for edge in specs.graph.edges:
-        if edge.upstream not in deps[edge.downstream]:
-            deps[edge.downstream].append(edge.upstream)
-    return {address: tuple(sorted(found)) for address, found in deps.items()}
 
 
 def _selected(specs: SpecSet, targets: Iterable[str]) -> set[str]:
