@@ -43,6 +43,9 @@ METHODS = ("validate", "inputs", "refresh", "diff", "apply", "destroy", "estimat
 REPLACE_ORDERS = ("in_place", "create_before_destroy", "destroy_before_create")
 
 Outputs = dict[str, Any]  # JSON values: artifact URIs, digests, metrics, endpoints
+# Reserved output keys (mlspec/registry.py): "register" asks the engine to record a version in the
+# model registry ({"record": {...}, "aliases": [...]}); "held" (a reason) keeps the step's dependents
+# from running on its result; "published", "champion", "aliases" and "version" are the engine's.
 
 
 class PluginError(MlspecError):
@@ -121,6 +124,13 @@ class StepContext:
     # Set on the second Ctrl-C: stop now (kill child processes), raise StepInterrupted. The first
     # Ctrl-C only stops new steps from starting; steps in flight are left to finish.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # This address's entry in the model registry (versions, aliases: mlspec/registry.py), read when
+    # the apply began; None when it has registered nothing. Read-only: a plugin registers a version
+    # by returning outputs["register"], and the engine records it with the step.
+    registry: Mapping[str, Any] | None = None
+    # Progress of a long step (steps done, steps in all, "loss 0.41 · 1,234 samples/s"): a bar with an
+    # ETA on a terminal. Optional to call; calls more often than 10 a second are wasted.
+    meter: Callable[[int, int, str], None] | None = None
 
 
 @runtime_checkable
@@ -134,6 +144,8 @@ class Plugin(Protocol):
     # How a replace is carried out (optional; default "in_place"): "in_place" calls apply with
     # `previous` set and lets the plugin overwrite; "create_before_destroy" (serving: no downtime)
     # applies the new object, then destroys the previous one; "destroy_before_create" the reverse.
+    # Optional too: `progress(resource, fingerprint, context) -> str | None`, what an earlier, stopped
+    # apply left of this step ("resume from step 1,200 of 3,000"), shown in the plan.
 
     def validate(self, resource: Resource) -> Iterable[Issue]:
         """Semantic checks beyond the schema, as issues with field paths (shown with positions)."""

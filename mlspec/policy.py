@@ -109,7 +109,7 @@ def plan_diagnostics(
     allow_destroy: bool,
 ) -> list[Diagnostic]:
     """Checks on what a plan would do. `deletes`: (address, its labels); `serving`: (service, model,
-    the model's recorded `gates_passed`) for every Service the plan creates or changes."""
+    whether the model may be served: it has a champion) for every Service the plan creates or changes."""
     from mlspec.spec.vocabulary import PROJECT_FILE
 
     out = []
@@ -124,9 +124,10 @@ def plan_diagnostics(
         for service, model, passed in serving:
             if passed is False:
                 out.append(Diagnostic(
-                    codes.POLICY_GATED_SERVING, f"{service} would serve {model}, whose evaluation gates did not "
-                    "pass", PROJECT_FILE, field="policies.gated_serving",
-                    hint=f"improve {model} until its gates pass, or roll it back (`mlspec rollback {model}`)"))
+                    codes.POLICY_GATED_SERVING, f"{service} would serve {model}, which has no champion: no version "
+                    "passed its evaluation gates", PROJECT_FILE, field="policies.gated_serving",
+                    hint=f"improve {model} until its gates pass, or promote a version by hand "
+                    f"(`mlspec promote {model} VERSION`)"))
     return out
 
 

@@ -90,7 +90,8 @@ def run(
             }, head=store.note("audit_head")))
             with _interrupts(cancel, abort), ApplyProgress(total, quiet=fmt == "json") as progress:
                 result = apply_plan(planned, store, parallelism=parallelism, cancel=cancel, abort=abort,
-                                    on_event=progress.event, log=progress.log, commit=found.commit)
+                                    on_event=progress.event, log=progress.log, commit=found.commit,
+                                    meter=progress.meter)
             serial = store.meta().serial
             store.set_note("audit_head", audit.append("apply.finished", {
                 **who, "plan": plan_digest, "serial": serial, "ok": result.ok, "cancelled": cancel.is_set(),

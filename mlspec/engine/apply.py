@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mlspec import registry
 from mlspec.engine.executor import ApplyResult, Outputs, execute
 from mlspec.engine.planner import Planned, resource_of
 from mlspec.errors import MlspecError
@@ -86,6 +87,7 @@ def apply_plan(
     on_event: Event | None = None,
     log: Callable[[str], None] = print,
     commit: str | None = None,
+    meter: Callable[[str], Callable[[int, int, str], None]] | None = None,
 ) -> ApplyResult:
     """`cancel`: start nothing new (first Ctrl-C); `abort`: stop steps in flight (second Ctrl-C)."""
     plan = planned.plan
@@ -95,11 +97,16 @@ def apply_plan(
     artifacts = str(project.setting("artifacts", "url"))
     gated = bool(rules(project.setting("policies")).get("gated_serving"))
 
+    versions = registry.read(store.note(registry.NOTE))  # read here: steps run in worker threads
+
     def context(step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepContext:
         plugin = planned.plugin_of(step.address)
+        entry = versions.get(step.address)
         return StepContext(
             resource_of(planned, step.address, before), upstream, before, project.root, artifacts,
             planned.settings.get(plugin.name), fingerprint=step.fingerprint or "", log=log, cancelled=abort,
+            registry=entry.to_json() if entry is not None else None,
+            meter=meter(step.address) if meter is not None else None,
         )
 
     def run_step(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
@@ -107,7 +114,7 @@ def apply_plan(
 
     def act(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
         if gated and step.address.startswith("Service/") and step.action is not Action.DELETE:
-            failed = [a for a, out in upstream.items() if a.startswith("Model/") and out.get("gates_passed") is False]
+            failed = [a for a, out in upstream.items() if a.startswith("Model/") and not registry.servable(out)]
             if failed:  # the plan could not know: the Model was retrained in this very apply
                 raise PolicyError(f"policy gated_serving: {step.address} would serve {failed[0]}, whose evaluation "
                                   "gates did not pass; it keeps serving what it served")
@@ -131,6 +138,17 @@ def apply_plan(
     def record(step: Step, outputs: Outputs, status: Status) -> ResourceState:
         before = previous.get(step.address)
         want = planned.desired[step.address]
+        if status is Status.APPLIED and registry.REGISTER in outputs:
+            # Before the step's own commit: a crash between the two redoes the step, and the registry
+            # knows the version again by its digest.
+            entries = registry.read(store.note(registry.NOTE))
+            outputs = registry.registered(entries, step.address, {**outputs, "commit": commit},
+                                          step.fingerprint or "")
+            store.set_note(registry.NOTE, registry.write(entries))
+        elif status is not Status.APPLIED and before is not None and registry.PUBLISHED in before.outputs:
+            # A failed or interrupted retrain leaves what dependents build on (the champion) as it was.
+            outputs = {**outputs, **{k: before.outputs[k] for k in (registry.PUBLISHED, "champion", "aliases")
+                                     if k in before.outputs}}
         return ResourceState(
             step.address, step.fingerprint or "", material(want), dict(outputs), status,
             created_at=before.created_at if before is not None else now(), updated_at=now(), commit=commit,

@@ -2,9 +2,10 @@
 
 A step starts when every upstream step it depends on has succeeded, and receives their outputs.
 A failed step is committed as tainted (the next plan redoes it), its dependents are skipped, and
-independent branches go on. When `cancel` is set (the first Ctrl-C), no new step starts; steps in
-flight finish and are committed. Whatever happens to the process, state holds every step that
-ended: the next plan sees the rest.
+independent branches go on. A step whose outputs say `held` (a Model whose candidate failed its
+gates) is committed, and its dependents are withheld: not run, not failed. When `cancel` is set
+(the first Ctrl-C), no new step starts; steps in flight finish and are committed. Whatever
+happens to the process, state holds every step that ended: the next plan sees the rest.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ class ApplyResult:
     failed: dict[str, str] = field(default_factory=dict)  # address -> error
     skipped: dict[str, str] = field(default_factory=dict)  # address -> why
     interrupted: list[str] = field(default_factory=list)  # stopped by a second Ctrl-C: redone next time
+    held: dict[str, str] = field(default_factory=dict)  # address -> why its dependents may not take its result
+    withheld: dict[str, str] = field(default_factory=dict)  # address -> why: an upstream was held
     outputs: dict[str, Outputs] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        """Held results are outcomes, not failures: a candidate that missed its gates is recorded as such."""
         return not self.failed and not self.skipped and not self.interrupted
 
 
@@ -71,16 +75,17 @@ def execute(
     ready = deque(address for address in steps if waiting[address] == 0)
     started: set[str] = set()
 
-    def skip_dependents(address: str, verb: str) -> None:
+    def skip_dependents(address: str, verb: str, into: dict[str, str] | None = None) -> None:
+        into = result.skipped if into is None else into
         queue = deque([(address, verb)])
         while queue:
             cause, how = queue.popleft()
             for child in dependents.get(cause, ()):
-                if child not in result.skipped:
+                if child not in result.skipped and child not in result.withheld:
                     why = f"upstream {cause} {how}"
-                    result.skipped[child] = why
-                    notify("skipped", steps[child], why)
-                    queue.append((child, "was skipped"))
+                    into[child] = why
+                    notify("withheld" if into is result.withheld else "skipped", steps[child], why)
+                    queue.append((child, "was withheld" if into is result.withheld else "was skipped"))
 
     running: dict[Future[Outputs], Step] = {}
     workers = max(1, parallelism)
@@ -104,14 +109,18 @@ def execute(
                 step = running.pop(future)
                 error = future.exception()
                 if error is None:
-                    outputs = future.result()
-                    store.commit(record(step, outputs, Status.APPLIED))
-                    result.outputs[step.address] = outputs
+                    entry = record(step, future.result(), Status.APPLIED)
+                    store.commit(entry)
+                    result.outputs[step.address] = entry.outputs
                     result.done.append(step.address)
-                    notify("done", step, "")
+                    held = entry.outputs.get("held")
+                    notify("held" if held else "done", step, str(held or ""))
+                    if held:
+                        result.held[step.address] = str(held)
+                        skip_dependents(step.address, f"was held: {held}", result.withheld)
                     for child in dependents.get(step.address, ()):
                         waiting[child] -= 1
-                        if waiting[child] == 0 and child not in result.skipped:
+                        if waiting[child] == 0 and child not in result.skipped and child not in result.withheld:
                             ready.append(child)
                 elif isinstance(error, StepInterrupted):
                     result.interrupted.append(step.address)  # state already says interrupted
@@ -123,7 +132,7 @@ def execute(
                     notify("failed", step, result.failed[step.address])
                     skip_dependents(step.address, "failed")
         for address, step in steps.items():
-            if address not in started and address not in result.skipped:
+            if address not in started and address not in result.skipped and address not in result.withheld:
                 result.skipped[address] = "cancelled before it started"
                 notify("skipped", step, "cancelled")
     for step in deletes:  # after everything else: nothing still running can depend on them

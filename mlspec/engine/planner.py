@@ -123,7 +123,7 @@ def make_plan(
             list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
         )
-        plan = _with_estimates(plan, specs, plugins, state)
+        plan = _with_estimates(plan, specs, plugins, state, digests)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
         _check_policies(plan, specs, state, upstream, options.allow_destroy)
@@ -202,7 +202,8 @@ def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desire
 
 
 def _with_estimates(
-    plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], state: Mapping[str, ResourceState]
+    plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], state: Mapping[str, ResourceState],
+    digests: FileDigests,
 ) -> Plan:
     steps = []
     for step in plan.steps:
@@ -212,6 +213,12 @@ def _with_estimates(
             guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address))
             step = replace(step, estimate={"seconds": guess.seconds, "gpu_hours": guess.gpu_hours,
                                            "cost": guess.cost, "basis": guess.basis})
+            progress = getattr(plugin, "progress", None)
+            if progress is not None and step.fingerprint:
+                context = PlanContext(specs.project.root, digests, str(specs.project.setting("artifacts", "url")))
+                left = _call(plugin, "progress", step.address, progress, resource, step.fingerprint, context)
+                if left:
+                    step = replace(step, causes=(*step.causes, str(left)))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
 
@@ -271,6 +278,7 @@ def _check_policies(
     allow_destroy: bool,
 ) -> None:
     from mlspec.policy import plan_diagnostics, rules
+    from mlspec.registry import servable
 
     policies = rules(specs.project.setting("policies"))
     if not policies.get("protect") and not policies.get("gated_serving"):
@@ -279,7 +287,7 @@ def _check_policies(
     deletes = [(s.address, (state[s.address].spec.get("metadata") or {}).get("labels") or {})
                for s in plan.steps if s.action is Action.DELETE and s.address in state]
     serving = [
-        (s.address, model, (state[model].outputs.get("gates_passed") if model in state else None))
+        (s.address, model, (servable(state[model].outputs) if model in state else None))
         for s in plan.steps if s.action.is_change and s.address.startswith("Service/")
         for model in upstream.get(s.address, ()) if model.startswith("Model/") and model not in moving
     ]

@@ -77,15 +77,17 @@ def build_plan(
     """
     forced = set(replace)
     drifted = drift or {}
-    fingerprints: dict[str, Fingerprint] = {}
+    seen: dict[str, Fingerprint] = {}  # address -> the fingerprint its dependents build on
+    published: dict[str, str] = {}  # address -> why dependents see another result than its last run
     steps: dict[str, Step] = {}
     for want in desired:
         fp = fingerprint(
             want.kind, want.metadata, want.spec, plugin=want.plugin, plugin_version=want.plugin_version,
-            inputs=want.inputs, upstream={u: fingerprints[u] for u in want.upstream if u in fingerprints},
+            inputs=want.inputs, upstream={u: seen[u] for u in want.upstream if u in seen},
         )
-        fingerprints[want.address] = fp
-        steps[want.address] = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place)
+        step = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place, published)
+        steps[want.address] = step
+        seen[want.address] = _seen_downstream(fp, step, state.get(want.address), published)
     deletes: list[Step] = []
     orphans: list[str] = []
     wanted = {w.address for w in desired}
@@ -98,6 +100,22 @@ def build_plan(
     return Plan(meta.lineage, meta.serial, (*steps.values(), *reversed(deletes)), tuple(orphans))
 
 
+def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None,
+                     published: dict[str, str]) -> Fingerprint:
+    """What dependents build on. Usually the resource's own fingerprint; for one that publishes a
+    champion (mlspec/registry.py) and is not recomputed, the champion's: a candidate that failed its
+    gates moves nothing downstream, a promote or rollback moves it."""
+    if previous is None or _recomputes(step):
+        return fp
+    value = previous.outputs.get("published")
+    if not isinstance(value, str) or value == fp.data:
+        return fp
+    champion = previous.outputs.get("champion") or {}
+    published[step.address] = (f"{step.address} now publishes version {champion['version']} (its champion)"
+                               if champion.get("version") else f"{step.address} has no champion to publish")
+    return Fingerprint(value)
+
+
 def _step(
     want: Desired,
     fp: Fingerprint,
@@ -106,6 +124,7 @@ def _step(
     forced: set[str],
     drifted: Mapping[str, str],
     in_place: InPlace | None,
+    published: Mapping[str, str],
 ) -> Step:
     now = material(want)
     if previous is None:
@@ -126,7 +145,7 @@ def _step(
     if want.address in drifted:
         return Step(want.address, Action.REPLACE, (f"drift: {drifted[want.address]}",), changes, fp.data)
     if fp.data != previous.fingerprint:
-        causes = _why_recompute(want, before, now, steps)
+        causes = _why_recompute(want, before, now, steps, published)
         only_spec = len(causes) == 1 and causes[0].startswith("spec changed")
         if only_spec and in_place is not None and in_place(want, before.get("spec") or {}):
             return Step(want.address, Action.UPDATE, (f"{causes[0]} (in place)",), changes, fp.data)
@@ -138,7 +157,8 @@ def _step(
 
 
 def _why_recompute(
-    want: Desired, before: Mapping[str, Any], now: Mapping[str, Any], steps: Mapping[str, Step]
+    want: Desired, before: Mapping[str, Any], now: Mapping[str, Any], steps: Mapping[str, Step],
+    published: Mapping[str, str],
 ) -> tuple[str, ...]:
     causes: list[str] = []
     own = [c.path for c in field_changes(before, now) if c.path.startswith("spec.") and not _is_descriptive(c.path)]
@@ -163,6 +183,7 @@ def _why_recompute(
             causes = [f"{first.address} will be {first.action.past}{others}", *first.causes]
         else:
             causes.append(f"{first.address} will be {first.action.past}{others}")
+    causes += [published[u] for u in want.upstream if u in published]
     return tuple(causes) or ("fingerprint changed",)
 
 

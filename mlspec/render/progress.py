@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -30,19 +31,44 @@ class ApplyProgress:
     def __enter__(self) -> ApplyProgress:
         if self.fancy:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
-                TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=Console(stderr=True), transient=True,
+                TextColumn("[bold]{task.fields[what]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                transient=True,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("", total=self.total)
+            self._task = self._progress.add_task("", total=self.total, what="apply")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         if self._progress is not None:
             self._progress.__exit__(kind, err, tb)
+
+    def meter(self, address: str) -> Callable[[int, int, str], None]:
+        """A step's own bar (training: loss, samples/s, ETA) under the apply's, while it runs."""
+        task: list[Any] = []
+
+        def update(done: int, total: int, detail: str) -> None:
+            if self._progress is None:
+                return  # plain output: the plugin's log lines say the same every tenth of the way
+            with self._lock:
+                if not task:
+                    task.append(self._progress.add_task(detail, total=total, what=f"  {address}"))
+                self._progress.update(task[0], completed=done, total=total, description=detail)
+                if done >= total:
+                    self._progress.remove_task(task[0])
+                    task.clear()
+
+        return update
 
     def log(self, line: str) -> None:
         if self.quiet:
@@ -62,6 +88,11 @@ class ApplyProgress:
         elif event == "done":
             took = now - self._started.get(step.address, now)
             line = f"{step.address}: {step.action.past} ({took:.1f}s)"
+        elif event == "held":
+            took = now - self._started.get(step.address, now)
+            line = f"{step.address}: {step.action.past} ({took:.1f}s), held: {detail}"
+        elif event == "withheld":
+            line = f"{step.address}: withheld ({detail})"
         elif event == "failed":
             line = f"{step.address}: FAILED: {detail}"
         elif event == "interrupted":

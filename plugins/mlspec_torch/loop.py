@@ -47,6 +47,7 @@ class LoopSettings:
     seed: int = 0
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
+    compile: bool = False  # torch.compile the forward pass (the saved weights are the plain module's)
 
 
 @dataclass
@@ -65,6 +66,16 @@ class TrainResult:
 
 Batches = Callable[[int], Iterator[tuple[Any, ...]]]  # epoch -> batches (deterministic per epoch)
 LossOf = Callable[["torch.nn.Module", tuple[Any, ...]], "torch.Tensor"]
+Meter = Callable[[int, int, str], None]  # (steps done, steps in all, "loss 0.41 · 1,234 samples/s")
+
+
+def rank() -> tuple[int, int]:
+    """(this process's rank, the world size): (0, 1) unless torchrun launched us into a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def total_steps(settings: LoopSettings, batches_per_epoch: int) -> int:
@@ -85,11 +96,29 @@ def train(
     log: Callable[[str], None] = print,
     metrics: Path | None = None,
     cancelled: threading.Event | None = None,
+    meter: Meter | None = None,
 ) -> TrainResult:
+    """Under torchrun (a process group), each rank trains on every world-th batch of an epoch through
+    DistributedDataParallel, and only rank 0 writes checkpoints and metrics: `batches_per_epoch` is
+    then the whole epoch's count, and a rank's share is that count divided by the world size."""
     import torch
 
     cancelled = cancelled or threading.Event()
+    me, world = rank()
     model.to(device)
+    runner: Any = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        batches = _shard(batches, me, world)
+        batches_per_epoch //= world
+    if settings.compile:
+        try:
+            runner = torch.compile(runner)
+        except Exception as err:  # an unsupported platform or backend: say so, do not train uncompiled
+            raise TrainingFailed(f"torch.compile failed: {type(err).__name__}: {err}; set resources.compile: "
+                                 "false") from None
     optimizer = _optimizer(model, settings)
     steps = total_steps(settings, batches_per_epoch)
     scheduler = _scheduler(optimizer, settings, steps)
@@ -106,13 +135,15 @@ def train(
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         step, epoch, batch_index, resumed = state["step"], state["epoch"], state["batch"], state["step"]
-        log(f"resuming from step {step:,} of {steps:,}")
+        if me == 0:
+            log(f"resuming from step {step:,} of {steps:,}")
     else:
         torch.manual_seed(settings.seed)
 
     started, samples, loss_value = time.monotonic(), 0, float("nan")
+    metered = started
     history: list[dict[str, float]] = []
-    sink = open(metrics, "a") if metrics is not None else None  # noqa: SIM115 (closed in finally)
+    sink = open(metrics, "a") if metrics is not None and me == 0 else None  # noqa: SIM115 (closed in finally)
     try:
         model.train()
         while step < steps and epoch < settings.epochs:
@@ -120,18 +151,19 @@ def train(
                 if index < batch_index:
                     continue  # already trained on before the checkpoint
                 if cancelled.is_set():
-                    _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index, settings)
+                    if me == 0:
+                        _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index, settings)
                     raise StepInterrupted(f"stopped at step {step:,} of {steps:,}; the next apply resumes there")
                 batch = tuple(t.to(device) if hasattr(t, "to") else t for t in batch)
                 with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                     enabled=autocast_dtype is not None):
-                    loss = loss_of(model, batch) / settings.gradient_accumulation_steps
+                    loss = loss_of(runner, batch) / settings.gradient_accumulation_steps
                 loss_value = float(loss.detach()) * settings.gradient_accumulation_steps
                 if not math.isfinite(loss_value):
                     raise TrainingFailed(f"the loss became {loss_value} at step {step + 1:,} (epoch {epoch + 1}, "
                                          f"batch {index + 1}): lower the learning rate, or check the data")
                 cast(Any, scaler.scale(loss)).backward()  # torch leaves backward untyped
-                samples += len(batch[0])
+                samples += len(batch[0]) * world
                 if (index + 1) % settings.gradient_accumulation_steps and index + 1 < batches_per_epoch:
                     continue
                 if settings.max_grad_norm:
@@ -146,11 +178,19 @@ def train(
                 history.append(row)
                 if sink is not None:
                     sink.write(json.dumps(row) + "\n")
-                if step % settings.checkpoint_every == 0:
+                if step % settings.checkpoint_every == 0 and me == 0:
                     _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index + 1, settings)
-                if step % max(1, steps // 10) == 0:
-                    rate = samples / max(1e-9, time.monotonic() - started)
-                    log(f"step {step:,}/{steps:,}  loss {loss_value:.4f}  {rate:,.0f} samples/s")
+                tenth = step % max(1, steps // 10) == 0 or step == steps
+                if me == 0 and (tenth or (meter is not None and time.monotonic() - metered > 0.1)):
+                    metered = time.monotonic()  # the bar is redrawn at most 10 times a second
+                    elapsed = max(1e-9, metered - started)
+                    rate = samples / elapsed
+                    detail = f"loss {loss_value:.4f} · {rate:,.0f} samples/s"
+                    if meter is not None:
+                        meter(step, steps, detail)
+                    if tenth:
+                        eta = elapsed / max(1, step - (resumed or 0)) * (steps - step)
+                        log(f"step {step:,}/{steps:,}  {detail}  ETA {eta:,.0f}s")
                 if step >= steps:
                     break
             else:
@@ -161,6 +201,21 @@ def train(
         if sink is not None:
             sink.close()
     return TrainResult(step, time.monotonic() - started, samples, loss_value, resumed, history)
+
+
+def _shard(batches: Batches, me: int, world: int) -> Batches:
+    """Rank `me`'s share of each epoch: every world-th batch. A remainder the ranks cannot share
+    evenly is dropped, since DDP needs every rank to take the same number of steps."""
+
+    def shard(epoch: int) -> Iterator[tuple[Any, ...]]:
+        chunk: list[tuple[Any, ...]] = []
+        for batch in batches(epoch):
+            chunk.append(batch)
+            if len(chunk) == world:
+                yield chunk[me]
+                chunk = []
+
+    return shard
 
 
 def _optimizer(model: torch.nn.Module, settings: LoopSettings) -> torch.optim.Optimizer:

@@ -1,9 +1,9 @@
-"""One Model's training run, start to finish: data from its Dataset's splits, the architecture, the
-shared loop (with resume), evaluation, gates, and the artifacts (safetensors weights, encoder or
-tokenizer, config, model card) stored by digest.
+"""One Model's training run, start to finish: data from its Dataset's splits, the architecture (or
+the team's own entrypoint), the shared loop (with resume), evaluation, gates, and the artifacts
+(safetensors weights, encoder or tokenizer, config, model card, metrics log) stored by digest.
 
-The plugin class (not registered yet, see __init__) calls `run`; everything here takes plain
-arguments, so it is testable without the engine.
+The plugin (plugin.py) calls `run`, in its own process or, for `gpus > 1`, in each torchrun worker
+(distributed.py); everything here takes plain arguments, so it is testable without the engine.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlspec.artifacts import ArtifactStore
 from mlspec.digests import listing_digest
-from mlspec_torch.loop import LoopSettings, TrainingFailed, train
+from mlspec_torch.card import CardFacts
+from mlspec_torch.card import render as render_card
+from mlspec_torch.loop import LoopSettings, Meter, TrainingFailed, TrainResult, train
 from mlspec_torch.metrics import classification, gates, regression
 from mlspec_torch.splits import dataset_outputs, load_split, require_columns
 
@@ -36,16 +38,25 @@ class RunContext:
     commit: str | None = None
     log: Callable[[str], None] = print
     cancelled: Any = None
+    meter: Meter | None = None
+    where: str = ""  # the spec position of architecture.entrypoint, to frame its traceback
+
+
+def checkpoint_dir(workdir: Path, address: str, fingerprint: str) -> Path:
+    """Per address and fingerprint: a changed spec starts afresh, an interrupted one resumes."""
+    return workdir / ".mlspec" / "checkpoints" / address.replace("/", "-") / fingerprint[:16]
 
 
 def device_for(accelerator: str) -> Any:
+    import os
+
     import torch
 
     if accelerator == "cuda" or (accelerator == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise TrainingFailed("resources.accelerator is `cuda` but no CUDA GPU is visible here; use `auto` to "
                                  "fall back to the CPU")
-        return torch.device("cuda")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
 
 
@@ -57,58 +68,120 @@ def hardware(device: Any) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def run(context: RunContext) -> dict[str, Any]:
+def run(context: RunContext) -> dict[str, Any] | None:
+    """Train, evaluate, gate and store one model; None on the ranks other than 0 of a DDP run."""
     import torch
+
+    from mlspec_torch.loop import rank
 
     spec, address = context.spec, context.address
     started = time.monotonic()
     torch.manual_seed(spec.seed)
     if spec.resources.deterministic:
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     device = device_for(spec.resources.accelerator)
     dataset, outputs = dataset_outputs(context.upstream, spec.dataset)
     store = ArtifactStore(context.artifacts, context.workdir)
+    (context.workdir / ".mlspec").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".model-", dir=context.workdir / ".mlspec"))
+    checkpoints = checkpoint_dir(context.workdir, address, context.fingerprint)
+    me, world = rank()
     try:
-        splits = {role: load_split(store, outputs, name, dataset, scratch)
-                  for role, name in (("train", spec.splits.train), ("test", spec.evaluation.split or spec.splits.test))}
-        if spec.task.startswith("tabular"):
-            job: _Job = _Tabular(spec, splits)
+        roles = {"train": spec.splits.train, "test": spec.evaluation.split or spec.splits.test}
+        if spec.architecture.entrypoint and spec.splits.validation:
+            roles["validation"] = spec.splits.validation
+        splits = {role: load_split(store, outputs, name, dataset, scratch) for role, name in roles.items()}
+        if spec.architecture.entrypoint:
+            from mlspec_torch.entrypoint import EntrypointJob
+
+            job: Job = EntrypointJob(spec, splits, context, device, checkpoints, scratch)
+        elif spec.task.startswith("tabular"):
+            job = _Tabular(spec, splits)
         elif spec.task == "text-classification":
-            job = _Text(spec, splits)
+            job = _Text(spec, splits, context.workdir)
         else:
-            raise TrainingFailed(f"{address}: task `{spec.task}` needs architecture.entrypoint (not built in yet)")
-        settings = _settings(spec)
-        checkpoints = context.workdir / ".mlspec" / "checkpoints" / address.replace("/", "-") / context.fingerprint[:16]
-        result = train(job.model, job.batches, job.batches_per_epoch, job.loss, settings, device, checkpoints,
-                       log=lambda line: context.log(f"{address}: {line}"),
-                       metrics=scratch / "metrics.jsonl", cancelled=context.cancelled)
+            raise TrainingFailed(f"{address}: a `{spec.task}` model needs architecture.entrypoint")
+        total = job.train(_settings(spec), device, checkpoints, context, scratch / "metrics.jsonl")
+        if me != 0:
+            return None
         found = job.evaluate(device, spec.evaluation.metrics)
         verdicts = gates(spec.evaluation.gates, found, context.champion)
         passed = all(v.passed for v in verdicts)
         for verdict in verdicts:
             context.log(f"{address}: gate `{verdict.gate}` {verdict.why}")
         files = job.save(scratch / "model")
-        stored = {name: store.put(path, Path(name).suffix).to_json() for name, path in sorted(files.items())}
         seconds = time.monotonic() - started
+        facts = _facts(context, outputs, dataset, found, verdicts, hardware(device), seconds, job)
+        (scratch / "model").mkdir(parents=True, exist_ok=True)
+        (scratch / "model" / "README.md").write_text(render_card(facts))
+        stored = {name: store.put(path, Path(name).suffix).to_json() for name, path in sorted(files.items())}
+        card = store.put(scratch / "model" / "README.md", ".md").to_json()
+        log = (store.put(scratch / "metrics.jsonl", ".jsonl").to_json()
+               if (scratch / "metrics.jsonl").is_file() else None)
         shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
         return {
+            # The weights' identity: the card (timings, hardware) is beside them, not part of it.
             "digest": listing_digest((name, artifact["digest"]) for name, artifact in stored.items()),
-            "files": stored, "metrics": found, "gates_passed": passed,
+            "files": {**stored, "README.md": card}, "metrics": found, "gates_passed": passed,
             "gates": [{"gate": v.gate, "passed": v.passed, "observed": v.observed, "threshold": v.threshold,
                        "margin": v.margin, "why": v.why} for v in verdicts],
             "dataset": {"address": dataset, "version": outputs.get("version")},
-            "device": hardware(device), "steps": result.steps, "resumed_from": result.resumed_from,
-            "samples_per_second": round(result.samples_per_second, 1), "seconds": round(seconds, 3),
-            "gpu_hours": round(seconds / 3600, 6) if device.type == "cuda" else 0.0,
+            "device": hardware(device) + (f" x{world}" if world > 1 else ""), "steps": total.steps,
+            "resumed_from": total.resumed_from, "samples_per_second": round(total.samples_per_second, 1),
+            "train_rows": job.rows, "epochs": spec.hyperparameters.epochs, "seconds": round(seconds, 3),
+            "gpu_hours": round(seconds * world / 3600, 6) if device.type == "cuda" else 0.0,
+            **({"metrics_log": log} if log else {}),
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _facts(context: RunContext, outputs: Mapping[str, Any], dataset: str, found: Mapping[str, float],
+           verdicts: list[Any], device: str, seconds: float, job: Job) -> CardFacts:
+    spec = context.spec
+    return CardFacts(
+        address=context.address, task=spec.task, dataset=dataset, dataset_version=str(outputs.get("version")),
+        split_digests={name: split["digest"] for name, split in (outputs.get("splits") or {}).items()},
+        metrics=found, gates=[(v.gate, v.passed, v.why) for v in verdicts], fingerprint=context.fingerprint,
+        hyperparameters={**spec.hyperparameters.model_dump(exclude={"params"}), "seed": spec.seed,
+                         "precision": spec.resources.precision, **spec.hyperparameters.params},
+        hardware=device, seconds=seconds, library=job.library, base_model=job.base_model,
+        license=spec.license,
+        commit=context.commit, description=spec.description,
+    )
+
+
+class Job(Protocol):
+    """What `run` needs of an architecture: built-in ones (below) and entrypoint.EntrypointJob."""
+
+    rows: int
+    library: str
+    base_model: str | None
+
+    def train(self, settings: LoopSettings, device: Any, checkpoints: Path, context: RunContext,
+              metrics: Path) -> TrainResult: ...
+
+    def evaluate(self, device: Any, wanted: list[str]) -> dict[str, float]: ...
+
+    def save(self, directory: Path) -> dict[str, Path]: ...
+
+
 class _Job:
+    """One built-in architecture's data, model and evaluation; the shared loop trains it."""
+
     model: Any
     batches_per_epoch: int
+    rows: int
+    library = "pytorch"
+    base_model: str | None = None
+
+    def train(self, settings: LoopSettings, device: Any, checkpoints: Path, context: RunContext,
+              metrics: Path) -> TrainResult:
+        address = context.address
+        return train(self.model, self.batches, self.batches_per_epoch, self.loss, settings, device, checkpoints,
+                     log=lambda line: context.log(f"{address}: {line}"), metrics=metrics,
+                     cancelled=context.cancelled, meter=context.meter)
 
     def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
         raise NotImplementedError
@@ -150,7 +223,7 @@ class _Tabular(_Job):
         outputs = len(self.encoder.classes) if self.classify else 1
         config = spec.architecture.config or {}
         self.model = mlp(inputs.shape[1], outputs, config.get("hidden_sizes", [64, 32]), config.get("dropout", 0.0))
-        self.batch_size, self.seed = spec.hyperparameters.batch_size, spec.seed
+        self.batch_size, self.seed, self.rows = spec.hyperparameters.batch_size, spec.seed, len(inputs)
         self.batches_per_epoch = -(-len(inputs) // self.batch_size)
 
     def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
@@ -190,7 +263,9 @@ class _Tabular(_Job):
 
 
 class _Text(_Job):
-    def __init__(self, spec: Any, splits: Mapping[str, Any]) -> None:
+    library = "transformers"
+
+    def __init__(self, spec: Any, splits: Mapping[str, Any], workdir: Path) -> None:
         import torch
 
         from mlspec_torch.architectures import text_classifier, train_tokenizer
@@ -203,18 +278,22 @@ class _Text(_Job):
         vocab = int(config.pop("vocab_size", 4000))
         self.max_length = spec.hyperparameters.max_length or 128
         train_texts = [t or "" for t in splits["train"].column(text).to_pylist()]
-        self.tokenizer = train_tokenizer(train_texts, vocab, max_length=self.max_length)
         labels = splits["train"].column(label).to_pylist()
         self.classes = sorted({str(v) for v in labels if v is not None})
         if len(self.classes) < 2:
             raise TrainingFailed(f"label `{label}` has {len(self.classes)} class in the train split; a classifier "
                                  "needs at least 2")
         index = {c: i for i, c in enumerate(self.classes)}
-        try:
-            self.model = text_classifier(spec.architecture.family, config, len(self.tokenizer), len(self.classes),
-                                         self.max_length)
-        except ValueError as err:
-            raise TrainingFailed(str(err)) from None
+        if spec.architecture.pretrained:
+            self.tokenizer, self.model = _pretrained(workdir / spec.architecture.pretrained, len(self.classes))
+            self.base_model = spec.architecture.pretrained
+        else:
+            self.tokenizer = train_tokenizer(train_texts, vocab, max_length=self.max_length)
+            try:
+                self.model = text_classifier(spec.architecture.family, config, len(self.tokenizer),
+                                             len(self.classes), self.max_length)
+            except ValueError as err:
+                raise TrainingFailed(str(err)) from None
         self.model.config.id2label = dict(enumerate(self.classes))
         self.model.config.label2id = index
         encoded = self.tokenizer(train_texts, padding="max_length", truncation=True, max_length=self.max_length,
@@ -229,7 +308,7 @@ class _Text(_Job):
             raise TrainingFailed(f"label `{label}` holds values the train split did not: {', '.join(unknown[:5])}")
         self.test = (test["input_ids"], test["attention_mask"],
                      [index[str(v)] for v in splits["test"].column(label).to_pylist()])
-        self.batch_size, self.seed = spec.hyperparameters.batch_size, spec.seed
+        self.batch_size, self.seed, self.rows = spec.hyperparameters.batch_size, spec.seed, len(self.ids)
         self.batches_per_epoch = -(-len(self.ids) // self.batch_size)
 
     def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
@@ -262,6 +341,21 @@ class _Text(_Job):
         return {path.name: path for path in sorted(directory.iterdir()) if path.is_file()}
 
 
+def _pretrained(directory: Path, labels: int) -> tuple[Any, Any]:
+    """A local transformers model directory: never the hub (local_files_only), a new head of `labels`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if not directory.is_dir():
+        raise TrainingFailed(f"architecture.pretrained `{directory}` is not a directory")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, num_labels=labels, local_files_only=True, ignore_mismatched_sizes=True)
+    except (OSError, ValueError) as err:
+        raise TrainingFailed(f"architecture.pretrained `{directory}` is not a transformers model: {err}") from None
+    return tokenizer, model
+
+
 def _settings(spec: Any) -> LoopSettings:
     h = spec.hyperparameters
     return LoopSettings(
@@ -269,5 +363,5 @@ def _settings(spec: Any) -> LoopSettings:
         weight_decay=h.weight_decay, warmup_ratio=h.warmup_ratio, optimizer=h.optimizer, scheduler=h.scheduler,
         gradient_accumulation_steps=h.gradient_accumulation_steps, max_grad_norm=h.max_grad_norm,
         precision=spec.resources.precision, seed=spec.seed, checkpoint_every=spec.checkpoints.every_steps,
-        keep_checkpoints=spec.checkpoints.keep,
+        keep_checkpoints=spec.checkpoints.keep, compile=spec.resources.compile,
     )

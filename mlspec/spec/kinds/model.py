@@ -127,6 +127,7 @@ class ModelSpec(SpecBase):
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     registry: Registry = Field(default_factory=Registry)
+    license: str | None = Field(None, description="the weights' license (an SPDX id), for the model card")
 
     def needs(self) -> Iterator[Need]:
         for role in ("train", "validation", "test"):

@@ -1,0 +1,224 @@
+"""The Model plugin: what the engine calls for a Model spec (the contract is mlspec/plugin.py).
+
+Plan time stays light: no torch import unless a spec asks for CUDA or several GPUs, which only a
+look at the machine can check. Apply trains (training.run, or torchrun for `gpus > 1`), and asks
+the engine to register the version: the alias the spec names when every gate passes, else
+`candidate` with the step held, so nothing downstream takes a model that failed its gates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlspec.artifacts import ArtifactStore
+from mlspec.digests import listing_digest
+from mlspec.errors import MlspecError
+from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, PlanContext, StepContext
+from mlspec.registry import CANDIDATE, CHAMPION, HELD, REGISTER
+from mlspec.spec.kinds.base import Issue
+from mlspec.spec.specset import Resource
+from mlspec.state.model import ResourceState
+
+__version__ = "0.1.0"
+# First-run throughput guesses (samples a second on a laptop CPU), until a run measures its own.
+THROUGHPUT = {"text-classification": 400.0, "tabular-classification": 50_000.0, "tabular-regression": 50_000.0}
+
+
+class ModelPlugin:
+    api_version: ClassVar[int] = API_VERSION
+    name: ClassVar[str] = "torch"
+    version: ClassVar[str] = __version__
+    settings_model: ClassVar[None] = None
+    replace_order: ClassVar[str] = "in_place"  # a new version never removes the old ones
+
+    def validate(self, resource: Resource) -> Iterator[Issue]:
+        spec = resource.envelope.spec
+        if importlib.util.find_spec("torch") is None:
+            yield Issue(("spec",), "training a Model needs torch, which is not installed",
+                        expected="the torch extra", hint="pip install 'mlspec[torch]'")
+            return
+        resources = spec.resources
+        if resources.accelerator == "cuda" or (resources.gpus > 1 and resources.accelerator != "cpu"):
+            import torch
+
+            have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if resources.accelerator == "cuda" and have == 0:
+                yield Issue(("spec", "resources", "accelerator"), "`cuda` is asked for, but no CUDA GPU is "
+                            "visible on this machine", expected="a machine with an NVIDIA GPU",
+                            hint="use `accelerator: auto` to train on the CPU where there is no GPU")
+            elif have and resources.gpus > have:
+                yield Issue(("spec", "resources", "gpus"), f"{resources.gpus} GPUs asked for, {have} visible",
+                            expected=f"at most {have}")
+        entrypoint = spec.architecture.entrypoint
+        if entrypoint and os.path.isabs(entrypoint.split(":")[0].replace(".", "/")):
+            yield Issue(("spec", "architecture", "entrypoint"), "the entrypoint must be a module in the spec repo")
+
+    def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
+        """The entrypoint's source files and a pretrained directory's files: code and weights the run
+        depends on that no spec field shows. (The Dataset's version reaches us as its fingerprint.)"""
+        architecture = resource.envelope.spec.architecture
+        out: dict[str, str] = {}
+        if architecture.entrypoint:
+            for path in _sources(context.workdir, architecture.entrypoint.split(":")[0]):
+                out[path.relative_to(context.workdir).as_posix()] = context.digests.file(path)
+        if architecture.pretrained:
+            root = context.workdir / architecture.pretrained
+            files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+            out[f"pretrained {architecture.pretrained}"] = listing_digest(
+                (p.relative_to(root).as_posix(), context.digests.file(p)) for p in files)
+        return out
+
+    def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
+        store = ArtifactStore(context.artifacts, context.workdir)
+        files = state.outputs.get("files") or {}
+        missing = sorted(name for name, artifact in files.items() if not store.exists(artifact["uri"]))
+        if missing:
+            return Observation(exists=False, drift=f"model file{'s' if len(missing) > 1 else ''} "
+                                                   f"{', '.join(missing)} deleted from the artifact store")
+        return Observation(exists=True)
+
+    def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
+        # Every field either changes the weights or the verdict on them (gates, alias): a new version.
+        return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
+                          for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)))
+
+    def progress(self, resource: Resource, fingerprint: str, context: PlanContext) -> str | None:
+        """What the plan says of a run an earlier apply left half done: "resume from step 1,200 of 3,000"."""
+        from mlspec_torch.training import checkpoint_dir
+
+        directory = checkpoint_dir(context.workdir, resource.address, fingerprint)
+        found = sorted(directory.glob("step-*.pt")) if directory.is_dir() else []
+        if not found:
+            return None
+        step = int(found[-1].stem.split("-")[1])
+        total = _total_steps(directory)
+        return f"resume from step {step:,}" + (f" of {total:,}" if total else "") + " (an earlier apply's checkpoint)"
+
+    def apply(self, step: StepContext) -> dict[str, Any]:
+        resource, spec = step.resource, step.resource.envelope.spec
+        entry = step.registry or {}
+        champion_number = (entry.get("aliases") or {}).get(CHAMPION)
+        champion = next((v.get("metrics") for v in entry.get("versions", []) if v["version"] == champion_number),
+                        None)
+        where = _where(resource)
+        from mlspec_torch.training import RunContext, checkpoint_dir, run
+
+        _remember_total(checkpoint_dir(step.workdir, resource.address, step.fingerprint), spec, step)
+        if spec.resources.gpus > 1:
+            outputs = self._distributed(step, champion, where)
+        else:
+            context = RunContext(resource.address, spec, step.upstream_outputs, step.workdir, step.artifacts,
+                                 step.fingerprint, champion=champion, log=step.log, cancelled=step.cancelled,
+                                 meter=step.meter, where=where)
+            outputs = run(context) or {}
+        failed = [g for g in outputs["gates"] if not g["passed"]]
+        if failed:
+            outputs[HELD] = "; ".join(f"gate `{g['gate']}` failed ({g['why']})" for g in failed)
+            outputs[REGISTER] = {"record": _record(outputs), "aliases": [CANDIDATE]}
+        else:
+            outputs[REGISTER] = {"record": _record(outputs), "aliases": [spec.registry.alias]}
+        return outputs
+
+    def _distributed(self, step: StepContext, champion: Mapping[str, float] | None, where: str) -> dict[str, Any]:
+        from mlspec_torch.distributed import launch
+
+        resource, spec = step.resource, step.resource.envelope.spec
+        job = {"address": resource.address, "envelope": resource.envelope.model_dump(mode="json", by_alias=True),
+               "upstream": dict(step.upstream_outputs), "workdir": str(step.workdir), "artifacts": step.artifacts,
+               "fingerprint": step.fingerprint, "champion": champion, "where": where,
+               "accelerator": spec.resources.accelerator}
+        (step.workdir / ".mlspec").mkdir(exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=step.workdir / ".mlspec"))
+        try:
+            return launch(job, spec.resources.gpus, scratch, step.log, step.cancelled)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def destroy(self, step: StepContext) -> None:
+        """Nothing to remove: versions stay in the registry and the artifact store (rollback needs them)."""
+
+    def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
+        spec = resource.envelope.spec
+        epochs = spec.hyperparameters.epochs
+        gpu = spec.resources.accelerator == "cuda"
+        if previous is not None and previous.outputs.get("samples_per_second") and previous.outputs.get("train_rows"):
+            out = previous.outputs
+            seconds = float(out["seconds"])
+            if out.get("epochs") and out["epochs"] != epochs:  # the same data, more or fewer passes over it
+                trained = float(out["train_rows"]) * float(out["epochs"]) / float(out["samples_per_second"])
+                seconds += trained * (epochs / float(out["epochs"]) - 1)
+            gpu_hours = float(out.get("gpu_hours") or 0) and seconds * max(1, spec.resources.gpus) / 3600
+            return Estimate(seconds=seconds, gpu_hours=gpu_hours or None,
+                            basis=f"the last run: {out['train_rows']:,} rows at {out['samples_per_second']:,.0f}/s")
+        rows = _rows_hint(previous)
+        if rows is None:
+            return Estimate(basis="never run before")
+        seconds = epochs * rows / THROUGHPUT.get(spec.task, 1000.0)
+        return Estimate(seconds=seconds, gpu_hours=seconds * spec.resources.gpus / 3600 if gpu else None,
+                        basis="epochs x rows / a first guess of throughput")
+
+
+def _rows_hint(previous: ResourceState | None) -> int | None:
+    if previous is not None and previous.outputs.get("train_rows"):
+        return int(previous.outputs["train_rows"])
+    return None
+
+
+def _record(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the registry keeps of a version (the card and the metrics log stay in the outputs)."""
+    keys = ("digest", "files", "metrics", "gates", "gates_passed", "dataset", "device", "seconds", "gpu_hours",
+            "steps", "commit")
+    return {k: outputs[k] for k in keys if k in outputs}
+
+
+def _where(resource: Resource) -> str:
+    """`specs/models/x.yaml:14:17 (spec.architecture.entrypoint)`: where the entrypoint is named."""
+    if not resource.envelope.spec.architecture.entrypoint:
+        return ""
+    try:
+        from mlspec.spec.specset import issue_diagnostics
+
+        found = issue_diagnostics(resource, [Issue(("spec", "architecture", "entrypoint"), "")])[0]
+        return f"{found.file}:{found.line}:{found.col} spec.architecture.entrypoint"
+    except (OSError, IndexError):
+        return f"{resource.file} spec.architecture.entrypoint"
+
+
+def _sources(workdir: Path, module: str) -> list[Path]:
+    """The entrypoint module's file, or every .py file of its top-level package."""
+    parts = module.split(".")
+    package = workdir / parts[0]
+    if package.is_dir():
+        return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    single = workdir / f"{parts[0]}.py"
+    return [single] if single.is_file() else []
+
+
+def _remember_total(directory: Path, spec: Any, step: StepContext) -> None:
+    """The run's total steps beside its checkpoints, so a plan can say "of 3,000" after a kill -9."""
+    from mlspec_torch.splits import dataset_outputs
+
+    try:
+        _, outputs = dataset_outputs(step.upstream_outputs, spec.dataset)
+        rows = int((outputs.get("splits") or {})[spec.splits.train]["rows"])
+    except (KeyError, TypeError, ValueError, MlspecError):
+        return  # the run itself reports what is missing
+    from mlspec_torch.loop import total_steps
+    from mlspec_torch.training import _settings
+
+    batches = -(-rows // spec.hyperparameters.batch_size)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "total").write_text(str(total_steps(_settings(spec), batches)))
+
+
+def _total_steps(directory: Path) -> int | None:
+    try:
+        return int((directory / "total").read_text())
+    except (OSError, ValueError):
+        return None
