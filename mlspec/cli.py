@@ -330,6 +330,77 @@ def state_mv(source: str, destination: str, lock_timeout: float) -> int:
     return run_mv(source, destination, lock_timeout)
 
 
+@cli.group()
+def models() -> None:
+    """The model registry: each Model's versions and aliases (champion, candidate, ...), kept in state.
+
+    \b
+    Examples:
+      mlspec models list
+      mlspec models show Model/sentiment --format json
+    """
+
+
+@models.command("list")
+@format_option("text", "json")
+def models_list(fmt: str) -> int:
+    """Every registered Model: its versions, aliases and champion's metrics."""
+    from mlspec.commands.models import run_list
+
+    return run_list(fmt)
+
+
+@models.command("show")
+@click.argument("address")
+@format_option("text", "json")
+def models_show(address: str, fmt: str) -> int:
+    """One Model's versions, newest first: metrics, gate verdicts, aliases, and the alias history.
+
+    \b
+    Example:
+      mlspec models show sentiment
+    """
+    from mlspec.commands.models import run_show
+
+    return run_show(address, fmt, _style())
+
+
+@cli.command()
+@click.argument("address")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--alias", default="champion", show_default=True, help="The alias to point at VERSION.")
+@lock_timeout_option
+@format_option("text", "json")
+def promote(address: str, version: int, alias: str, lock_timeout: float, fmt: str) -> int:
+    """Point ALIAS of ADDRESS at VERSION (audited). Promoting a champion moves the Services that serve
+    it on the next apply.
+
+    \b
+    Example:
+      mlspec promote Model/sentiment 3 --alias champion
+    """
+    from mlspec.commands.models import run_promote
+
+    return run_promote(address, version, alias, lock_timeout, fmt)
+
+
+@cli.command()
+@click.argument("address")
+@lock_timeout_option
+@format_option("text", "json")
+def rollback(address: str, lock_timeout: float, fmt: str) -> int:
+    """Make the previous champion of ADDRESS the champion again (audited); the Services that serve it
+    follow on the next apply.
+
+    \b
+    Example:
+      mlspec rollback Model/sentiment && mlspec apply
+    """
+    from mlspec.commands.models import run_rollback
+
+    return run_rollback(address, lock_timeout, fmt)
+
+
 @cli.command()
 @click.argument("address")
 @format_option("text", "json")

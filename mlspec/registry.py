@@ -113,18 +113,18 @@ def write(entries: Mapping[str, Entry]) -> dict[str, Any]:
     return {address: entry.to_json() for address, entry in sorted(entries.items())}
 
 
-def registered(entries: dict[str, Entry], address: str, outputs: Mapping[str, Any],
-               fingerprint: str) -> dict[str, Any]:
+def registered(entries: dict[str, Entry], address: str, outputs: Mapping[str, Any], fingerprint: str,
+               commit: str | None = None) -> dict[str, Any]:
     """Take a step's REGISTER request into the registry; return the outputs state keeps.
 
-    The record gets the step's fingerprint; the aliases it asks for point at it; the outputs carry
+    The record gets the step's fingerprint and git commit; the aliases it asks for point at it; the outputs carry
     the version number, the champion (for Services) and what dependents build on (PUBLISHED).
     """
     request = outputs.get(REGISTER)
     if not isinstance(request, Mapping):
         return dict(outputs)
     entry = entries.setdefault(address, Entry())
-    number = entry.add({**dict(request.get("record") or {}), "fingerprint": fingerprint})
+    number = entry.add({**dict(request.get("record") or {}), "fingerprint": fingerprint, "commit": commit})
     for alias in request.get("aliases") or ():
         entry.point(str(alias), number, "apply", str(outputs.get(HELD) or ""))
     kept = {k: v for k, v in outputs.items() if k != REGISTER}

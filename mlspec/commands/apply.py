@@ -111,15 +111,23 @@ def run(
 
 def _report(result: ApplyResult, serial: int, changes: bool) -> dict[str, object]:
     return {"format_version": "1", "ok": result.ok, "changes": changes, "serial": serial, "done": result.done,
-            "failed": result.failed, "skipped": result.skipped, "interrupted": result.interrupted}
+            "failed": result.failed, "skipped": result.skipped, "interrupted": result.interrupted,
+            "held": result.held, "withheld": result.withheld}
 
 
 def _summary(result: ApplyResult, style: Callable[..., str], *, cancelled: bool) -> None:
     click.echo()
     for address, why in result.failed.items():
         click.echo(style(f"failed: {address}", fg="red", bold=True) + f"\n  {why.replace(chr(10), chr(10) + '  ')}")
+    for address, why in result.held.items():
+        click.echo(style(f"held: {address}", fg="yellow", bold=True) + f" registered as a candidate, not promoted:"
+                   f"\n  {why}")
+        waiting = [a for a, reason in result.withheld.items() if address in reason]
+        if waiting:
+            click.echo(f"  not touched: {', '.join(waiting)} (they keep what they had)")
     if result.ok:
-        click.echo(style(f"Apply complete: {len(result.done)} step(s) done.", fg="green", bold=True))
+        held = f", {len(result.held)} held" if result.held else ""
+        click.echo(style(f"Apply complete: {len(result.done)} step(s) done{held}.", fg="green", bold=True))
         return
     parts = [f"{len(result.done)} done", f"{len(result.failed)} failed", f"{len(result.skipped)} skipped"]
     if result.interrupted:
@@ -178,6 +186,10 @@ def _outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:
             entry["outcome"] = "interrupted"
         elif step.address in result.skipped:
             entry |= {"outcome": "skipped", "why": result.skipped[step.address]}
+        elif step.address in result.withheld:
+            entry |= {"outcome": "withheld", "why": result.withheld[step.address]}
+        elif step.address in result.held:
+            entry |= {"outcome": "held", "why": result.held[step.address]}
         else:
             entry["outcome"] = "done"
         out.append(entry)

@@ -12,7 +12,7 @@ from mlspec.state import StateStore, open_state
 
 
 @contextmanager
-def _store(*, create: bool = False) -> Iterator[StateStore]:
+def state_store(*, create: bool = False) -> Iterator[StateStore]:
     """The state; reading never creates one (StateMissingError when nothing was applied yet)."""
     store = open_state(load_project(), create=create)
     try:
@@ -29,7 +29,7 @@ def _empty() -> StateStore:
 
 def run_list(fmt: str) -> int:
     try:
-        with _store() as store:
+        with state_store() as store:
             meta, entries = store.meta(), store.list()
     except StateMissingError:
         meta, entries = _empty().meta(), []
@@ -49,7 +49,7 @@ def run_list(fmt: str) -> int:
 
 def run_show(address: str, fmt: str) -> int:
     try:
-        with _store() as store:
+        with state_store() as store:
             entry = store.get(address)
             known = [e.address for e in store.list()] if entry is None else []
     except StateMissingError:
@@ -69,32 +69,32 @@ def run_show(address: str, fmt: str) -> int:
 
 
 def run_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
-    with _store() as store, store.lock("state rm", timeout=lock_timeout):
+    with state_store() as store, store.lock("state rm", timeout=lock_timeout):
         for address in addresses:
             serial = store.remove(address)
             click.echo(f"removed {address} (serial {serial}); the live object was not touched")
-        _audit(store, "state.rm", {"addresses": list(addresses), "serial": serial})
+        audit_edit(store, "state.rm", {"addresses": list(addresses), "serial": serial})
     return EXIT_OK
 
 
 def run_mv(source: str, destination: str, lock_timeout: float) -> int:
-    with _store() as store, store.lock("state mv", timeout=lock_timeout):
+    with state_store() as store, store.lock("state mv", timeout=lock_timeout):
         serial = store.move(source, destination)
-        _audit(store, "state.mv", {"from": source, "to": destination, "serial": serial})
+        audit_edit(store, "state.mv", {"from": source, "to": destination, "serial": serial})
     click.echo(f"moved {source} to {destination} (serial {serial})")
     return EXIT_OK
 
 
 def run_force_unlock(lock_id: str) -> int:
-    with _store() as store:
+    with state_store() as store:
         info = store.force_unlock(lock_id)
         with store.lock("force-unlock"):
-            _audit(store, "force-unlock", {"lock": info.id, "holder": info.describe()})
+            audit_edit(store, "force-unlock", {"lock": info.id, "holder": info.describe()})
     click.echo(f"unlocked: the lock {info.describe()} is gone")
     return EXIT_OK
 
 
-def _audit(store: StateStore, event: str, fields: dict[str, object]) -> None:
+def audit_edit(store: StateStore, event: str, fields: dict[str, object]) -> None:
     """Edits of state by hand are part of its history, as applies are (caller holds the lock)."""
     from mlspec.audit.log import AuditLog
     from mlspec.repo.provenance import collect

@@ -142,8 +142,7 @@ def apply_plan(
             # Before the step's own commit: a crash between the two redoes the step, and the registry
             # knows the version again by its digest.
             entries = registry.read(store.note(registry.NOTE))
-            outputs = registry.registered(entries, step.address, {**outputs, "commit": commit},
-                                          step.fingerprint or "")
+            outputs = registry.registered(entries, step.address, outputs, step.fingerprint or "", commit)
             store.set_note(registry.NOTE, registry.write(entries))
         elif status is not Status.APPLIED and before is not None and registry.PUBLISHED in before.outputs:
             # A failed or interrupted retrain leaves what dependents build on (the champion) as it was.

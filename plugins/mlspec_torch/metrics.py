@@ -115,9 +115,9 @@ def gates(rules: Sequence[str], metrics: Mapping[str, float], champion: Mapping[
         passed = {">=": observed >= threshold, ">": observed > threshold, "<=": observed <= threshold,
                   "<": observed < threshold}[op]
         margin = (observed - threshold) if op in (">=", ">") else (threshold - observed)
-        verb = "passed" if passed else "failed"
-        out.append(GateResult(rule, passed, observed, threshold, margin,
-                              f"{metric} {observed:.4f} {op} {threshold:.4f}: {verb} by {abs(margin):.4f}"))
+        why = (f"{metric} {observed:.4f} {op} {threshold:.4f}, by {abs(margin):.4f}" if passed else
+               f"{metric} {observed:.4f}, needs {op} {threshold:.4f}: short by {abs(margin):.4f}")
+        out.append(GateResult(rule, passed, observed, threshold, margin, why))
     return out
 
 

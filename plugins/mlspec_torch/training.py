@@ -336,6 +336,9 @@ class _Text(_Job):
         return classification(np.array(labels), probabilities.argmax(axis=1), probabilities, wanted)
 
     def save(self, directory: Path) -> dict[str, Path]:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # our progress is the apply's; no tqdm in its log
         self.model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
         return {path.name: path for path in sorted(directory.iterdir()) if path.is_file()}

@@ -31,7 +31,7 @@ def test_gates_say_which_failed_and_by_how_much() -> None:
                   {"f1": 0.82, "rmse": 0.6}, {"f1": 0.815})
     assert [g.passed for g in found] == [True, False, False, False]
     assert found[1].threshold == pytest.approx(0.825) and found[1].margin == pytest.approx(-0.005)
-    assert found[1].why == "f1 0.8200 >= 0.8250: failed by 0.0050"
+    assert found[1].why == "f1 0.8200, needs >= 0.8250: short by 0.0050"
     assert found[3].why == "`roc_auc` was not measured"
 
 
