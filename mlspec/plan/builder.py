@@ -78,7 +78,7 @@ def build_plan(
     forced = set(replace)
     drifted = drift or {}
     seen: dict[str, Fingerprint] = {}  # address -> the fingerprint its dependents build on
-    published: dict[str, str] = {}  # address -> why dependents see another result than its last run
+    published: dict[str, str] = {}  # address -> what it publishes, for a resource with a champion
     steps: dict[str, Step] = {}
     for want in desired:
         fp = fingerprint(
@@ -108,12 +108,13 @@ def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None
     if previous is None or _recomputes(step):
         return fp
     value = previous.outputs.get("published")
-    if not isinstance(value, str) or value == fp.data:
+    if not isinstance(value, str):
         return fp
     champion = previous.outputs.get("champion") or {}
-    published[step.address] = (f"{step.address} now publishes version {champion['version']} (its champion)"
-                               if champion.get("version") else f"{step.address} has no champion to publish")
-    return Fingerprint(value)
+    published[step.address] = (f"{step.address}'s champion is now version {champion['version']} "
+                               "(promoted or rolled back)" if champion.get("version")
+                               else f"{step.address} has no champion")
+    return fp if value == fp.data else Fingerprint(value)
 
 
 def _step(
@@ -183,7 +184,8 @@ def _why_recompute(
             causes = [f"{first.address} will be {first.action.past}{others}", *first.causes]
         else:
             causes.append(f"{first.address} will be {first.action.past}{others}")
-    causes += [published[u] for u in want.upstream if u in published]
+    if not causes:  # nothing of its own moved: what an upstream publishes did
+        causes = [published[u] for u in want.upstream if u in published]
     return tuple(causes) or ("fingerprint changed",)
 
 
