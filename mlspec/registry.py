@@ -67,9 +67,11 @@ class Entry:
         return sorted(a for a, v in self.aliases.items() if v == number)
 
     def add(self, record: Mapping[str, Any]) -> int:
-        """Register a version; the same digest again (an apply redone after a crash) is the same version."""
+        """Register a version. The same weights from the same fingerprint (an apply redone after a crash
+        between the registry's write and the state's) are the same version; the same weights judged by
+        other gates are a new one, with its own verdict."""
         for known in self.versions:
-            if known.get("digest") == record.get("digest"):
+            if (known.get("digest"), known.get("fingerprint")) == (record.get("digest"), record.get("fingerprint")):
                 return int(known["version"])
         number = max((v["version"] for v in self.versions), default=0) + 1
         self.versions.append({**record, "version": number, "created_at": record.get("created_at") or now()})

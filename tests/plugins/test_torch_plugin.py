@@ -1,0 +1,179 @@
+"""The Model plugin through the command line, as a team uses it: apply trains, gates and registers;
+a failed gate holds what depends on the model; promote and rollback move it; an interrupted run
+resumes; bad input is named with its position, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.cli import Result  # noqa: E402
+from tests.plugins.test_torch_training import DATASET, TABULAR, TEXT, customers, reviews  # noqa: E402
+
+Mlspec = Callable[..., Result]
+CONFIG = "specs: ['specs/**/*.yaml']\n"
+# A Task that stands for a Service: it runs when, and only when, what it serves changes.
+SERVE = """apiVersion: mlspec/v1
+kind: Task
+metadata: {name: serve}
+spec:
+  cmd: [python, -c, "print('serving')"]
+  depends_on: [Model/churn]
+"""
+
+
+def churn(**fields: str) -> dict[str, str]:
+    spec = TABULAR
+    for old, new in fields.items():
+        spec = spec.replace(old, new)
+    return {"specs/customers.yaml": DATASET.format(name="customers"), "data/customers.csv": customers(),
+            "specs/churn.yaml": spec}
+
+
+def outputs(mlspec: Mlspec, root: Path, address: str) -> dict[str, Any]:
+    return dict(mlspec(root, "state", "show", address, "--format", "json").json()["outputs"])
+
+
+def registry(mlspec: Mlspec, root: Path, address: str = "Model/churn") -> dict[str, Any]:
+    shown = mlspec(root, "models", "show", address, "--format", "json")
+    assert shown.code == 0, shown.output
+    return dict(shown.json())
+
+
+@pytest.fixture(autouse=True)
+def _python_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_apply_trains_registers_a_champion_and_a_second_plan_is_a_no_op(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    root = project(churn(), config=CONFIG)
+    applied = mlspec(root, "apply")
+    assert applied.code == 0, applied.output
+    assert re.search(r"gate `roc_auc >= 0.8` roc_auc 0\.\d+ >= 0.8000, by 0\.\d+", applied.err), applied.err
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    out = outputs(mlspec, root, "Model/churn")
+    assert out["version"] == 1 and out["champion"]["version"] == 1 and out["gates_passed"]
+    assert out["aliases"] == {"champion": 1} and out["device"].startswith("cpu")
+    card = (root / out["files"]["README.md"]["uri"]).read_text()
+    assert card.startswith("---\n") and "model-index:" in card and out["dataset"]["version"] in card
+    assert "roc_auc" in card and "| spec fingerprint |" in card
+    steps = [json.loads(line) for line in (root / out["metrics_log"]["uri"]).read_text().splitlines()]
+    assert steps[0]["step"] == 1 and steps[-1]["step"] == out["steps"] and "loss" in steps[-1]
+    listed = mlspec(root, "models", "list", "--format", "json").json()["models"]
+    assert listed == [{"address": "Model/churn", "versions": 1, "aliases": {"champion": 1}, "champion": 1,
+                       "champion_metrics": out["metrics"], "latest": 1, "latest_passed": True}]
+
+
+def test_a_failed_gate_registers_a_candidate_and_holds_what_depends_on_the_model(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    root = project({**churn(), "specs/serve.yaml": SERVE}, config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    served = outputs(mlspec, root, "Task/serve")
+    (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
+
+    plan = mlspec(root, "plan")
+    assert "Task/serve  replace" in plan.out  # the plan cannot know the verdict: known after apply
+    applied = mlspec(root, "apply")
+    assert applied.code == 0, applied.output  # a verdict, not a failure
+    assert "held: Model/churn registered as a candidate" in applied.out
+    assert "needs >= 0.9990: short by" in applied.out and "not touched: Task/serve" in applied.out
+    assert outputs(mlspec, root, "Task/serve") == served  # not run again
+    entry = registry(mlspec, root)
+    assert entry["aliases"] == {"champion": 1, "candidate": 2}
+    assert [v["gates_passed"] for v in entry["versions"]] == [True, False]
+    again = mlspec(root, "plan", "--detailed-exitcode")
+    assert again.code == 0, again.output  # the Task still builds on the champion: nothing to do
+
+    finished = [json.loads(line) for line in (root / ".mlspec/audit/log.jsonl").read_text().splitlines()][-1]
+    by_address = {s["address"]: s for s in finished["steps"]}
+    assert by_address["Model/churn"]["outcome"] == "held" and "roc_auc >= 0.999" in by_address["Model/churn"]["why"]
+    assert by_address["Task/serve"]["outcome"] == "withheld"
+
+
+def test_promote_and_rollback_move_what_depends_on_the_model(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    root = project({**churn(), "specs/serve.yaml": SERVE}, config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
+    assert mlspec(root, "apply").code == 0  # v2: a candidate
+
+    promoted = mlspec(root, "promote", "churn", "2")
+    assert promoted.code == 0 and "Model/churn: champion v1 -> v2" in promoted.out
+    plan = mlspec(root, "plan")
+    assert "Task/serve  replace" in plan.out and "Model/churn's champion is now version 2" in plan.out
+    assert mlspec(root, "apply").code == 0
+    rolled = mlspec(root, "rollback", "Model/churn", "--format", "json")
+    assert rolled.json() == {"format_version": "1", "address": "Model/churn", "alias": "champion", "from": 2, "to": 1}
+    assert "Model/churn's champion is now version 1" in mlspec(root, "plan").out
+    events = [json.loads(line)["event"] for line in (root / ".mlspec/audit/log.jsonl").read_text().splitlines()]
+    assert "registry.promote" in events and "registry.rollback" in events
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("promote", "Model/nope", "1"), "Model/nope has no registered versions"),
+    (("promote", "churn", "7"), "no version 7 (versions: 1)"),
+    (("promote", "churn", "1", "--alias", "Prod!"), "an alias is lowercase letters"),
+    (("rollback", "churn"), "there is no earlier champion to roll back to"),
+    (("models", "show", "Model/chrun"), "did you mean `Model/churn`?"),
+])
+def test_registry_commands_name_what_is_wrong(mlspec: Mlspec, project: Callable[..., Path], args: tuple[str, ...],
+                                             message: str) -> None:
+    root = project(churn(), config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    result = mlspec(root, *args)
+    assert result.code == 1 and message in result.err, result.output
+
+
+def test_a_run_killed_mid_training_resumes_from_its_checkpoint(project: Callable[..., Path]) -> None:
+    """kill -9 during training: the plan says where the run will resume, and the next apply does."""
+    long = churn(**{"epochs: 8": "epochs: 400", "batch_size: 32": "batch_size: 8"})
+    long["specs/churn.yaml"] = long["specs/churn.yaml"].replace(
+        "  evaluation:", "  checkpoints: {every_steps: 200, keep: 2}\n  evaluation:")
+    root = project(long, config=CONFIG)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "mlspec", "-C", str(root), "apply", "-y"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    checkpoints = root / ".mlspec/checkpoints/Model-churn"
+    while not list(checkpoints.glob("*/step-*.pt")) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    saved = sorted(checkpoints.glob("*/step-*.pt"))
+    assert saved, "no checkpoint was written before the kill"
+
+    plan = subprocess.run([sys.executable, "-m", "mlspec", "-C", str(root), "plan"], capture_output=True, text=True,
+                          env=env)
+    assert "interrupted: the last apply stopped during this step" in plan.stdout
+    found = re.search(r"resume from step ([\d,]+) of ([\d,]+) \(an earlier apply's checkpoint\)", plan.stdout)
+    assert found, plan.stdout
+    total = int(found[2].replace(",", ""))
+    again = [*command[:-1], "--target", "Model/churn", "-y"]
+    locked = subprocess.run(again, capture_output=True, text=True, env=env)
+    held = re.search(r"run `mlspec force-unlock (\w+)`", locked.stderr)  # the killed apply's lock, as a user sees it
+    assert locked.returncode == 1 and held, locked.stderr
+    subprocess.run([sys.executable, "-m", "mlspec", "-C", str(root), "force-unlock", held[1]], check=True, env=env,
+                   capture_output=True)
+    resumed = subprocess.run(again, capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from step " in resumed.stderr
+    state = subprocess.run([sys.executable, "-m", "mlspec", "-C", str(root), "state", "show", "Model/churn",
+                            "--format", "json"], capture_output=True, text=True, env=env)
+    out = json.loads(state.stdout)["outputs"]
+    assert out["resumed_from"] >= 200 and out["steps"] == total
+    assert not list(checkpoints.glob("*/step-*.pt"))  # finished: nothing left to resume
