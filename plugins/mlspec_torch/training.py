@@ -211,7 +211,7 @@ class _Tabular(_Job):
         from mlspec_torch.tabular import Encoder
 
         label = spec.label
-        require_columns(splits["train"], [*(spec.features or ()), label], spec.dataset, spec.splits.train)
+        require_columns(splits["train"], [*(spec.features or ()), label], _dataset(spec), spec.splits.train)
         try:
             self.encoder = Encoder.fit(splits["train"], spec.features, label, spec.task)
             inputs, targets = self.encoder.transform(splits["train"])
@@ -273,7 +273,7 @@ class _Text(_Job):
         if not spec.features or len(spec.features) != 1:
             raise TrainingFailed("a text-classification model takes exactly one text column in `features`")
         text, label = spec.features[0], spec.label
-        require_columns(splits["train"], [text, label], spec.dataset, spec.splits.train)
+        require_columns(splits["train"], [text, label], _dataset(spec), spec.splits.train)
         config = dict(spec.architecture.config or {})
         vocab = int(config.pop("vocab_size", 4000))
         self.max_length = spec.hyperparameters.max_length or 128
@@ -342,6 +342,10 @@ class _Text(_Job):
         self.model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
         return {path.name: path for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+def _dataset(spec: Any) -> str:
+    return str(spec.dataset) if "/" in spec.dataset else f"Dataset/{spec.dataset}"
 
 
 def _pretrained(directory: Path, labels: int) -> tuple[Any, Any]:

@@ -598,7 +598,7 @@ def test_the_bundled_repo_applies_and_converges(
     assert applied.code == 0, applied.output
     again = mlspec(root, "plan", "--detailed-exitcode")
     assert again.code == 0, again.output
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 3 unchanged." in again.out
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 5 unchanged." in again.out
     for name in ("reviews", "customers"):
         out = outputs(mlspec, root, f"Dataset/{name}")
         assert out["rows"] == 4000 and set(out["splits"]) == {"train", "validation", "test"}
@@ -606,6 +606,9 @@ def test_the_bundled_repo_applies_and_converges(
         for split in out["splits"].values():
             assert sha256(on_disk(root, split["uri"])) == split["digest"]
     assert "email" not in outputs(mlspec, root, "Dataset/reviews")["columns"]
+    models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
+    assert set(models) == {"Model/churn", "Model/sentiment"}  # trained, gated and registered on the CPU
+    assert all(m["champion"] == 1 and m["latest_passed"] for m in models.values()), models
 
 
 def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path) -> None:
