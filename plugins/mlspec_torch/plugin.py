@@ -110,7 +110,7 @@ class ModelPlugin:
         from mlspec_torch.training import RunContext, checkpoint_dir, run
 
         _remember_total(checkpoint_dir(step.workdir, resource.address, step.fingerprint), spec, step)
-        if spec.resources.gpus > 1:
+        if spec.resources.gpus > 1 or spec.resources.launcher == "torchrun":
             outputs = self._distributed(step, champion, where)
         else:
             context = RunContext(resource.address, spec, step.upstream_outputs, step.workdir, step.artifacts,
@@ -136,7 +136,7 @@ class ModelPlugin:
         (step.workdir / ".mlspec").mkdir(exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=step.workdir / ".mlspec"))
         try:
-            return launch(job, spec.resources.gpus, scratch, step.log, step.cancelled)
+            return launch(job, max(1, spec.resources.gpus), scratch, step.log, step.cancelled)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

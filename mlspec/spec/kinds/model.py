@@ -81,6 +81,8 @@ class Hyperparameters(Strict):
 class Resources(Strict):
     accelerator: Literal["auto", "cpu", "cuda"] = "auto"
     gpus: int = Field(1, ge=0, description="more than 1 launches DDP through torchrun")
+    launcher: Literal["auto", "torchrun"] = Field(
+        "auto", description="auto: torchrun (DDP) when gpus > 1, else in-process; torchrun: always, on one GPU too")
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     compile: bool = Field(False, description="torch.compile the model")
     deterministic: bool = False
