@@ -177,3 +177,41 @@ def test_a_run_killed_mid_training_resumes_from_its_checkpoint(project: Callable
     out = json.loads(state.stdout)["outputs"]
     assert out["resumed_from"] >= 200 and out["steps"] == total
     assert not list(checkpoints.glob("*/step-*.pt"))  # finished: nothing left to resume
+
+
+def test_a_local_pretrained_model_is_fine_tuned_and_named_as_the_base(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    from mlspec_torch.architectures import text_classifier, train_tokenizer
+
+    from tests.plugins.test_torch_training import DATASET, TEXT, reviews
+
+    spec = TEXT.replace("    family: bert\n    config: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, "
+                        "intermediate_size: 64, vocab_size: 300}\n", "    pretrained: models/base\n")
+    assert "pretrained: models/base" in spec
+    root = project({"specs/reviews.yaml": DATASET.format(name="reviews"), "data/reviews.csv": reviews(),
+                    "specs/sentiment.yaml": spec}, config=CONFIG)
+    tokenizer = train_tokenizer(["great product", "terrible refund"], 200, max_length=16)
+    base = text_classifier("bert", {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                    "intermediate_size": 64}, len(tokenizer), 3, 16)
+    base.save_pretrained(root / "models/base")
+    tokenizer.save_pretrained(root / "models/base")
+
+    applied = mlspec(root, "apply")
+    assert applied.code == 0, applied.output
+    out = outputs(mlspec, root, "Model/sentiment")
+    card = (root / out["files"]["README.md"]["uri"]).read_text()
+    assert "base_model: models/base" in card and "library_name: transformers" in card
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    (root / "models/base/config.json").write_text((root / "models/base/config.json").read_text() + "\n")
+    assert "inputs changed: pretrained models/base changed" in mlspec(root, "plan").out
+
+
+@pytest.mark.slow
+def test_compile_true_trains_through_torch_compile(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    spec = TABULAR.replace("epochs: 8", "epochs: 2").replace(
+        "  evaluation:", "  resources: {compile: true}\n  evaluation:")
+    root = project({**churn(), "specs/churn.yaml": spec}, config=CONFIG)
+    applied = mlspec(root, "apply")
+    assert applied.code == 0, applied.output
+    assert outputs(mlspec, root, "Model/churn")["steps"] > 0
