@@ -9,7 +9,6 @@ the engine to register the version: the alias the spec names when every gate pas
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -55,9 +54,6 @@ class ModelPlugin:
             elif have and resources.gpus > have:
                 yield Issue(("spec", "resources", "gpus"), f"{resources.gpus} GPUs asked for, {have} visible",
                             expected=f"at most {have}")
-        entrypoint = spec.architecture.entrypoint
-        if entrypoint and os.path.isabs(entrypoint.split(":")[0].replace(".", "/")):
-            yield Issue(("spec", "architecture", "entrypoint"), "the entrypoint must be a module in the spec repo")
 
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """The entrypoint's source files and a pretrained directory's files: code and weights the run
@@ -153,8 +149,9 @@ class ModelPlugin:
             if out.get("epochs") and out["epochs"] != epochs:  # the same data, more or fewer passes over it
                 trained = float(out["train_rows"]) * float(out["epochs"]) / float(out["samples_per_second"])
                 seconds += trained * (epochs / float(out["epochs"]) - 1)
-            gpu_hours = float(out.get("gpu_hours") or 0) and seconds * max(1, spec.resources.gpus) / 3600
-            return Estimate(seconds=seconds, gpu_hours=gpu_hours or None,
+            on_gpu = float(out.get("gpu_hours") or 0) > 0
+            gpu_hours = seconds * max(1, spec.resources.gpus) / 3600 if on_gpu else None
+            return Estimate(seconds=seconds, gpu_hours=gpu_hours,
                             basis=f"the last run: {out['train_rows']:,} rows at {out['samples_per_second']:,.0f}/s")
         rows = _rows_hint(previous)
         if rows is None:
