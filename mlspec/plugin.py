@@ -103,6 +103,8 @@ class PlanContext:
     # Every path a Task of the spec set lists in `outs` -> that Task's address (built once per plan):
     # a file another step writes is covered by that step's fingerprint, not read at plan time.
     written: Mapping[str, str] = field(default_factory=dict)
+    # For `estimate` only: the outputs state recorded for this resource's upstreams (a Dataset's rows).
+    upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class StepInterrupted(MlspecError):
@@ -172,7 +174,9 @@ class Plugin(Protocol):
         ...
 
     def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
-        """Expected duration, GPU hours and cost of applying, for the plan."""
+        """Expected duration, GPU hours and cost of applying, for the plan. A plugin that declares a
+        third parameter, `context`, gets a PlanContext with its upstreams' recorded outputs (as pluggy
+        passes a hook only the arguments it names)."""
         ...
 
 
@@ -231,6 +235,16 @@ def load_plugin(point: EntryPoint) -> Plugin:
     if replace_order(plugin) not in REPLACE_ORDERS:
         raise PluginError(f"plugin {where}: replace_order must be one of {', '.join(REPLACE_ORDERS)}")
     return plugin  # type: ignore[no-any-return]
+
+
+def wants_context(method: Callable[..., Any]) -> bool:
+    """Does this plugin method declare a `context` parameter (an optional one of the contract)?"""
+    import inspect
+
+    try:
+        return "context" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def replace_order(plugin: Plugin) -> str:

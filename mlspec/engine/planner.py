@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mlspec.errors import MlspecError, SpecError
 from mlspec.plan.builder import Desired, build_plan
 from mlspec.plan.model import Action, Plan, Step
-from mlspec.plugin import PlanContext, Plugin, PluginError, Registry, plugin_settings
+from mlspec.plugin import PlanContext, Plugin, PluginError, Registry, plugin_settings, wants_context
 from mlspec.state.model import ResourceState, Status
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def make_plan(
             list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
         )
-        plan = _with_estimates(plan, specs, plugins, state, digests)
+        plan = _with_estimates(plan, specs, plugins, state, digests, upstream)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
         _check_policies(plan, specs, state, upstream, options.allow_destroy)
@@ -203,14 +203,21 @@ def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desire
 
 def _with_estimates(
     plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], state: Mapping[str, ResourceState],
-    digests: FileDigests,
+    digests: FileDigests, upstream: Mapping[str, tuple[str, ...]],
 ) -> Plan:
     steps = []
     for step in plan.steps:
         if step.action in (Action.CREATE, Action.REPLACE) and step.address in specs.resources:
             resource = specs.resources[step.address]
             plugin = plugins[resource.kind]
-            guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address))
+            if wants_context(plugin.estimate):
+                recorded = {u: state[u].outputs for u in upstream.get(step.address, ()) if u in state}
+                context = PlanContext(specs.project.root, digests, upstream=upstream.get(step.address, ()),
+                                      resources=specs.resources, upstream_outputs=recorded)
+                guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address),
+                              context)
+            else:
+                guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address))
             step = replace(step, estimate={"seconds": guess.seconds, "gpu_hours": guess.gpu_hours,
                                            "cost": guess.cost, "basis": guess.basis})
             progress = getattr(plugin, "progress", None)

@@ -139,32 +139,45 @@ class ModelPlugin:
     def destroy(self, step: StepContext) -> None:
         """Nothing to remove: versions stay in the registry and the artifact store (rollback needs them)."""
 
-    def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
+    def estimate(self, resource: Resource, previous: ResourceState | None,
+                 context: PlanContext | None = None) -> Estimate:
+        """epochs x training rows / samples a second, plus what the last run spent around training
+        (tokenizer, evaluation, saving). Rows: the Dataset's train split as state recorded it, else the
+        last run's; throughput: the last run's, else a first guess for the task."""
         spec = resource.envelope.spec
         epochs = spec.hyperparameters.epochs
-        gpu = spec.resources.accelerator == "cuda"
-        if previous is not None and previous.outputs.get("samples_per_second") and previous.outputs.get("train_rows"):
-            out = previous.outputs
-            seconds = float(out["seconds"])
-            if out.get("epochs") and out["epochs"] != epochs:  # the same data, more or fewer passes over it
-                trained = float(out["train_rows"]) * float(out["epochs"]) / float(out["samples_per_second"])
-                seconds += trained * (epochs / float(out["epochs"]) - 1)
-            on_gpu = float(out.get("gpu_hours") or 0) > 0
-            gpu_hours = seconds * max(1, spec.resources.gpus) / 3600 if on_gpu else None
-            return Estimate(seconds=seconds, gpu_hours=gpu_hours,
-                            basis=f"the last run: {out['train_rows']:,} rows at {out['samples_per_second']:,.0f}/s")
-        rows = _rows_hint(previous)
+        rows = _train_rows(spec, context) or _int((previous.outputs if previous else {}).get("train_rows"))
         if rows is None:
             return Estimate(basis="never run before")
-        seconds = epochs * rows / THROUGHPUT.get(spec.task, 1000.0)
-        return Estimate(seconds=seconds, gpu_hours=seconds * spec.resources.gpus / 3600 if gpu else None,
-                        basis="epochs x rows / a first guess of throughput")
+        last = previous.outputs if previous is not None else {}
+        rate = float(last.get("samples_per_second") or 0)
+        gpus = max(1, spec.resources.gpus)
+        if rate > 0:
+            trained = float(last.get("train_rows") or rows) * float(last.get("epochs") or epochs) / rate
+            around = max(0.0, float(last.get("seconds") or 0) - trained)
+            seconds = around + epochs * rows / rate
+            on_gpu = float(last.get("gpu_hours") or 0) > 0
+            return Estimate(seconds=seconds, gpu_hours=seconds * gpus / 3600 if on_gpu else None,
+                            basis=f"{epochs} x {rows:,} rows at the last run's {rate:,.0f} samples/s")
+        guess = THROUGHPUT.get(spec.task, 1000.0)
+        seconds = epochs * rows / guess
+        return Estimate(seconds=seconds, gpu_hours=seconds * gpus / 3600 if spec.resources.accelerator == "cuda"
+                        else None, basis=f"{epochs} x {rows:,} rows at a first guess of {guess:,.0f} samples/s")
 
 
-def _rows_hint(previous: ResourceState | None) -> int | None:
-    if previous is not None and previous.outputs.get("train_rows"):
-        return int(previous.outputs["train_rows"])
-    return None
+def _train_rows(spec: Any, context: PlanContext | None) -> int | None:
+    if context is None:
+        return None
+    address = spec.dataset if "/" in spec.dataset else f"Dataset/{spec.dataset}"
+    split = ((context.upstream_outputs.get(address) or {}).get("splits") or {}).get(spec.splits.train) or {}
+    return _int(split.get("rows"))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _record(outputs: Mapping[str, Any]) -> dict[str, Any]:

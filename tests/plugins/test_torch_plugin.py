@@ -215,3 +215,19 @@ def test_compile_true_trains_through_torch_compile(mlspec: Mlspec, project: Call
     applied = mlspec(root, "apply")
     assert applied.code == 0, applied.output
     assert outputs(mlspec, root, "Model/churn")["steps"] > 0
+
+
+def test_the_plan_estimates_training_from_the_rows_and_then_from_the_last_run(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    root = project(churn(), config=CONFIG)
+    assert "Model/churn  create\n" in mlspec(root, "plan").out  # no rows known yet: no guess shown
+    assert mlspec(root, "apply", "--target", "Dataset/customers").code == 0
+    first = mlspec(root, "plan", "--format", "json").json()
+    step = next(s for s in first["steps"] if s["address"] == "Model/churn")
+    assert re.fullmatch(r"8 x [\d,]+ rows at a first guess of 50,000 samples/s", step["estimate"]["basis"])
+    assert mlspec(root, "apply").code == 0
+    (root / "specs/churn.yaml").write_text(TABULAR.replace("epochs: 8", "epochs: 16"))
+    again = mlspec(root, "plan")
+    assert re.search(r"Model/churn  replace  \(~[\d.]+s, 16 x [\d,]+ rows at the last run's [\d,]+ samples/s\)",
+                     again.out), again.out
