@@ -119,7 +119,7 @@ def run(context: RunContext) -> dict[str, Any] | None:
         card = store.put(scratch / "model" / "README.md", ".md").to_json()
         log = (store.put(scratch / "metrics.jsonl", ".jsonl").to_json()
                if (scratch / "metrics.jsonl").is_file() else None)
-        shutil.rmtree(checkpoints, ignore_errors=True)  # finished: nothing left to resume
+        shutil.rmtree(checkpoints.parent, ignore_errors=True)  # finished: nothing of this address left to resume
         return {
             # The weights' identity: the card (timings, hardware) is beside them, not part of it.
             "digest": listing_digest((name, artifact["digest"]) for name, artifact in stored.items()),
