@@ -40,9 +40,11 @@ def run(address: str, fmt: str, style: Callable[..., str]) -> int:
             files = {k: v for k, v in (entry.spec.get("inputs") or {}).items() if v and k != "rows"}
             files |= outputs.get("sources") or {}
             data["files"] = dict(sorted(files.items()))
-            for key in ("version", "rows"):
+            for key in ("version", "rows", "held"):
                 if key in outputs:
                     data[key] = outputs[key]
+            if isinstance(outputs.get("champion"), dict):  # a registered model: what its dependents use
+                data["champion"] = outputs["champion"].get("version")
         data["from"] = [node(p, seen | {at}) for p in parents.get(at, ()) if p not in seen]
         return data
 
@@ -62,6 +64,10 @@ def run(address: str, fmt: str, style: Callable[..., str]) -> int:
             facts = [f"fingerprint {data['fingerprint'][:12]}"]
             if "version" in data:
                 facts.append(f"version {str(data['version'])[:12]}")
+            if data.get("champion") is not None and data["champion"] != data.get("version"):
+                facts.append(f"champion version {data['champion']}")
+            if data.get("held"):
+                facts.append(style("held by its gates", fg="yellow"))
             if "rows" in data:
                 facts.append(f"{data['rows']:,} rows")
             if data.get("commit"):
