@@ -64,6 +64,7 @@ class TrainResult:
         return self.samples / self.seconds if self.seconds > 0 else 0.0
 
 
+SETTLE_EVERY = 32  # steps between reads of the loss on a GPU
 Batches = Callable[[int], Iterator[tuple[Any, ...]]]  # epoch -> batches (deterministic per epoch)
 LossOf = Callable[["torch.nn.Module", tuple[Any, ...]], "torch.Tensor"]
 Meter = Callable[[int, int, str], None]  # (steps done, steps in all, "loss 0.41 · 1,234 samples/s")
@@ -144,6 +145,32 @@ def train(
     metered = started
     history: list[dict[str, float]] = []
     sink = open(metrics, "a") if metrics is not None and me == 0 else None  # noqa: SIM115 (closed in finally)
+    # On a GPU, reading the loss each step would make it wait for the CPU every step: losses are kept
+    # on the device and read (and checked for NaN) every SETTLE_EVERY steps, and always before a
+    # checkpoint is written, so a checkpoint never holds weights trained past a NaN.
+    deferred = not reads_loss_each_step(device)
+    pending: list[tuple[dict[str, Any], Any]] = []
+
+    def settle() -> None:
+        nonlocal loss_value
+        if not pending:
+            return
+        if deferred:  # device tensors: one sync for them all
+            values = [v * settings.gradient_accumulation_steps
+                      for v in torch.stack([loss.float() for _, loss in pending]).cpu().tolist()]
+        else:  # read already, as each step ran
+            values = [float(loss) for _, loss in pending]
+        for (row, _), value in zip(pending, values, strict=True):
+            if not math.isfinite(value):
+                pending.clear()
+                raise TrainingFailed(f"the loss became {value} at step {row['step']:,} (epoch {row['epoch']}, "
+                                     f"batch {row['batch']}): lower the learning rate, or check the data")
+            row["loss"] = loss_value = value
+            history.append(row)
+            if sink is not None:
+                sink.write(json.dumps(row) + "\n")
+        pending.clear()
+
     try:
         model.train()
         while step < steps and epoch < settings.epochs:
@@ -151,6 +178,7 @@ def train(
                 if index < batch_index:
                     continue  # already trained on before the checkpoint
                 if cancelled.is_set():
+                    settle()
                     if me == 0:
                         _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index, settings)
                     raise StepInterrupted(f"stopped at step {step:,} of {steps:,}; the next apply resumes there")
@@ -158,10 +186,12 @@ def train(
                 with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                     enabled=autocast_dtype is not None):
                     loss = loss_of(runner, batch) / settings.gradient_accumulation_steps
-                loss_value = float(loss.detach()) * settings.gradient_accumulation_steps
-                if not math.isfinite(loss_value):
-                    raise TrainingFailed(f"the loss became {loss_value} at step {step + 1:,} (epoch {epoch + 1}, "
-                                         f"batch {index + 1}): lower the learning rate, or check the data")
+                value: Any = loss.detach()
+                if not deferred:  # on the CPU a read costs nothing: stop before the NaN reaches the weights
+                    value = float(value) * settings.gradient_accumulation_steps
+                    if not math.isfinite(value):
+                        raise TrainingFailed(f"the loss became {value} at step {step + 1:,} (epoch {epoch + 1}, "
+                                             f"batch {index + 1}): lower the learning rate, or check the data")
                 cast(Any, scaler.scale(loss)).backward()  # torch leaves backward untyped
                 samples += len(batch[0]) * world
                 if (index + 1) % settings.gradient_accumulation_steps and index + 1 < batches_per_epoch:
@@ -174,14 +204,16 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 step += 1
-                row = {"step": step, "epoch": epoch + 1, "loss": loss_value, "lr": scheduler.get_last_lr()[0]}
-                history.append(row)
-                if sink is not None:
-                    sink.write(json.dumps(row) + "\n")
-                if step % settings.checkpoint_every == 0 and me == 0:
-                    _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index + 1, settings)
+                pending.append(({"step": step, "epoch": epoch + 1, "batch": index + 1,
+                                 "lr": scheduler.get_last_lr()[0]}, value))
+                checkpoint = step % settings.checkpoint_every == 0
                 tenth = step % max(1, steps // 10) == 0 or step == steps
-                if me == 0 and (tenth or (meter is not None and time.monotonic() - metered > 0.1)):
+                shown = me == 0 and (tenth or (meter is not None and time.monotonic() - metered > 0.1))
+                if not deferred or checkpoint or shown or step % SETTLE_EVERY == 0 or step >= steps:
+                    settle()
+                if checkpoint and me == 0:
+                    _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index + 1, settings)
+                if shown:
                     metered = time.monotonic()  # the bar is redrawn at most 10 times a second
                     elapsed = max(1e-9, metered - started)
                     rate = samples / elapsed
@@ -197,10 +229,15 @@ def train(
                 epoch, batch_index = epoch + 1, 0
                 continue
             break
+        settle()
     finally:
         if sink is not None:
             sink.close()
     return TrainResult(step, time.monotonic() - started, samples, loss_value, resumed, history)
+
+
+def reads_loss_each_step(device: torch.device) -> bool:
+    return device.type == "cpu"
 
 
 def _shard(batches: Batches, me: int, world: int) -> Batches:

@@ -3,6 +3,7 @@ stopped; NaN stops training and says where; checkpoints are kept as asked."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +92,24 @@ def test_max_steps_and_accumulation_count_optimizer_steps(tmp_path: Path) -> Non
                  log=lambda _: None, metrics=tmp_path / "metrics.jsonl")
     assert done.steps == 7 and done.samples == 7 * 4 * BATCH
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 7
+
+
+def test_on_a_gpu_the_loss_is_read_in_batches_and_a_nan_still_names_its_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a CUDA run does (losses stay on the device, read every few steps), taken on the CPU."""
+    import mlspec_torch.loop as loop
+
+    monkeypatch.setattr(loop, "reads_loss_each_step", lambda device: False)
+    calls = {"n": 0}
+
+    def late_nan(net: Any, batch: tuple[Any, ...]) -> Any:
+        calls["n"] += 1
+        return loss_of(net, batch) * (float("nan") if calls["n"] == 3 else 1.0)
+
+    with pytest.raises(TrainingFailed, match=r"the loss became nan at step 3 \(epoch 1, batch 3\)"):
+        train(model(), batches_of(), ROWS // BATCH, late_nan, SETTINGS, torch.device("cpu"), tmp_path,
+              log=lambda _: None, metrics=tmp_path / "m.jsonl")
+    logged = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in logged] == [1, 2]  # the steps before it, each with its loss
+    assert not list(tmp_path.glob("step-*.pt"))  # nothing trained past the NaN was saved

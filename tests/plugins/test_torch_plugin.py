@@ -20,8 +20,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.cli import Result  # noqa: E402
-from tests.plugins.test_torch_training import DATASET, TABULAR, TEXT, customers, reviews  # noqa: E402
+from tests.cli import Result
+from tests.plugins.test_torch_training import DATASET, TABULAR, TEXT, customers, reviews
 
 Mlspec = Callable[..., Result]
 CONFIG = "specs: ['specs/**/*.yaml']\n"
@@ -183,8 +183,6 @@ def test_a_local_pretrained_model_is_fine_tuned_and_named_as_the_base(
     mlspec: Mlspec, project: Callable[..., Path]
 ) -> None:
     from mlspec_torch.architectures import text_classifier, train_tokenizer
-
-    from tests.plugins.test_torch_training import DATASET, TEXT, reviews
 
     spec = TEXT.replace("    family: bert\n    config: {hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, "
                         "intermediate_size: 64, vocab_size: 300}\n", "    pretrained: models/base\n")
