@@ -86,13 +86,22 @@ class Entry:
         self.aliases[alias] = number
 
     def previous_champion(self) -> int:
-        """The champion before the current one: what `mlspec rollback` restores."""
-        current = self.aliases.get(CHAMPION)
-        for move in reversed(self.history):
-            if move["alias"] == CHAMPION and move["to"] == current and move["from"] is not None:
-                return int(move["from"])
-        raise RegistryError("there is no earlier champion to roll back to"
-                            + ("" if current is not None else " (nothing was ever promoted)"))
+        """The champion before the current one: what `mlspec rollback` restores. Champions form a
+        stack: an apply or promote pushes one, a rollback pops one, so rolling back twice goes two
+        champions back, not forth between the last two."""
+        stack: list[int] = []
+        for move in self.history:
+            if move["alias"] != CHAMPION:
+                continue
+            if move["how"] == "rollback":
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(int(move["to"]))
+        if len(stack) < 2:
+            raise RegistryError("there is no earlier champion to roll back to"
+                                + ("" if CHAMPION in self.aliases else " (nothing was ever promoted)"))
+        return stack[-2]
 
     def published(self) -> str:
         """The fingerprint dependents build on: the champion's, or "" while there is none."""
@@ -127,9 +136,14 @@ def registered(entries: dict[str, Entry], address: str, outputs: Mapping[str, An
         return dict(outputs)
     entry = entries.setdefault(address, Entry())
     number = entry.add({**dict(request.get("record") or {}), "fingerprint": fingerprint, "commit": commit})
-    for alias in request.get("aliases") or ():
-        entry.point(str(alias), number, "apply", str(outputs.get(HELD) or ""))
+    aliases = [str(alias) for alias in request.get("aliases") or ()]
+    for alias in aliases:
+        entry.point(alias, number, "apply", str(outputs.get(HELD) or ""))
     kept = {k: v for k, v in outputs.items() if k != REGISTER}
+    if entry.published() != fingerprint and not kept.get(HELD):
+        # It passed, under another alias (`staging`): dependents keep the champion until a person promotes.
+        kept[HELD] = (f"registered as version {number} ({', '.join(aliases) or 'no alias'}), not as the champion: "
+                      f"`mlspec promote {address} {number}` to make it the one dependents use")
     return {**kept, **state_outputs(entry), "version": number}
 
 
@@ -137,6 +151,15 @@ def state_outputs(entry: Entry) -> dict[str, Any]:
     """The registry's part of a resource's outputs: its champion and what its dependents build on."""
     return {"champion": entry.champion_summary(), PUBLISHED: entry.published(),
             "aliases": dict(sorted(entry.aliases.items()))}
+
+
+def view(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a dependent receives of a resource that registers versions: its champion's files, digest,
+    metrics and version, whatever its latest run was (a held candidate, a staging version)."""
+    champion = outputs.get("champion")
+    if not isinstance(champion, Mapping):
+        return dict(outputs)
+    return {**{k: v for k, v in outputs.items() if k != HELD}, **champion, "gates_passed": True}
 
 
 def servable(outputs: Mapping[str, Any]) -> bool:

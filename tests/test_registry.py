@@ -36,6 +36,21 @@ def test_rollback_restores_the_champion_before_the_current_one() -> None:
     assert entry.previous_champion() == 1 and entry.published() == "f3"
     entry.point("champion", 1, "rollback")
     assert entry.published() == "f1" and entry.champion_summary() == {"version": 1, "digest": "w1", "fingerprint": "f1"}
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        entry.previous_champion()  # rolled back to the first: not forth again to 3
+
+
+def test_rolling_back_twice_goes_two_champions_back() -> None:
+    entry = Entry()
+    for n in (1, 2, 3):
+        entry.add({"digest": f"w{n}", "fingerprint": f"f{n}"})
+        entry.point("champion", n, "apply")
+    entry.point("champion", entry.previous_champion(), "rollback")
+    assert entry.aliases["champion"] == 2 and entry.previous_champion() == 1
+    entry.point("champion", entry.previous_champion(), "rollback")
+    assert entry.aliases["champion"] == 1
+    entry.point("champion", 3, "promote")
+    assert entry.previous_champion() == 1
     with pytest.raises(RegistryError, match="no version 9"):
         entry.point("champion", 9, "promote")
 

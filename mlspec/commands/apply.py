@@ -122,7 +122,7 @@ def _summary(result: ApplyResult, style: Callable[..., str], *, cancelled: bool)
     for address, why in result.held.items():
         click.echo(style(f"held: {address}", fg="yellow", bold=True) + f" registered as a candidate, not promoted:"
                    f"\n  {why}")
-        waiting = [a for a, reason in result.withheld.items() if address in reason]
+        waiting = [a for a, reason in result.withheld.items() if reason.startswith(f"upstream {address} was held")]
         if waiting:
             click.echo(f"  not touched: {', '.join(waiting)} (they keep what they had)")
     if result.ok:

@@ -114,8 +114,7 @@ def _move(address: str, lock_timeout: float, fmt: str, choose: Callable[[Entry],
         alias, number, how = choose(entry)
         before = entry.aliases.get(alias)
         entry.point(alias, number, how)
-        store.set_note(registry.NOTE, registry.write(entries))
-        serial = _rewrite_outputs(store, address, entry)
+        serial = _rewrite_outputs(store, address, entry, registry.write(entries))
         audit_edit(store, f"registry.{how}", {"address": address, "alias": alias, "from": before, "to": number,
                                           "serial": serial})
     result: dict[str, Any] = {"address": address, "alias": alias, "from": before, "to": number}
@@ -129,14 +128,19 @@ def _move(address: str, lock_timeout: float, fmt: str, choose: Callable[[Entry],
     return EXIT_OK
 
 
-def _rewrite_outputs(store: StateStore, address: str, entry: Entry) -> int | None:
-    """The Model's outputs name its champion: what the planner hands downstream comes from there."""
+def _rewrite_outputs(store: StateStore, address: str, entry: Entry, note: dict[str, Any]) -> int | None:
+    """The Model's outputs name its champion (what the planner and dependents build on), written in
+    one transaction with the registry: a kill leaves both moved or neither."""
     current = store.get(address)
-    if current is None:
+    if current is None:  # removed from state (`state rm`): the registry alone moves
+        store.set_note(registry.NOTE, note)
         return None
     outputs = {**current.outputs, **registry.state_outputs(entry)}
-    return store.commit(ResourceState(current.address, current.fingerprint, current.spec, outputs, current.status,
-                                      current.created_at, now(), current.commit))
+    if entry.published() == current.fingerprint:
+        outputs.pop(registry.HELD, None)  # its latest run is what dependents use now
+    changed = ResourceState(current.address, current.fingerprint, current.spec, outputs, current.status,
+                            current.created_at, now(), current.commit)
+    return store.commit(changed, notes={registry.NOTE: note})
 
 
 def _metrics(metrics: dict[str, Any]) -> str:

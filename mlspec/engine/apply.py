@@ -98,6 +98,7 @@ def apply_plan(
     gated = bool(rules(project.setting("policies")).get("gated_serving"))
 
     versions = registry.read(store.note(registry.NOTE))  # read here: steps run in worker threads
+    staged: dict[str, dict[str, Any]] = {}  # address -> notes its commit writes
 
     def context(step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepContext:
         plugin = planned.plugin_of(step.address)
@@ -110,7 +111,8 @@ def apply_plan(
         )
 
     def run_step(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
-        return _plain(act(step, upstream))
+        # A Model hands on its champion, not its latest run (mlspec/registry.py).
+        return _plain(act(step, {address: registry.view(out) for address, out in upstream.items()}))
 
     def act(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
         if gated and step.address.startswith("Service/") and step.action is not Action.DELETE:
@@ -124,7 +126,8 @@ def apply_plan(
             plugin.destroy(context(step, upstream, before))
             return {}
         if step.action is Action.UPDATE and before is not None and before.fingerprint == step.fingerprint:
-            return dict(before.outputs)  # metadata only: state changes, the live object does not
+            # Metadata only: state changes, the live object does not, and nothing new reaches dependents.
+            return {k: v for k, v in before.outputs.items() if k != registry.HELD}
         order = replace_order(plugin) if step.action is Action.REPLACE and before is not None else "in_place"
         if order == "destroy_before_create":
             plugin.destroy(context(step, upstream, before))
@@ -139,11 +142,10 @@ def apply_plan(
         before = previous.get(step.address)
         want = planned.desired[step.address]
         if status is Status.APPLIED and registry.REGISTER in outputs:
-            # Before the step's own commit: a crash between the two redoes the step, and the registry
-            # knows the version again by its digest.
+            # Written in the step's own commit (`staged`, below): the version and the row, or neither.
             entries = registry.read(store.note(registry.NOTE))
             outputs = registry.registered(entries, step.address, outputs, step.fingerprint or "", commit)
-            store.set_note(registry.NOTE, registry.write(entries))
+            staged[step.address] = {registry.NOTE: registry.write(entries)}
         elif status is not Status.APPLIED and before is not None and registry.PUBLISHED in before.outputs:
             # A failed or interrupted retrain leaves what dependents build on (the champion) as it was.
             outputs = {**outputs, **{k: before.outputs[k] for k in (registry.PUBLISHED, "champion", "aliases")
@@ -155,7 +157,7 @@ def apply_plan(
 
     result = _read_steps(plan, store, previous)
     done = execute(plan, planned.upstream, run_step, record, store, parallelism=parallelism, cancel=cancel,
-                   on_event=on_event)
+                   on_event=on_event, notes=lambda address: staged.pop(address, {}))
     done.done[:0] = result.done
     return done
 

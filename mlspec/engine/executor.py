@@ -54,8 +54,10 @@ def execute(
     parallelism: int = 4,
     cancel: threading.Event | None = None,
     on_event: Callable[[str, Step, str], None] | None = None,
+    notes: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> ApplyResult:
-    """Apply `plan`'s changing steps; the caller holds the state lock. `upstream`: address -> deps."""
+    """Apply `plan`'s changing steps; the caller holds the state lock. `upstream`: address -> deps.
+    `notes(address)`: notes to set in the same transaction as that step's result (the registry)."""
     cancel = cancel or threading.Event()
     notify = on_event or (lambda event, step, detail: None)
     result = ApplyResult()
@@ -110,7 +112,7 @@ def execute(
                 error = future.exception()
                 if error is None:
                     entry = record(step, future.result(), Status.APPLIED)
-                    store.commit(entry)
+                    store.commit(entry, notes=notes(step.address) if notes is not None else None)
                     result.outputs[step.address] = entry.outputs
                     result.done.append(step.address)
                     held = entry.outputs.get("held")

@@ -123,6 +123,8 @@ def make_plan(
             list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
         )
+        plan, waiting = _waiting_for_champions(plan, state, upstream)
+        unmanaged |= waiting
         plan = _with_estimates(plan, specs, plugins, state, digests, upstream)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
@@ -199,6 +201,33 @@ def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desire
         return bool(diff.changes) and not diff.forces_replace
 
     return check
+
+
+def _waiting_for_champions(
+    plan: Plan, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]]
+) -> tuple[Plan, dict[str, str]]:
+    """Changes that would build on a Model with no champion (none of its versions passed its gates,
+    none was promoted): left out of the plan, and said why, until there is one to build on."""
+    from mlspec.plan.builder import recomputes
+
+    steps = {s.address: s for s in plan.steps}
+    waiting: dict[str, str] = {}
+    for step in plan.steps:
+        if not step.action.is_change or step.action is Action.DELETE:
+            continue
+        for parent in upstream.get(step.address, ()):
+            if parent in waiting:
+                waiting[step.address] = f"depends on {parent}, which waits for a champion"
+                break
+            recorded, moving = state.get(parent), steps.get(parent)
+            if (recorded is not None and recorded.outputs.get("published") == "" and moving is not None
+                    and not recomputes(moving)):
+                waiting[step.address] = (f"waits for a champion of {parent}: none of its versions passed its gates "
+                                         "(`mlspec models show` says why; `mlspec promote` overrides)")
+                break
+    if not waiting:
+        return plan, waiting
+    return replace(plan, steps=tuple(s for s in plan.steps if s.address not in waiting)), waiting
 
 
 def _with_estimates(

@@ -105,7 +105,7 @@ def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None
     """What dependents build on. Usually the resource's own fingerprint; for one that publishes a
     champion (mlspec/registry.py) and is not recomputed, the champion's: a candidate that failed its
     gates moves nothing downstream, a promote or rollback moves it."""
-    if previous is None or _recomputes(step):
+    if previous is None or recomputes(step):
         return fp
     value = previous.outputs.get("published")
     if not isinstance(value, str):
@@ -176,7 +176,7 @@ def _why_recompute(
     if before.get("plugin") != now["plugin"]:
         old = before.get("plugin") or ["?", "?"]
         causes.append(f"plugin {now['plugin'][0]} {old[1]} -> {now['plugin'][1]}")
-    upstream = [u for u in want.upstream if u in steps and _recomputes(steps[u])]
+    upstream = [u for u in want.upstream if u in steps and recomputes(steps[u])]
     if upstream:
         first = steps[upstream[0]]
         others = f" (and {len(upstream) - 1} more upstream)" if len(upstream) > 1 else ""
@@ -189,7 +189,7 @@ def _why_recompute(
     return tuple(causes) or ("fingerprint changed",)
 
 
-def _recomputes(step: Step) -> bool:
+def recomputes(step: Step) -> bool:
     """Does this step change what its dependents receive? (A metadata-only update does not.)"""
     if step.action in (Action.CREATE, Action.REPLACE):
         return True

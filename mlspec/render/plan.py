@@ -68,7 +68,7 @@ def render_text(plan: Plan, style: Callable[..., str] = lambda text, **_: text) 
         lines.extend(f"  {address}" for address in plan.orphans)
     if plan.unmanaged:
         lines.append("")
-        lines.append(style("Not planned", fg="yellow", bold=True) + " (install a plugin for these kinds):")
+        lines.append(style("Not planned", fg="yellow", bold=True) + ":")
         for why, addresses in _grouped(plan.unmanaged).items():
             lines.append(f"  {why}: {', '.join(addresses)}")
     lines.append("")
@@ -133,7 +133,7 @@ def render_markdown(plan: Plan, upstream: Mapping[str, Sequence[str]], limit: in
     if plan.orphans:
         blocks.append("**Orphaned** (kept; prune is off): " + ", ".join(f"`{a}`" for a in plan.orphans))
     if plan.unmanaged:
-        blocks.append("**Not planned** (no installed plugin): " +
+        blocks.append("**Not planned**: " +
                       "; ".join(f"{why}: {', '.join(f'`{a}`' for a in addrs)}"
                                 for why, addrs in _grouped(plan.unmanaged).items()))
     budget = limit - MARGIN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,11 +38,13 @@ class StateStore(StateReader, Protocol):
         """Remove a lock left by a process that is gone. Only the exact lock id is accepted."""
         ...
 
-    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
+    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
         """Record one step's result atomically (this address only); returns the new serial.
 
         `durable=False` may skip the flush to disk (a record that survives a crash of the process
         but perhaps not of the machine): for the "interrupted" marker written as a step starts.
+        `notes` are set in the same transaction (the model registry beside the Model's row): a crash
+        leaves both or neither.
         """
         ...
 

@@ -23,7 +23,7 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,7 @@ class LocalStateStore:
 
     # -- writing (under the lock) ------------------------------------------------------------------
 
-    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
+    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
         # In WAL mode, synchronous=NORMAL commits survive a crash of the process but may be lost with
         # the machine; FULL flushes the log, and with it every commit before, to the disk.
         self._sync_mode(durable and self._unsynced_since is not None
@@ -227,6 +227,8 @@ class LocalStateStore:
                entry.created_at, now(), entry.commit)
         with self._write() as db:
             db.execute(_UPSERT, row)  # an existing row keeps its created_at
+            for name, value in (notes or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{name}", _dumps(value)))
             serial = _bump(db)
         if self._full:
             self._unsynced_since = None  # this commit's fsync covered every commit before it

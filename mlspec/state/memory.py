@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -73,12 +73,13 @@ class MemoryStateStore:
             info, self._lock = self._lock, None
             return info
 
-    def commit(self, entry: ResourceState, *, durable: bool = True) -> int:
+    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
         with self._mutex:
             self._require_lock()
             previous = self._entries.get(entry.address)
             created = previous.created_at if previous else entry.created_at
             self._entries[entry.address] = replace(entry, created_at=created, updated_at=now())
+            self._notes.update(notes or {})
             return self._bump()
 
     def remove(self, address: str) -> int:

@@ -55,6 +55,10 @@ def launch(job: dict[str, Any], processes: int, scratch: Path, log: Callable[[st
     result = json.loads(result_file.read_text()) if result_file.is_file() else None
     if result is not None and "error" in result:
         raise TrainingFailed(result["error"])
+    errors = sorted(scratch.glob("error.rank*.json"))
+    if errors:  # a rank other than 0 failed first: its reason, not torchrun's summary of the kill
+        found = json.loads(errors[0].read_text())
+        raise TrainingFailed(f"{found['error']} (rank {found['rank']} of {processes})")
     if code != 0 or result is None:
         shown = "\n".join(f"  {line}" for line in tail[-20:])
         raise TrainingFailed(f"{job['address']}: torchrun exited with {code} before rank 0 reported:\n{shown}")
@@ -85,9 +89,12 @@ def main(path: str) -> int:
         if me == 0:
             _write(job["result"], {"outputs": outputs})
         return 0
-    except MlspecError as err:
+    except Exception as err:  # every rank says why it stopped; the launcher reports the first
+        reason = str(err) if isinstance(err, MlspecError) else f"{type(err).__name__}: {err}"
         if me == 0:
-            _write(job["result"], {"error": str(err)})
+            _write(job["result"], {"error": reason})
+        else:
+            _write(str(Path(job["result"]).with_name(f"error.rank{me}.json")), {"error": reason, "rank": me})
         return 1
     finally:
         dist.destroy_process_group()

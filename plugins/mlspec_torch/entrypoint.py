@@ -121,18 +121,23 @@ class EntrypointJob:
 def load(entrypoint: str, workdir: Path, address: str, where: str) -> Callable[[TrainContext], Any]:
     """Import `module:function` from the spec repo (its root first on sys.path)."""
     module_name, _, name = entrypoint.partition(":")
-    root = str(workdir)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    top = module_name.split(".")[0]
-    for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-        del sys.modules[loaded]  # this repo's code as it is now, not a copy imported earlier
-    importlib.invalidate_caches()
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:
-        raise TrainingFailed(_framed(f"{address}: the entrypoint `{entrypoint}` does not import", err, where,
-                                     workdir)) from None
+    with _IMPORTING:  # steps run in threads: one import (and purge) at a time
+        root = str(workdir)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        top = module_name.split(".")[0]
+        seen = _signature(workdir, top)
+        if _LOADED.get(top) != seen:  # another repo's, or edited since: this repo's code as it is now
+            for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                del sys.modules[loaded]
+            importlib.invalidate_caches()
+            _LOADED[top] = seen
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:
+            _LOADED.pop(top, None)
+            raise TrainingFailed(_framed(f"{address}: the entrypoint `{entrypoint}` does not import", err, where,
+                                         workdir)) from None
     function = getattr(module, name, None)
     if not callable(function):
         found = sorted(n for n in vars(module) if callable(getattr(module, n)) and not n.startswith("_"))
@@ -142,6 +147,17 @@ def load(entrypoint: str, workdir: Path, address: str, where: str) -> Callable[[
         raise TrainingFailed(f"{address}: {where}: module `{module_name}` has no function `{name}`"
                              + (f"; {hint}" if hint else f" (its functions: {', '.join(found) or 'none'})"))
     return function  # type: ignore[no-any-return]
+
+
+_IMPORTING = threading.Lock()
+_LOADED: dict[str, tuple[tuple[str, int, int], ...]] = {}  # top-level package -> its files when imported
+
+
+def _signature(workdir: Path, top: str) -> tuple[tuple[str, int, int], ...]:
+    """Path, mtime and size of the package's (or module's) source files: what a re-import must see."""
+    package, single = workdir / top, workdir / f"{top}.py"
+    files = sorted(package.rglob("*.py")) if package.is_dir() else [single] if single.is_file() else []
+    return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
 
 def call(function: Callable[[TrainContext], Any], ctx: TrainContext, entrypoint: str, address: str, where: str,

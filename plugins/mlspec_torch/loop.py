@@ -114,6 +114,9 @@ def train(
         runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         batches = _shard(batches, me, world)
         batches_per_epoch //= world
+        if batches_per_epoch == 0:
+            raise TrainingFailed(f"{world} ranks and fewer batches than ranks in an epoch: lower the batch size "
+                                 "or the number of GPUs")
     if settings.compile:
         try:
             runner = torch.compile(runner)
@@ -135,6 +138,8 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on the GPU draws from these
         step, epoch, batch_index, resumed = state["step"], state["epoch"], state["batch"], state["step"]
         if me == 0:
             log(f"resuming from step {step:,} of {steps:,}")
@@ -177,7 +182,8 @@ def train(
             for index, batch in enumerate(batches(epoch)):
                 if index < batch_index:
                     continue  # already trained on before the checkpoint
-                if cancelled.is_set():
+                if cancelled.is_set() and index % settings.gradient_accumulation_steps == 0:
+                    # At a window's start, so no half-accumulated gradient is lost: resume is exact.
                     settle()
                     if me == 0:
                         _save(checkpoints, model, optimizer, scheduler, scaler, step, epoch, index, settings)
@@ -293,6 +299,7 @@ def _save(directory: Path, model: Any, optimizer: Any, scheduler: Any, scaler: A
     tmp = target.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "step": step, "epoch": epoch, "batch": batch}, tmp)
     os.replace(tmp, target)
     for old in sorted(directory.glob("step-*.pt"))[: -settings.keep_checkpoints]:

@@ -223,6 +223,8 @@ def _remember_total(directory: Path, spec: Any, step: StepContext) -> None:
     from mlspec_torch.training import _settings
 
     batches = -(-rows // spec.hyperparameters.batch_size)
+    if spec.resources.gpus > 1 or spec.resources.launcher == "torchrun":
+        batches //= max(1, spec.resources.gpus)  # each rank's share (loop._shard)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "total").write_text(str(total_steps(_settings(spec), batches)))
 

@@ -174,3 +174,18 @@ def outputs_of_single(mlspec: Mlspec, project: Callable[..., Path], root: Path) 
     (root / "specs/churn.yaml").write_text(TABULAR)
     assert mlspec(root, "apply").code == 0
     return outputs(mlspec, root, "Model/churn")
+
+
+@pytest.mark.slow
+def test_a_failure_on_a_rank_other_than_0_is_reported_with_its_reason(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    fit = FIT.replace('    train = ctx.splits["train"].to_pydict()', '''    import os
+    if os.environ["RANK"] == "1":
+        raise ValueError("rank 1 found a broken shard")
+    train = ctx.splits["train"].to_pydict()''')
+    spec = CUSTOM.replace("  hyperparameters:", "  resources: {accelerator: cpu, gpus: 2}\n  hyperparameters:")
+    root = project(custom(fit, spec), config=CONFIG)
+    applied = mlspec(root, "apply")
+    assert applied.code == 1
+    assert "ValueError: rank 1 found a broken shard" in applied.output and "(rank 1 of 2)" in applied.output

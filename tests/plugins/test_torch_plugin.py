@@ -30,9 +30,15 @@ SERVE = """apiVersion: mlspec/v1
 kind: Task
 metadata: {name: serve}
 spec:
-  cmd: [python, -c, "print('serving')"]
-  depends_on: [Model/churn]
+  cmd: [python, -c, "import os; open('served.txt', 'w').write(os.environ['MLSPEC_INPUT_CHURN_VERSION'])"]
+  deps: [{ref: Model/churn, output: version}]
+  outs: [served.txt]
 """
+
+
+def served(root: Path) -> int:
+    """The version the stand-in Service last took from the Model."""
+    return int((root / "served.txt").read_text())
 
 
 def churn(**fields: str) -> dict[str, str]:
@@ -84,7 +90,7 @@ def test_a_failed_gate_registers_a_candidate_and_holds_what_depends_on_the_model
 ) -> None:
     root = project({**churn(), "specs/serve.yaml": SERVE}, config=CONFIG)
     assert mlspec(root, "apply").code == 0
-    served = outputs(mlspec, root, "Task/serve")
+    before = outputs(mlspec, root, "Task/serve")
     (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
 
     plan = mlspec(root, "plan")
@@ -93,7 +99,7 @@ def test_a_failed_gate_registers_a_candidate_and_holds_what_depends_on_the_model
     assert applied.code == 0, applied.output  # a verdict, not a failure
     assert "held: Model/churn registered as a candidate" in applied.out
     assert "needs >= 0.9990: short by" in applied.out and "not touched: Task/serve" in applied.out
-    assert outputs(mlspec, root, "Task/serve") == served  # not run again
+    assert outputs(mlspec, root, "Task/serve") == before and served(root) == 1  # not run again
     entry = registry(mlspec, root)
     assert entry["aliases"] == {"champion": 1, "candidate": 2}
     assert [v["gates_passed"] for v in entry["versions"]] == [True, False]
@@ -112,14 +118,17 @@ def test_promote_and_rollback_move_what_depends_on_the_model(mlspec: Mlspec, pro
     (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
     assert mlspec(root, "apply").code == 0  # v2: a candidate
 
+    assert served(root) == 1
     promoted = mlspec(root, "promote", "churn", "2")
     assert promoted.code == 0 and "Model/churn: champion v1 -> v2" in promoted.out
     plan = mlspec(root, "plan")
     assert "Task/serve  replace" in plan.out and "Model/churn's champion is now version 2" in plan.out
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply").code == 0 and served(root) == 2
     rolled = mlspec(root, "rollback", "Model/churn", "--format", "json")
     assert rolled.json() == {"format_version": "1", "address": "Model/churn", "alias": "champion", "from": 2, "to": 1}
     assert "Model/churn's champion is now version 1" in mlspec(root, "plan").out
+    assert mlspec(root, "apply").code == 0 and served(root) == 1
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
     events = [json.loads(line)["event"] for line in (root / ".mlspec/audit/log.jsonl").read_text().splitlines()]
     assert "registry.promote" in events and "registry.rollback" in events
 
@@ -229,3 +238,32 @@ def test_the_plan_estimates_training_from_the_rows_and_then_from_the_last_run(
     again = mlspec(root, "plan")
     assert re.search(r"Model/churn  replace  \(~[\d.]+s, 16 x [\d,]+ rows at the last run's [\d,]+ samples/s\)",
                      again.out), again.out
+
+
+def test_without_a_champion_dependents_wait_rather_than_build_on_a_failed_model(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    failing = TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999")
+    root = project({**churn(), "specs/churn.yaml": failing, "specs/serve.yaml": SERVE}, config=CONFIG)
+    assert mlspec(root, "apply").code == 0
+    plan = mlspec(root, "plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.output  # nothing to do until there is a champion: no flapping
+    assert "Task/serve" in plan.out and "waits for a champion of Model/churn" in plan.out
+    assert mlspec(root, "promote", "churn", "1").code == 0  # a person decides it is good enough
+    plan = mlspec(root, "plan")
+    assert "+ Task/serve  create" in plan.out
+    assert mlspec(root, "apply").code == 0 and served(root) == 1
+
+
+def test_a_version_registered_under_another_alias_waits_for_a_promote(
+    mlspec: Mlspec, project: Callable[..., Path]
+) -> None:
+    staged = TABULAR + "  registry: {alias: staging}\n"
+    root = project({**churn(), "specs/churn.yaml": staged, "specs/serve.yaml": SERVE}, config=CONFIG)
+    applied = mlspec(root, "apply")
+    assert applied.code == 0 and "registered as version 1 (staging), not as the champion" in applied.out
+    assert registry(mlspec, root)["aliases"] == {"staging": 1}
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    assert mlspec(root, "promote", "Model/churn", "1").code == 0
+    assert mlspec(root, "apply").code == 0 and served(root) == 1
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
