@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,10 @@ class ArtifactStore:
             fs, target = self._fs(uri)
             return bool(fs.exists(target))
         return self.path(uri).exists()
+
+    def missing(self, named: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """The names, in order, whose artifact ({"uri": ...}) is no longer in the store: refresh's drift."""
+        return [name for name, artifact in named.items() if not self.exists(artifact["uri"])]
 
     def local(self, artifact: Artifact | dict[str, Any], scratch: Path) -> Path:
         """A local path holding the artifact's bytes, verified against its digest."""

@@ -73,6 +73,13 @@ class FieldChange:
 class Diff:
     changes: tuple[FieldChange, ...] = ()
 
+    @classmethod
+    def replacing(cls, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
+        """Every top-level spec field that changed, each forcing a replace: the diff of a plugin whose
+        every field changes what it computes (a command, a dataset, a model)."""
+        return cls(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
+                         for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)))
+
     @property
     def forces_replace(self) -> bool:
         return any(c.forces_replace for c in self.changes)

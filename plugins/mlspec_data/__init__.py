@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from mlspec.artifacts import Artifact, ArtifactStore
 from mlspec.digests import FileDigests, listing_digest
-from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, PlanContext, StepContext
+from mlspec.plugin import API_VERSION, Diff, Estimate, Observation, PlanContext, StepContext
 from mlspec.spec.kinds.base import Issue
 from mlspec.spec.loader import ENV_REF
 from mlspec.spec.specset import Resource
@@ -60,7 +60,7 @@ class DatasetPlugin:
 
     def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
         store = ArtifactStore(context.artifacts, context.workdir)
-        missing = [name for name, artifact in _artifacts(state.outputs).items() if not store.exists(artifact["uri"])]
+        missing = store.missing(_artifacts(state.outputs))
         if missing:
             return Observation(exists=False, drift=f"artifact{'s' if len(missing) > 1 else ''} "
                                                    f"{', '.join(missing)} deleted from the store")
@@ -68,8 +68,7 @@ class DatasetPlugin:
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
         # Every field changes the data downstream receives, or the verdict on it.
-        return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
-                          for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)))
+        return Diff.replacing(before, after)
 
     def apply(self, step: StepContext) -> dict[str, Any]:
         started = time.monotonic()

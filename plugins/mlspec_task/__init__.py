@@ -31,7 +31,6 @@ from mlspec.plugin import (
     API_VERSION,
     Diff,
     Estimate,
-    FieldChange,
     Observation,
     PlanContext,
     StepContext,
@@ -103,9 +102,7 @@ class TaskPlugin:
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
         # Any change to what the command sees means running it again.
-        keys = sorted(set(before) | set(after))
-        return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
-                          for k in keys if before.get(k) != after.get(k)))
+        return Diff.replacing(before, after)
 
     def apply(self, step: StepContext) -> dict[str, Any]:
         spec = step.resource.envelope.spec

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from mlspec.artifacts import ArtifactStore
 from mlspec.digests import listing_digest
 from mlspec.errors import MlspecError
-from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation, PlanContext, StepContext
+from mlspec.plugin import API_VERSION, Diff, Estimate, Observation, PlanContext, StepContext
 from mlspec.registry import CANDIDATE, CHAMPION, HELD, REGISTER
 from mlspec.spec.kinds.base import Issue
 from mlspec.spec.specset import Resource
@@ -72,8 +72,7 @@ class ModelPlugin:
 
     def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
         store = ArtifactStore(context.artifacts, context.workdir)
-        files = state.outputs.get("files") or {}
-        missing = sorted(name for name, artifact in files.items() if not store.exists(artifact["uri"]))
+        missing = sorted(store.missing(state.outputs.get("files") or {}))
         if missing:
             return Observation(exists=False, drift=f"model file{'s' if len(missing) > 1 else ''} "
                                                    f"{', '.join(missing)} deleted from the artifact store")
@@ -81,8 +80,7 @@ class ModelPlugin:
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
         # Every field either changes the weights or the verdict on them (gates, alias): a new version.
-        return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
-                          for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)))
+        return Diff.replacing(before, after)
 
     def progress(self, resource: Resource, fingerprint: str, context: PlanContext) -> str | None:
         """What the plan says of a run an earlier apply left half done: "resume from step 1,200 of 3,000"."""
