@@ -209,6 +209,7 @@ def _waiting_for_champions(
     """Changes that would build on a Model with no champion (none of its versions passed its gates,
     none was promoted): left out of the plan, and said why, until there is one to build on."""
     from mlspec.plan.builder import recomputes
+    from mlspec.registry import PUBLISHED
 
     steps = {s.address: s for s in plan.steps}
     waiting: dict[str, str] = {}
@@ -220,7 +221,7 @@ def _waiting_for_champions(
                 waiting[step.address] = f"depends on {parent}, which waits for a champion"
                 break
             recorded, moving = state.get(parent), steps.get(parent)
-            if (recorded is not None and recorded.outputs.get("published") == "" and moving is not None
+            if (recorded is not None and recorded.outputs.get(PUBLISHED) == "" and moving is not None
                     and not recomputes(moving)):
                 waiting[step.address] = (f"waits for a champion of {parent}: none of its versions passed its gates "
                                          "(`mlspec models show` says why; `mlspec promote` overrides)")
@@ -239,19 +240,17 @@ def _with_estimates(
         if step.action in (Action.CREATE, Action.REPLACE) and step.address in specs.resources:
             resource = specs.resources[step.address]
             plugin = plugins[resource.kind]
-            if wants_context(plugin.estimate):
-                recorded = {u: state[u].outputs for u in upstream.get(step.address, ()) if u in state}
-                context = PlanContext(specs.project.root, digests, upstream=upstream.get(step.address, ()),
-                                      resources=specs.resources, upstream_outputs=recorded)
-                guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address),
-                              context)
-            else:
-                guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address))
+            parents = upstream.get(step.address, ())
+            context = PlanContext(specs.project.root, digests, str(specs.project.setting("artifacts", "url")),
+                                  resources=specs.resources, upstream=parents,
+                                  upstream_outputs={u: state[u].outputs for u in parents if u in state})
+            extra = (context,) if wants_context(plugin.estimate) else ()
+            guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address),
+                          *extra)
             step = replace(step, estimate={"seconds": guess.seconds, "gpu_hours": guess.gpu_hours,
                                            "cost": guess.cost, "basis": guess.basis})
             progress = getattr(plugin, "progress", None)
             if progress is not None and step.fingerprint:
-                context = PlanContext(specs.project.root, digests, str(specs.project.setting("artifacts", "url")))
                 left = _call(plugin, "progress", step.address, progress, resource, step.fingerprint, context)
                 if left:
                     step = replace(step, causes=(*step.causes, str(left)))

@@ -111,9 +111,9 @@ def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None
     if not isinstance(value, str):
         return fp
     champion = previous.outputs.get("champion") or {}
-    published[step.address] = (f"{step.address}'s champion is now version {champion['version']} "
-                               "(promoted or rolled back)" if champion.get("version")
-                               else f"{step.address} has no champion")
+    if champion.get("version"):  # without one, the planner leaves its dependents waiting, unplanned
+        published[step.address] = f"{step.address}'s champion is now version {champion['version']} " \
+                                  "(promoted or rolled back)"
     return fp if value == fp.data else Fingerprint(value)
 
 

@@ -19,7 +19,7 @@ from mlspec.artifacts import ArtifactStore
 from mlspec.digests import listing_digest
 from mlspec.errors import MlspecError
 from mlspec.plugin import API_VERSION, Diff, Estimate, Observation, PlanContext, StepContext
-from mlspec.registry import CANDIDATE, CHAMPION, HELD, REGISTER
+from mlspec.registry import CANDIDATE, CHAMPION, HELD, REGISTER, Entry
 from mlspec.spec.kinds.base import Issue
 from mlspec.spec.specset import Resource
 from mlspec.state.model import ResourceState
@@ -96,16 +96,15 @@ class ModelPlugin:
 
     def apply(self, step: StepContext) -> dict[str, Any]:
         resource, spec = step.resource, step.resource.envelope.spec
-        entry = step.registry or {}
-        champion_number = (entry.get("aliases") or {}).get(CHAMPION)
-        champion = next((v.get("metrics") for v in entry.get("versions", []) if v["version"] == champion_number),
-                        None)
+        current = Entry.from_json(step.registry).alias(CHAMPION)
+        champion = current.get("metrics") if current else None
         where = _where(resource)
         from mlspec_torch.training import RunContext, checkpoint_dir, run
 
         _remember_total(checkpoint_dir(step.workdir, resource.address, step.fingerprint), spec, step)
-        if spec.resources.gpus > 1 or spec.resources.launcher == "torchrun":
-            outputs = self._distributed(step, champion, where)
+        ranks = _torchrun_ranks(spec)
+        if ranks:
+            outputs = self._distributed(step, champion, where, ranks)
         else:
             context = RunContext(resource.address, spec, step.upstream_outputs, step.workdir, step.artifacts,
                                  step.fingerprint, champion=champion, log=step.log, cancelled=step.cancelled,
@@ -119,7 +118,8 @@ class ModelPlugin:
             outputs[REGISTER] = {"record": _record(outputs), "aliases": [spec.registry.alias]}
         return outputs
 
-    def _distributed(self, step: StepContext, champion: Mapping[str, float] | None, where: str) -> dict[str, Any]:
+    def _distributed(self, step: StepContext, champion: Mapping[str, float] | None, where: str,
+                     ranks: int) -> dict[str, Any]:
         from mlspec_torch.distributed import launch
 
         resource, spec = step.resource, step.resource.envelope.spec
@@ -130,7 +130,7 @@ class ModelPlugin:
         (step.workdir / ".mlspec").mkdir(exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=step.workdir / ".mlspec"))
         try:
-            return launch(job, max(1, spec.resources.gpus), scratch, step.log, step.cancelled)
+            return launch(job, ranks, scratch, step.log, step.cancelled)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -166,8 +166,10 @@ class ModelPlugin:
 def _train_rows(spec: Any, context: PlanContext | None) -> int | None:
     if context is None:
         return None
-    address = spec.dataset if "/" in spec.dataset else f"Dataset/{spec.dataset}"
-    split = ((context.upstream_outputs.get(address) or {}).get("splits") or {}).get(spec.splits.train) or {}
+    from mlspec_torch.splits import dataset_address
+
+    splits = (context.upstream_outputs.get(dataset_address(spec.dataset)) or {}).get("splits") or {}
+    split = splits.get(spec.splits.train) or {}
     return _int(split.get("rows"))
 
 
@@ -176,6 +178,14 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _torchrun_ranks(spec: Any) -> int | None:
+    """How many ranks torchrun launches, or None to train in this process."""
+    resources = spec.resources
+    if resources.gpus > 1 or resources.launcher == "torchrun":
+        return max(1, int(resources.gpus))
+    return None
 
 
 def _record(outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -221,8 +231,7 @@ def _remember_total(directory: Path, spec: Any, step: StepContext) -> None:
     from mlspec_torch.training import _settings
 
     batches = -(-rows // spec.hyperparameters.batch_size)
-    if spec.resources.gpus > 1 or spec.resources.launcher == "torchrun":
-        batches //= max(1, spec.resources.gpus)  # each rank's share (loop._shard)
+    batches //= _torchrun_ranks(spec) or 1  # each rank's share (loop._shard)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "total").write_text(str(total_steps(_settings(spec), batches)))
 

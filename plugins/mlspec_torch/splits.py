@@ -22,9 +22,14 @@ class DataMissing(MlspecError):
     """The Dataset did not produce what the Model needs (a split, a column)."""
 
 
+def dataset_address(dataset: str) -> str:
+    """`spec.dataset` as written (a bare name or Kind/name) -> the Dataset's address."""
+    return dataset if "/" in dataset else f"Dataset/{dataset}"
+
+
 def dataset_outputs(upstream: Mapping[str, Mapping[str, Any]], dataset: str) -> tuple[str, Mapping[str, Any]]:
     """The upstream Dataset's address and outputs; `dataset` as written in the spec (bare or Kind/name)."""
-    address = dataset if "/" in dataset else f"Dataset/{dataset}"
+    address = dataset_address(dataset)
     if address not in upstream or not upstream[address].get("splits"):
         raise DataMissing(f"{address} has produced no splits yet (apply it first, or check that it applied)")
     return address, upstream[address]

@@ -23,7 +23,7 @@ from mlspec_torch.card import CardFacts
 from mlspec_torch.card import render as render_card
 from mlspec_torch.loop import LoopSettings, Meter, TrainingFailed, TrainResult, train
 from mlspec_torch.metrics import classification, gates, regression
-from mlspec_torch.splits import dataset_outputs, load_split, require_columns
+from mlspec_torch.splits import dataset_address, dataset_outputs, load_split, require_columns
 
 
 @dataclass
@@ -211,7 +211,8 @@ class _Tabular(_Job):
         from mlspec_torch.tabular import Encoder
 
         label = spec.label
-        require_columns(splits["train"], [*(spec.features or ()), label], _dataset(spec), spec.splits.train)
+        require_columns(splits["train"], [*(spec.features or ()), label], dataset_address(spec.dataset),
+                        spec.splits.train)
         try:
             self.encoder = Encoder.fit(splits["train"], spec.features, label, spec.task)
             inputs, targets = self.encoder.transform(splits["train"])
@@ -273,7 +274,7 @@ class _Text(_Job):
         if not spec.features or len(spec.features) != 1:
             raise TrainingFailed("a text-classification model takes exactly one text column in `features`")
         text, label = spec.features[0], spec.label
-        require_columns(splits["train"], [text, label], _dataset(spec), spec.splits.train)
+        require_columns(splits["train"], [text, label], dataset_address(spec.dataset), spec.splits.train)
         config = dict(spec.architecture.config or {})
         vocab = int(config.pop("vocab_size", 4000))
         self.max_length = spec.hyperparameters.max_length or 128
@@ -342,10 +343,6 @@ class _Text(_Job):
         self.model.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
         return {path.name: path for path in sorted(directory.iterdir()) if path.is_file()}
-
-
-def _dataset(spec: Any) -> str:
-    return str(spec.dataset) if "/" in spec.dataset else f"Dataset/{spec.dataset}"
 
 
 def _pretrained(directory: Path, labels: int) -> tuple[Any, Any]:
