@@ -251,11 +251,11 @@ def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, 
       mlspec apply --target Task/prepare --parallelism 8 --lock-timeout 60
     """
     from mlspec.commands.apply import run
+    from mlspec.engine.session import ApplySettings
 
+    settings = ApplySettings(parallelism, lock_timeout, allow_dirty=allow_dirty, allow_rewind=allow_rewind)
     return run(_options(targets, replace, refresh, refresh_only, prune, allow_destroy), plan_file, fmt,
-               parallelism=parallelism,
-               lock_timeout=lock_timeout, auto_approve=auto_approve, style=_style(), allow_dirty=allow_dirty,
-               allow_rewind=allow_rewind)
+               settings=settings, auto_approve=auto_approve, style=_style())
 
 
 @cli.group()

@@ -1,18 +1,29 @@
-"""The exceptions a user can see, and the exit code each one means.
+"""Every exception a user can see, and the exit code each one means: the one table, in one module.
 
-    MlspecError              exit 1   base of every error we report as one line, never a traceback
-    ├── SpecError            exit 1   specs are invalid; carries every Diagnostic of the pass
-    ├── ProjectError         exit 1   mlspec.yaml or the spec set cannot be found or read
-    ├── SchemaStaleError     exit 1   committed JSON Schemas differ from the kinds
-    ├── GitError             exit 1   a ref, commit or repository cannot be used as asked (named)
-    └── StateError           exit 1   the state cannot be read or written as asked
-        ├── StateLockedError exit 1   another run holds the lock (its holder is named)
-        ├── StateMissingError exit 1  no state yet (read-only commands show an empty state instead)
-        └── StateCorruptError exit 1  the state file is damaged or from a newer mlspec; left untouched
+    MlspecError                exit 1    base of every error we report as one line, never a traceback
+    ├── SpecError              exit 1    specs are invalid; carries every Diagnostic of the pass
+    ├── ProjectError           exit 1    mlspec.yaml or the spec set cannot be found or read
+    ├── SchemaStaleError       exit 1    committed JSON Schemas differ from the kinds
+    ├── GitError               exit 1    a ref, commit or repository cannot be used as asked (named)
+    ├── PluginError            exit 1    a plugin cannot be loaded, or broke the contract
+    ├── PlanError              exit 1    the plan would break a rule of the specs (prevent_destroy)
+    ├── PolicyError            exit 1    a step would break a policy only apply can check (gated_serving)
+    ├── StalePlanError         exit 1    a saved plan no longer matches the state or specs it was made from
+    ├── RegistryError          exit 1    a registry command named a resource, version or alias that is not there
+    ├── AuditError             exit 1    the audit log cannot be read or written, or its chain is broken
+    ├── ArtifactError          exit 1    an artifact cannot be stored or read, or its bytes are not its digest
+    ├── StepFailed             exit 1    base of the failures plugins raise from a step (TaskFailed, DataError)
+    ├── StepInterrupted        exit 1    a step stopped because it was cancelled (second Ctrl-C): redone next time
+    ├── StateError             exit 1    the state cannot be read or written as asked
+    │   ├── StateLockedError   exit 1    another run holds the lock (its holder is named)
+    │   ├── StateMissingError  exit 1    no state yet (read-only commands show an empty state instead)
+    │   └── StateCorruptError  exit 1    the state file is damaged or from a newer mlspec; left untouched
+    └── Interrupted            exit 130  the run was stopped (Ctrl-C, SIGTERM); every step that ended is in state
 
 Exit codes are Terraform's, so CI scripts written for it keep working: 0 success; 1 any error,
-bad usage included; 2 only from `plan --detailed-exitcode` (success with changes). Anything else
-that escapes is a bug in mlspec and is reported as an internal error (exit 1, traceback on --debug).
+bad usage included; 2 only from `plan --detailed-exitcode` (success with changes); 130 interrupted.
+Anything else that escapes is a bug in mlspec and is reported as an internal error (exit 1,
+traceback on --debug). tests/test_errors.py holds every class here against this table.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_INTERRUPTED = 130
 
 
 class MlspecError(Exception):
@@ -55,6 +67,42 @@ class GitError(MlspecError):
     """A git ref, commit or repository cannot be used as asked: the message names it and the fix."""
 
 
+class PluginError(MlspecError):
+    """A plugin cannot be loaded or broke the contract (wrong API version, duplicate kind, bad outputs)."""
+
+
+class PlanError(MlspecError):
+    """The plan would break a rule of the specs (prevent_destroy)."""
+
+
+class PolicyError(MlspecError):
+    """A step would break a policy of mlspec.yaml that only apply can check."""
+
+
+class StalePlanError(MlspecError):
+    """A saved plan no longer matches the state or the specs it was made from."""
+
+
+class RegistryError(MlspecError):
+    """A registry command named a resource, version or alias that does not exist."""
+
+
+class AuditError(MlspecError):
+    """The audit log cannot be read or written, or its hash chain does not hold."""
+
+
+class ArtifactError(MlspecError):
+    """An artifact cannot be stored or read, or its bytes are not what its name says."""
+
+
+class StepFailed(MlspecError):
+    """A step could not do its work; the message says why. Plugins raise subclasses of it."""
+
+
+class StepInterrupted(MlspecError):
+    """Raised by a plugin that stopped because its runtime was cancelled: the step is recorded interrupted."""
+
+
 class StateError(MlspecError):
     """The state cannot be read or written as asked."""
 
@@ -69,3 +117,9 @@ class StateMissingError(StateError):
 
 class StateCorruptError(StateError):
     """The state file is damaged, or written by a newer mlspec. It is never overwritten."""
+
+
+class Interrupted(MlspecError):
+    """The run was stopped by Ctrl-C or a signal: every step that ended is in state; apply again to finish."""
+
+    exit_code: ClassVar[int] = EXIT_INTERRUPTED

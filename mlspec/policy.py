@@ -103,23 +103,31 @@ def protected(policies: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 
 def plan_diagnostics(
     policies: Mapping[str, Any],
-    deletes: Iterable[tuple[str, Mapping[str, str]]],
+    deletes: Iterable[tuple[str, Mapping[str, str], Iterable[str]]],
     serving: Iterable[tuple[str, str, Any]],
     *,
     allow_destroy: bool,
 ) -> list[Diagnostic]:
-    """Checks on what a plan would do. `deletes`: (address, its labels); `serving`: (service, model,
-    whether the model may be served: it has a champion) for every Service the plan creates or changes."""
+    """Checks on what a plan would do. `deletes`: (address, its labels, the protected resources that
+    stay and were built from it, directly or through others); `serving`: (server, gated upstream,
+    whether it may be served: it has a champion) for every serving resource the plan creates or
+    changes, and every gated resource anywhere upstream of it."""
     from mlspec.spec.vocabulary import PROJECT_FILE
 
     out = []
     if not allow_destroy:
-        for address, labels in deletes:
+        for address, labels, guards in deletes:
+            guarding = list(guards)
             if protected(policies, labels):
                 out.append(Diagnostic(
                     codes.POLICY_PROTECTED, f"the plan deletes {address}, which the protect policy guards "
                     f"(labels {', '.join(f'{k}={v}' for k, v in sorted(labels.items()))})", PROJECT_FILE,
                     field="policies.protect", hint="pass --allow-destroy if this delete is intended"))
+            elif guarding:
+                out.append(Diagnostic(
+                    codes.POLICY_PROTECTED, f"the plan deletes {address}, which {', '.join(guarding)} (guarded by "
+                    "the protect policy) was built from", PROJECT_FILE, field="policies.protect",
+                    hint="pass --allow-destroy if this delete is intended"))
     if policies.get("gated_serving"):
         for service, model, passed in serving:
             if passed is False:

@@ -1,16 +1,19 @@
 """The model registry: the versions each Model address has produced, and the aliases that point at them.
 
-Kept in state (one note, written under the state lock), so it travels with the state and needs no
-server. Like MLflow's registry in shape (versions, aliases such as `champion` and `candidate`), and
-like Terraform's state in discipline: the apply that trained a version records it, and every hand
-edit (`mlspec promote`, `mlspec rollback`) is audited.
+Kept in state as two append-only lists per address, versions and alias moves (aliases are where the
+moves leave them), written by the state store in the same transaction as the step that made the
+version: the operations a shared database backend performs as inserts, never one document rewritten
+whole. Like MLflow's registry in shape (versions, aliases such as `champion` and `candidate`), and
+like Terraform's state in discipline: the apply that made a version records it, and every hand edit
+(`mlspec promote`, `mlspec rollback`) is audited. Any kind whose plugin declares
+`registers_versions` has one (Models today, Prompts next).
 
 What dependents build on is the champion. A resource that registers versions *publishes* its
 champion's fingerprint (outputs["published"]): the planner hands that to its dependents instead of
 the resource's own fingerprint, so a candidate that failed its gates leaves every Service where it
 was, and a rollback or promote moves them on the next apply.
 
-This module is pure: it turns one registry document into the next. The caller reads and writes it.
+This module is pure: it turns an entry and a request into the write the store performs.
 """
 
 from __future__ import annotations
@@ -19,21 +22,39 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlspec.errors import MlspecError
+from mlspec.errors import RegistryError
 from mlspec.state.model import now
 
-NOTE = "registry"
+NOTE = "registry"  # where state format 1 kept the whole registry, as one document
 CHAMPION = "champion"
 CANDIDATE = "candidate"
-# Reserved output keys. A plugin returns REGISTER ({"record": {...}, "aliases": [...]}) to register
-# the version it made; HELD (a reason) to keep its dependents from taking it.
-REGISTER = "register"
+# Output keys the engine writes for a resource that registers versions (never a plugin's own).
 HELD = "held"
 PUBLISHED = "published"
+ENGINE_KEYS = frozenset((HELD, PUBLISHED, "champion", "aliases", "version"))
+
+__all__ = ["CANDIDATE", "CHAMPION", "Entry", "RegistryError", "RegistryWrite"]
 
 
-class RegistryError(MlspecError):
-    """A registry command named a model, version or alias that does not exist."""
+@dataclass(frozen=True)
+class RegistryWrite:
+    """What one operation adds to an address's registry: new version records and alias moves, in
+    order. Stores append them; nothing already recorded is rewritten."""
+
+    address: str
+    versions: tuple[dict[str, Any], ...] = ()
+    moves: tuple[dict[str, Any], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.moves)
+
+    def applied_to(self, entry: Entry | None) -> Entry:
+        out = Entry.from_json(entry.to_json() if entry is not None else None)
+        out.versions.extend(self.versions)
+        for move in self.moves:
+            out.history.append(move)
+            out.aliases[move["alias"]] = int(move["to"])
+        return out
 
 
 @dataclass
@@ -51,6 +72,18 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         return {"versions": self.versions, "aliases": self.aliases, "history": self.history}
+
+    @classmethod
+    def from_rows(cls, versions: list[dict[str, Any]], moves: list[dict[str, Any]]) -> Entry:
+        """From a store's append-only lists: aliases are where the moves, replayed, leave them."""
+        aliases: dict[str, int] = {}
+        for move in moves:
+            aliases[move["alias"]] = int(move["to"])
+        return cls(versions, aliases, moves)
+
+    def since(self, address: str, versions: int, moves: int) -> RegistryWrite:
+        """What was added after an entry had `versions` versions and `moves` moves: the write to store."""
+        return RegistryWrite(address, tuple(self.versions[versions:]), tuple(self.history[moves:]))
 
     def version(self, number: int) -> dict[str, Any]:
         for record in self.versions:
@@ -116,35 +149,28 @@ class Entry:
         return {k: champion[k] for k in ("version", "digest", "files", "metrics", "fingerprint") if k in champion}
 
 
-def read(note: Mapping[str, Any] | None) -> dict[str, Entry]:
-    return {address: Entry.from_json(data) for address, data in (note or {}).items()}
+def registered(entry: Entry | None, address: str, record: Mapping[str, Any], aliases: tuple[str, ...],
+               outputs: Mapping[str, Any], fingerprint: str, held: str | None,
+               commit: str | None = None) -> tuple[RegistryWrite, dict[str, Any]]:
+    """Take a step's version into the registry: the write to store, and the outputs state keeps.
 
-
-def write(entries: Mapping[str, Entry]) -> dict[str, Any]:
-    return {address: entry.to_json() for address, entry in sorted(entries.items())}
-
-
-def registered(entries: dict[str, Entry], address: str, outputs: Mapping[str, Any], fingerprint: str,
-               commit: str | None = None) -> dict[str, Any]:
-    """Take a step's REGISTER request into the registry; return the outputs state keeps.
-
-    The record gets the step's fingerprint and git commit; the aliases it asks for point at it; the outputs carry
-    the version number, the champion (for Services) and what dependents build on (PUBLISHED).
+    The record gets the step's fingerprint and git commit; the aliases it asks for point at it; the
+    outputs carry the version number, the champion and what dependents build on (PUBLISHED), and
+    HELD when dependents must not take it.
     """
-    request = outputs.get(REGISTER)
-    if not isinstance(request, Mapping):
-        return dict(outputs)
-    entry = entries.setdefault(address, Entry())
-    number = entry.add({**dict(request.get("record") or {}), "fingerprint": fingerprint, "commit": commit})
-    aliases = [str(alias) for alias in request.get("aliases") or ()]
+    current = Entry.from_json(entry.to_json() if entry is not None else None)
+    versions, moves = len(current.versions), len(current.history)
+    number = current.add({**dict(record), "fingerprint": fingerprint, "commit": commit})
     for alias in aliases:
-        entry.point(alias, number, "apply", str(outputs.get(HELD) or ""))
-    kept = {k: v for k, v in outputs.items() if k != REGISTER}
-    if entry.published() != fingerprint and not kept.get(HELD):
+        current.point(alias, number, "apply", held or "")
+    kept = {k: v for k, v in outputs.items() if k not in ENGINE_KEYS}
+    if held:
+        kept[HELD] = held
+    elif current.published() != fingerprint:
         # It passed, under another alias (`staging`): dependents keep the champion until a person promotes.
         kept[HELD] = (f"registered as version {number} ({', '.join(aliases) or 'no alias'}), not as the champion: "
                       f"`mlspec promote {address} {number}` to make it the one dependents use")
-    return {**kept, **state_outputs(entry), "version": number}
+    return current.since(address, versions, moves), {**kept, **state_outputs(current), "version": number}
 
 
 def state_outputs(entry: Entry) -> dict[str, Any]:

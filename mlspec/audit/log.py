@@ -23,15 +23,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mlspec.errors import MlspecError
+from mlspec.errors import AuditError, MlspecError
 
 GENESIS = "0" * 64
 LOG_PATH = Path(".mlspec") / "audit" / "log.jsonl"
 TAIL_BYTES = 1 << 20  # an entry is far smaller; reading the tail keeps appends O(1)
-
-
-class AuditError(MlspecError):
-    """The audit log cannot be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +46,12 @@ def digest(line: bytes) -> str:
 class AuditLog:
     def __init__(self, root: Path) -> None:
         self.path = root / LOG_PATH
+
+    @classmethod
+    def at(cls, path: Path) -> AuditLog:
+        log = cls.__new__(cls)
+        log.path = path
+        return log
 
     def append(self, event: str, fields: dict[str, Any], head: dict[str, Any] | None = None) -> dict[str, Any]:
         """Add one entry; returns the new head {seq, hash} for the state to keep.

@@ -20,8 +20,7 @@ def _head() -> dict[str, Any] | None:
     except StateMissingError:
         return None
     try:
-        head: dict[str, Any] | None = store.note("audit_head")
-        return head
+        return store.audit_head()
     finally:
         store.close()
 

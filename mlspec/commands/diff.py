@@ -6,7 +6,7 @@ import click
 
 from mlspec.errors import EXIT_ERROR, EXIT_OK
 from mlspec.render import specdiff as render
-from mlspec.spec.diagnostics import Diagnostic
+from mlspec.render.echo import show_ref_errors, show_spec_errors
 
 
 def run(base: str, head: str | None, fmt: str, style: Callable[..., str]) -> int:
@@ -14,7 +14,6 @@ def run(base: str, head: str | None, fmt: str, style: Callable[..., str]) -> int
     from mlspec.repo.compare import against_worktree, between
 
     if head is None:
-        from mlspec.commands.plan import show_spec_errors
         from mlspec.errors import SpecError
         from mlspec.spec.specset import load_specs
 
@@ -32,14 +31,3 @@ def run(base: str, head: str | None, fmt: str, style: Callable[..., str]) -> int
     else:
         click.echo(render.render_text(found, style))
     return EXIT_ERROR if any(d.is_error for d in found.diagnostics) else EXIT_OK
-
-
-def show_ref_errors(diagnostics: list[Diagnostic], texts: dict[str, str], fmt: str, style: Callable[..., str]) -> None:
-    """Specs at a ref that do not parse, as `REF:path:line:col`, on stderr (JSON carries them inline)."""
-    if not diagnostics or fmt == "json":
-        return
-    from mlspec.project import find_root
-    from mlspec.render import diagnostics as render_diagnostics
-
-    sources = render_diagnostics.SourceLines(find_root(), texts)
-    click.echo(render_diagnostics.render_text(diagnostics, sources, style) + "\n", err=True)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from mlspec.commands.validate import show
 from mlspec.errors import EXIT_ERROR, EXIT_OK, MlspecError
 from mlspec.graph import SpecGraph
 from mlspec.render import graph as render
+from mlspec.render.echo import show_report
 from mlspec.validation import validate
 
 RENDERERS: dict[str, Callable[[SpecGraph], str]] = {
@@ -26,7 +26,7 @@ def run(
         raise MlspecError("--upstream and --downstream exclude each other; pick one")
     report = validate(project, need_graph=True)
     if not report.ok:
-        show(report, "json" if fmt == "json" else "text", style)
+        show_report(report, "json" if fmt == "json" else "text", style)
         return EXIT_ERROR
     graph = report.graph
     for flag, query in (("--upstream", upstream), ("--downstream", downstream)):

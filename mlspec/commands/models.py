@@ -1,8 +1,6 @@
-"""`mlspec models list|show`, `mlspec promote`, `mlspec rollback`: the model registry by hand.
+"""`mlspec models list|show`, `mlspec promote`, `mlspec rollback`: the registry by hand.
 
-Reading needs no lock. Promote and rollback move an alias under the state lock, rewrite the
-Model's outputs to name its new champion (so the next plan moves the Services that serve it), and
-are written to the audit log, as every other hand edit of state is.
+The work is mlspec/engine/edits.py's; this module prints it.
 """
 
 from __future__ import annotations
@@ -13,36 +11,13 @@ from typing import Any
 
 import click
 
-from mlspec import registry
-from mlspec.commands.state import audit_edit, state_store
-from mlspec.errors import EXIT_OK, StateMissingError
-from mlspec.registry import CHAMPION, Entry, RegistryError
-from mlspec.state import StateStore
-from mlspec.state.model import ResourceState, now
-
-
-def _entries() -> dict[str, Entry]:
-    try:
-        with state_store() as store:
-            return registry.read(store.note(registry.NOTE))
-    except StateMissingError:
-        return {}
-
-
-def _address(entries: dict[str, Entry], address: str) -> str:
-    if "/" not in address:
-        address = f"Model/{address}"
-    if address not in entries:
-        from mlspec.spec.suggest import did_you_mean
-
-        hint = did_you_mean(address, list(entries))
-        raise RegistryError(f"{address} has no registered versions"
-                            + (f"; {hint}" if hint else " (apply it first: `mlspec apply`)"))
-    return address
+from mlspec.engine import edits
+from mlspec.errors import EXIT_OK
+from mlspec.registry import CHAMPION
 
 
 def run_list(fmt: str) -> int:
-    entries = _entries()
+    entries = edits.entries()
     rows: list[dict[str, Any]] = []
     for address, entry in entries.items():
         champion = entry.alias(CHAMPION)
@@ -64,8 +39,8 @@ def run_list(fmt: str) -> int:
 
 
 def run_show(address: str, fmt: str, style: Callable[..., str]) -> int:
-    entries = _entries()
-    address = _address(entries, address)
+    entries = edits.entries()
+    address = edits.resolve(entries, address)
     entry = entries[address]
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "address": address, **entry.to_json()}, indent=2))
@@ -95,52 +70,22 @@ def run_show(address: str, fmt: str, style: Callable[..., str]) -> int:
 
 
 def run_promote(address: str, version: int, alias: str, lock_timeout: float, fmt: str) -> int:
-    import re
-
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", alias):
-        raise RegistryError(f"--alias `{alias}`: an alias is lowercase letters, digits and -, starting with a letter")
-    return _move(address, lock_timeout, fmt, lambda entry: (alias, version, "promote"))
+    return _shown(edits.promote(address, version, alias, lock_timeout=lock_timeout), fmt)
 
 
 def run_rollback(address: str, lock_timeout: float, fmt: str) -> int:
-    return _move(address, lock_timeout, fmt, lambda entry: (CHAMPION, entry.previous_champion(), "rollback"))
+    return _shown(edits.rollback(address, lock_timeout=lock_timeout), fmt)
 
 
-def _move(address: str, lock_timeout: float, fmt: str, choose: Callable[[Entry], tuple[str, int, str]]) -> int:
-    with state_store() as store, store.lock("registry", timeout=lock_timeout):
-        entries = registry.read(store.note(registry.NOTE))
-        address = _address(entries, address)
-        entry = entries[address]
-        alias, number, how = choose(entry)
-        before = entry.aliases.get(alias)
-        entry.point(alias, number, how)
-        serial = _rewrite_outputs(store, address, entry, registry.write(entries))
-        audit_edit(store, f"registry.{how}", {"address": address, "alias": alias, "from": before, "to": number,
-                                          "serial": serial})
-    result: dict[str, Any] = {"address": address, "alias": alias, "from": before, "to": number}
+def _shown(move: edits.AliasMove, fmt: str) -> int:
     if fmt == "json":
-        click.echo(json.dumps({"format_version": "1", **result}, indent=2))
+        click.echo(json.dumps({"format_version": "1", **move.to_json()}, indent=2))
     else:
-        was = f"v{before}" if before is not None else "none"
-        click.echo(f"{address}: {alias} {was} -> v{number}")
-        if alias == CHAMPION and before != number:
-            click.echo("The Services that serve it follow on the next `mlspec apply` (see `mlspec plan`).")
+        was = f"v{move.before}" if move.before is not None else "none"
+        click.echo(f"{move.address}: {move.alias} {was} -> v{move.to}")
+        if move.alias == CHAMPION and move.before != move.to:
+            click.echo("What is built on it follows on the next `mlspec apply` (see `mlspec plan`).")
     return EXIT_OK
-
-
-def _rewrite_outputs(store: StateStore, address: str, entry: Entry, note: dict[str, Any]) -> int | None:
-    """The Model's outputs name its champion (what the planner and dependents build on), written in
-    one transaction with the registry: a kill leaves both moved or neither."""
-    current = store.get(address)
-    if current is None:  # removed from state (`state rm`): the registry alone moves
-        store.set_note(registry.NOTE, note)
-        return None
-    outputs = {**current.outputs, **registry.state_outputs(entry)}
-    if entry.published() == current.fingerprint:
-        outputs.pop(registry.HELD, None)  # its latest run is what dependents use now
-    changed = ResourceState(current.address, current.fingerprint, current.spec, outputs, current.status,
-                            current.created_at, now(), current.commit)
-    return store.commit(changed, notes={registry.NOTE: note})
 
 
 def _metrics(metrics: dict[str, Any]) -> str:

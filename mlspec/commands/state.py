@@ -1,24 +1,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
+from mlspec.engine.session import record_edit
+from mlspec.engine.session import writing_state as state_store
 from mlspec.errors import EXIT_OK, StateError, StateMissingError
 from mlspec.project import load_project
-from mlspec.state import StateStore, open_state
-
-
-@contextmanager
-def state_store(*, create: bool = False) -> Iterator[StateStore]:
-    """The state; reading never creates one (StateMissingError when nothing was applied yet)."""
-    store = open_state(load_project(), create=create)
-    try:
-        yield store
-    finally:
-        store.close()
+from mlspec.state import StateStore
 
 
 def _empty() -> StateStore:
@@ -95,10 +85,4 @@ def run_force_unlock(lock_id: str) -> int:
 
 
 def audit_edit(store: StateStore, event: str, fields: dict[str, object]) -> None:
-    """Edits of state by hand are part of its history, as applies are (caller holds the lock)."""
-    from mlspec.audit.log import AuditLog
-    from mlspec.repo.provenance import collect
-
-    root = load_project().root
-    who = collect(root).to_json()
-    store.set_note("audit_head", AuditLog(root).append(event, {**who, **fields}, head=store.note("audit_head")))
+    record_edit(store, load_project().root, event, dict(fields))

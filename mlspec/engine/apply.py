@@ -1,36 +1,34 @@
-"""Carrying out a plan through the plugins: the effects of `mlspec apply`.
+"""Carrying out a plan through the plugins: what each step does, and what state keeps of it.
 
 The executor (executor.py) decides when each step runs and commits it; this module decides what a
-step does (which plugin call, in which order for a replace) and what state keeps of it. The caller
-holds the state lock.
+step does (which plugin call, in the replace order the plan recorded), builds the step's request
+(plain data: it could run in another process) and its runtime handle, checks what the plugin
+returned against what its kind publishes, and turns the result into the row and the registry write
+the store commits together. The caller holds the state lock (mlspec/engine/session.py does).
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any
 
 from mlspec import registry
-from mlspec.engine.executor import ApplyResult, Outputs, execute
+from mlspec.engine.executor import ApplyResult, Committed, Hooks, Outputs, execute
 from mlspec.engine.planner import Planned, resource_of
-from mlspec.errors import MlspecError
+from mlspec.errors import PluginError, PolicyError, StalePlanError
 from mlspec.plan.builder import material
 from mlspec.plan.model import Action, Plan, Step
-from mlspec.plugin import StepContext, replace_order
-from mlspec.policy import rules
+from mlspec.sdk.contract import Capabilities, ReplaceOrder, capabilities
+from mlspec.sdk.step import Runtime, StepRequest, StepResult
 from mlspec.state.base import StateStore
 from mlspec.state.model import ResourceState, Status, now
 
-Event = Callable[[str, Step, str], None]
-
-
-class PolicyError(MlspecError):
-    """A step would break a policy of mlspec.yaml that only apply can check."""
-
-
-class StalePlanError(MlspecError):
-    """A saved plan no longer matches the state or the specs it was made from."""
+if TYPE_CHECKING:
+    from mlspec.engine.reporter import Reporter
+    from mlspec.sdk.contract import Plugin
 
 
 def _same_state(saved: Plan, fresh: Plan) -> bool:
@@ -77,6 +75,178 @@ def check_saved(saved: Plan, fresh: Plan) -> None:
         raise StalePlanError(f"the specs or their inputs changed since the plan was made: {shown}; make a new plan")
 
 
+class _Steps(Hooks):
+    """One apply's steps: requests out, results in, rows and registry writes for the executor."""
+
+    def __init__(self, planned: Planned, store: StateStore, *, commit: str | None, abort: threading.Event,
+                 reporter: Reporter | None, runner: Executor | None) -> None:
+        self.planned = planned
+        self.commit = commit
+        self.abort = abort
+        self.reporter = reporter
+        self.runner = runner
+        self.previous = {entry.address: entry for entry in store.list()}
+        self.versions = store.registry()  # read here: steps run in worker threads
+        self.live: dict[str, Outputs] = {a: e.outputs for a, e in self.previous.items()}
+        project = planned.specs.project
+        self.artifacts = str(project.setting("artifacts", "url"))
+        from mlspec.policy import rules
+
+        self.gated = bool(rules(project.setting("policies")).get("gated_serving"))
+
+    def capabilities(self, address: str) -> Capabilities:
+        return capabilities(self.planned.plugin_of(address))
+
+    # -- what a dependent receives ---------------------------------------------------------------
+
+    def handed_on(self, address: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """A resource that registers versions hands on its champion, not its latest run."""
+        if self.capabilities(address).registers_versions:
+            return registry.view(outputs)
+        return dict(outputs)
+
+    def published_digest(self, address: str, outputs: Mapping[str, Any]) -> str | None:
+        model = self.capabilities(address).publishes
+        if model is None or not outputs:
+            return None
+        try:
+            return model.model_validate(self.handed_on(address, outputs)).content_digest()
+        except ValueError:
+            return None
+
+    # -- running a step (worker threads) ---------------------------------------------------------
+
+    def request(self, step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepRequest:
+        plugin = self.planned.plugin_of(step.address)
+        settings = self.planned.settings.get(plugin.name)
+        entry = self.versions.get(step.address)
+        return StepRequest(
+            resource_of(self.planned, step.address, before), upstream, before, self.planned.specs.project.root,
+            self.artifacts, step.fingerprint or "",
+            settings.model_dump(mode="json") if settings is not None else None,
+            entry.to_json() if entry is not None else None,
+        )
+
+    def runtime(self, step: Step) -> Runtime:
+        reporter = self.reporter
+        if reporter is None:
+            return Runtime(self.abort, lambda _line: None)
+        return Runtime(self.abort, reporter.log, reporter.meter(step.address))
+
+    def run(self, step: Step, upstream: Mapping[str, Outputs]) -> StepResult:
+        inputs = {address: self.handed_on(address, out) for address, out in upstream.items()}
+        if self.gated and step.action is not Action.DELETE and self.capabilities(step.address).serves:
+            self._check_servable(step)
+        before = self.previous.get(step.address)
+        plugin = self.planned.plugin_of(step.address)
+        if step.action is Action.DELETE:
+            self._destroy(plugin, step, inputs, before)
+            return StepResult()
+        if step.action is Action.UPDATE and before is not None and before.fingerprint == step.fingerprint:
+            # Metadata only: state changes, the live object does not, and nothing new reaches dependents.
+            return StepResult({k: v for k, v in before.outputs.items() if k != registry.HELD})
+        order = ReplaceOrder(step.replace_order or ReplaceOrder.IN_PLACE) if before is not None else None
+        if order is ReplaceOrder.DESTROY_BEFORE_CREATE:
+            self._destroy(plugin, step, inputs, before)
+            return self._apply(plugin, step, inputs, None)
+        if order is ReplaceOrder.CREATE_BEFORE_DESTROY:
+            made = self._apply(plugin, step, inputs, None)
+            self._destroy(plugin, step, inputs, before)
+            return made
+        return self._apply(plugin, step, inputs, before)
+
+    def _check_servable(self, step: Step) -> None:
+        """The plan checked this from state; a Model retrained in this very apply is checked here,
+        through the whole upstream chain (Service -> Optimization -> Model)."""
+        for ancestor in sorted(self.planned.specs.graph.upstream(step.address) - {step.address}):
+            if not self.capabilities(ancestor).gates_dependents:
+                continue
+            outputs = self.live.get(ancestor)
+            if outputs is not None and not registry.servable(outputs):
+                raise PolicyError(f"policy gated_serving: {step.address} would serve {ancestor}, whose evaluation "
+                                  "gates did not pass; it keeps serving what it served")
+
+    def _apply(self, plugin: Plugin, step: Step, inputs: Mapping[str, Outputs],
+               before: ResourceState | None) -> StepResult:
+        request = self.request(step, inputs, before)
+        if self.runner is not None:
+            from mlspec.engine.worker import run_request
+
+            found = StepResult.from_json(self.runner.submit(run_request, request.to_json()).result())
+        else:
+            found = plugin.apply(request, self.runtime(step))
+        return self._checked(plugin, step, found)
+
+    def _destroy(self, plugin: Plugin, step: Step, inputs: Mapping[str, Outputs],
+                 before: ResourceState | None) -> None:
+        plugin.destroy(self.request(step, inputs, before), self.runtime(step))
+
+    def _checked(self, plugin: Plugin, step: Step, found: Any) -> StepResult:
+        """Outputs must be JSON values, and what the kind publishes must be what it promised."""
+        if not isinstance(found, StepResult):
+            raise PluginError(f"plugin {plugin.name}: apply of {step.address} returned {type(found).__name__}, "
+                              "not a StepResult")
+        try:
+            outputs = json.loads(json.dumps(dict(found.outputs), allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise PluginError(f"plugin {plugin.name}: {step.address}'s outputs are not JSON values: {err}") from err
+        found_caps = capabilities(plugin)
+        if found.version is not None and not found_caps.registers_versions:
+            raise PluginError(f"plugin {plugin.name} returned a version for {step.address} but does not declare "
+                              "registers_versions")
+        model = found_caps.publishes
+        if model is not None and not found.held:
+            from pydantic import ValidationError
+
+            try:
+                model.model_validate(outputs)
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
+                raise PluginError(f"plugin {plugin.name}: {step.address} did not publish a valid "
+                                  f"{model.__name__}: {problems}") from None
+        return StepResult(outputs, found.version, found.held)
+
+    # -- what state keeps (the calling thread) -----------------------------------------------------
+
+    def record(self, step: Step, result: StepResult | None, status: Status) -> Committed:
+        before = self.previous.get(step.address)
+        outputs: dict[str, Any] = dict(result.outputs) if result is not None else self.live.get(step.address, {})
+        write = None
+        if status is Status.APPLIED and result is not None:
+            if result.version is not None:
+                write, outputs = registry.registered(
+                    self.versions.get(step.address), step.address, result.version.record, result.version.aliases,
+                    outputs, step.fingerprint or "", result.held, self.commit)
+                self.versions[step.address] = write.applied_to(self.versions.get(step.address))
+            elif result.held:
+                outputs[registry.HELD] = result.held
+        elif status is not Status.APPLIED and before is not None and registry.PUBLISHED in before.outputs:
+            # A failed or interrupted retrain leaves what dependents build on (the champion) as it was.
+            outputs = {**outputs, **{k: before.outputs[k] for k in (registry.PUBLISHED, "champion", "aliases")
+                                     if k in before.outputs}}
+        entry = ResourceState(
+            step.address, step.fingerprint or "", material(self.planned.desired[step.address]), outputs, status,
+            created_at=before.created_at if before is not None else now(), updated_at=now(), commit=self.commit,
+        )
+        if status is Status.APPLIED:
+            self.live[step.address] = outputs
+        return Committed(entry, write)
+
+    def unchanged(self, step: Step, entry: ResourceState) -> bool:
+        before = self.previous.get(step.address)
+        if before is None or before.status is not Status.APPLIED:
+            return False
+        old = self.published_digest(step.address, before.outputs)
+        return old is not None and old == self.published_digest(step.address, entry.outputs)
+
+    def cut_off(self, step: Step) -> ResourceState | None:
+        before = self.previous.get(step.address)
+        if before is None or before.status is not Status.APPLIED:
+            return None
+        return ResourceState(step.address, step.fingerprint or "", material(self.planned.desired[step.address]),
+                             dict(before.outputs), Status.APPLIED, before.created_at, now(), before.commit)
+
+
 def apply_plan(
     planned: Planned,
     store: StateStore,
@@ -84,80 +254,18 @@ def apply_plan(
     parallelism: int = 4,
     cancel: threading.Event | None = None,
     abort: threading.Event | None = None,
-    on_event: Event | None = None,
-    log: Callable[[str], None] = print,
+    reporter: Reporter | None = None,
     commit: str | None = None,
-    meter: Callable[[str], Callable[[int, int, str], None]] | None = None,
+    runner: Executor | None = None,
 ) -> ApplyResult:
-    """`cancel`: start nothing new (first Ctrl-C); `abort`: stop steps in flight (second Ctrl-C)."""
-    plan = planned.plan
-    project = planned.specs.project
-    abort = abort or threading.Event()
-    previous = {entry.address: entry for entry in store.list()}
-    artifacts = str(project.setting("artifacts", "url"))
-    gated = bool(rules(project.setting("policies")).get("gated_serving"))
-
-    versions = registry.read(store.note(registry.NOTE))  # read here: steps run in worker threads
-    staged: dict[str, dict[str, Any]] = {}  # address -> notes its commit writes
-
-    def context(step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepContext:
-        plugin = planned.plugin_of(step.address)
-        entry = versions.get(step.address)
-        return StepContext(
-            resource_of(planned, step.address, before), upstream, before, project.root, artifacts,
-            planned.settings.get(plugin.name), fingerprint=step.fingerprint or "", log=log, cancelled=abort,
-            registry=entry.to_json() if entry is not None else None,
-            meter=meter(step.address) if meter is not None else None,
-        )
-
-    def run_step(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
-        # A Model hands on its champion, not its latest run (mlspec/registry.py).
-        return _plain(act(step, {address: registry.view(out) for address, out in upstream.items()}))
-
-    def act(step: Step, upstream: Mapping[str, Outputs]) -> Outputs:
-        if gated and step.address.startswith("Service/") and step.action is not Action.DELETE:
-            failed = [a for a, out in upstream.items() if a.startswith("Model/") and not registry.servable(out)]
-            if failed:  # the plan could not know: the Model was retrained in this very apply
-                raise PolicyError(f"policy gated_serving: {step.address} would serve {failed[0]}, whose evaluation "
-                                  "gates did not pass; it keeps serving what it served")
-        before = previous.get(step.address)
-        plugin = planned.plugin_of(step.address)
-        if step.action is Action.DELETE:
-            plugin.destroy(context(step, upstream, before))
-            return {}
-        if step.action is Action.UPDATE and before is not None and before.fingerprint == step.fingerprint:
-            # Metadata only: state changes, the live object does not, and nothing new reaches dependents.
-            return {k: v for k, v in before.outputs.items() if k != registry.HELD}
-        order = replace_order(plugin) if step.action is Action.REPLACE and before is not None else "in_place"
-        if order == "destroy_before_create":
-            plugin.destroy(context(step, upstream, before))
-            return dict(plugin.apply(context(step, upstream, None)))
-        if order == "create_before_destroy":
-            outputs = dict(plugin.apply(context(step, upstream, None)))
-            plugin.destroy(context(step, upstream, before))
-            return outputs
-        return dict(plugin.apply(context(step, upstream, before)))
-
-    def record(step: Step, outputs: Outputs, status: Status) -> ResourceState:
-        before = previous.get(step.address)
-        want = planned.desired[step.address]
-        if status is Status.APPLIED and registry.REGISTER in outputs:
-            # Written in the step's own commit (`staged`, below): the version and the row, or neither.
-            entries = registry.read(store.note(registry.NOTE))
-            outputs = registry.registered(entries, step.address, outputs, step.fingerprint or "", commit)
-            staged[step.address] = {registry.NOTE: registry.write(entries)}
-        elif status is not Status.APPLIED and before is not None and registry.PUBLISHED in before.outputs:
-            # A failed or interrupted retrain leaves what dependents build on (the champion) as it was.
-            outputs = {**outputs, **{k: before.outputs[k] for k in (registry.PUBLISHED, "champion", "aliases")
-                                     if k in before.outputs}}
-        return ResourceState(
-            step.address, step.fingerprint or "", material(want), dict(outputs), status,
-            created_at=before.created_at if before is not None else now(), updated_at=now(), commit=commit,
-        )
-
-    result = _read_steps(plan, store, previous)
-    done = execute(plan, planned.upstream, run_step, record, store, parallelism=parallelism, cancel=cancel,
-                   on_event=on_event, notes=lambda address: staged.pop(address, {}))
+    """`cancel`: start nothing new (first Ctrl-C); `abort`: stop steps in flight (second Ctrl-C).
+    `runner`: run each step from its serialised request alone in this executor (a process pool; a
+    cluster's), instead of calling the plugin in this process."""
+    steps = _Steps(planned, store, commit=commit, abort=abort or threading.Event(), reporter=reporter,
+                   runner=runner)
+    result = _read_steps(planned.plan, store, steps.previous)
+    done = execute(planned.plan, planned.upstream, steps.run, steps, store, parallelism=parallelism, cancel=cancel,
+                   reporter=reporter, outputs=steps.live)
     done.done[:0] = result.done
     return done
 
@@ -179,10 +287,8 @@ def _read_steps(plan: Plan, store: StateStore, previous: Mapping[str, ResourceSt
 
 
 def _plain(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Outputs must be JSON values (the contract): refuse anything else before it reaches state."""
-    import json
-
     try:
         return dict(json.loads(json.dumps(outputs, allow_nan=False)))
     except (TypeError, ValueError) as err:
-        raise MlspecError(f"a plugin returned outputs that are not JSON values: {err}") from err
+        raise PluginError(f"refresh found outputs that are not JSON values: {err}") from err
+

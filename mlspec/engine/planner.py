@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlspec.errors import MlspecError, SpecError
-from mlspec.plan.builder import Desired, build_plan
+from mlspec.address import Address
+from mlspec.discovery import Registry, plugin_settings, wants_context
+from mlspec.errors import MlspecError, PluginError, SpecError
+from mlspec.plan.builder import Desired, build_plan, recomputes
 from mlspec.plan.model import Action, Plan, Step
-from mlspec.plugin import PlanContext, Plugin, PluginError, Registry, plugin_settings, wants_context
+from mlspec.sdk.contract import PlanContext, Plugin, ReplaceOrder, capabilities
 from mlspec.state.model import ResourceState, Status
 
 if TYPE_CHECKING:
@@ -41,6 +43,13 @@ class PlanOptions:
         return {"targets": list(self.targets), "replace": list(self.replace), "refresh_only": self.refresh_only,
                 "prune": self.prune, "allow_destroy": self.allow_destroy}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlanOptions:
+        """The options a saved plan was made with: applying it plans exactly so again."""
+        return cls(tuple(data.get("targets", ())), tuple(data.get("replace", ())),
+                   refresh_only=bool(data.get("refresh_only")), prune=data.get("prune"),
+                   allow_destroy=bool(data.get("allow_destroy")))
+
 
 @dataclass
 class Planned:
@@ -54,7 +63,7 @@ class Planned:
     settings: dict[str, BaseModel | None] = field(default_factory=dict)  # plugin name -> settings
 
     def plugin_of(self, address: str) -> Plugin:
-        return self.plugins[address.split("/", 1)[0]]
+        return self.plugins[Address(address).kind]
 
 
 def make_plan(
@@ -81,7 +90,7 @@ def make_plan(
     _check_resources(specs, plugins, unmanaged)
 
     state = {entry.address: entry for entry in store.list()}
-    written = {out: r.address for r in specs.resources.values() if r.kind == "Task" for out in r.envelope.spec.outs}
+    written = _written(specs, plugins)
     desired: dict[str, Desired] = {}
     notify("observing inputs")
     for address in order:
@@ -123,14 +132,38 @@ def make_plan(
             list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
         )
-        plan, waiting = _waiting_for_champions(plan, state, upstream)
+        plan, waiting = _waiting_for_champions(plan, state, upstream, plugins)
         unmanaged |= waiting
+        plan = _with_replace_orders(plan, state, plugins)
         plan = _with_estimates(plan, specs, plugins, state, digests, upstream)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
-        _check_policies(plan, specs, state, upstream, options.allow_destroy)
+        _check_policies(plan, specs, state, plugins, options.allow_destroy)
     plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
     return Planned(plan, specs, desired, upstream, plugins, settings)
+
+
+def _written(specs: SpecSet, plugins: Mapping[str, Plugin]) -> dict[str, str]:
+    """Every path a `writes_paths` plugin's resource writes -> that resource (built once per plan)."""
+    out: dict[str, str] = {}
+    for resource in specs.resources.values():
+        plugin = plugins.get(resource.kind)
+        if plugin is not None and capabilities(plugin).writes_paths:
+            for path in _call(plugin, "writes", resource.address, plugin.writes, resource):  # type: ignore[attr-defined]
+                out[str(path)] = resource.address
+    return out
+
+
+def _with_replace_orders(plan: Plan, state: Mapping[str, ResourceState], plugins: Mapping[str, Plugin]) -> Plan:
+    """How each replace of an existing object is carried out, decided now so a reviewer sees it."""
+    steps = []
+    for step in plan.steps:
+        if step.action is Action.REPLACE and step.address in state:
+            order = capabilities(plugins[Address(step.address).kind]).replace_order
+            if order is not ReplaceOrder.IN_PLACE:
+                step = replace(step, replace_order=order.value)
+        steps.append(step)
+    return replace(plan, steps=tuple(steps))
 
 
 def _selected(specs: SpecSet, targets: Iterable[str]) -> set[str]:
@@ -204,11 +237,12 @@ def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desire
 
 
 def _waiting_for_champions(
-    plan: Plan, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]]
+    plan: Plan, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]],
+    plugins: Mapping[str, Plugin],
 ) -> tuple[Plan, dict[str, str]]:
-    """Changes that would build on a Model with no champion (none of its versions passed its gates,
-    none was promoted): left out of the plan, and said why, until there is one to build on."""
-    from mlspec.plan.builder import recomputes
+    """Changes that would build on a resource that registers versions and has no champion (none of its
+    versions passed its gates, none was promoted): left out of the plan, and said why, until there is
+    one to build on."""
     from mlspec.registry import PUBLISHED
 
     steps = {s.address: s for s in plan.steps}
@@ -221,7 +255,9 @@ def _waiting_for_champions(
                 waiting[step.address] = f"depends on {parent}, which waits for a champion"
                 break
             recorded, moving = state.get(parent), steps.get(parent)
-            if (recorded is not None and recorded.outputs.get(PUBLISHED) == "" and moving is not None
+            owner = plugins.get(Address(parent).kind)
+            registers = owner is not None and capabilities(owner).registers_versions
+            if (registers and recorded is not None and recorded.outputs.get(PUBLISHED) == "" and moving is not None
                     and not recomputes(moving)):
                 waiting[step.address] = (f"waits for a champion of {parent}: none of its versions passed its gates "
                                          "(`mlspec models show` says why; `mlspec promote` overrides)")
@@ -260,7 +296,7 @@ def _with_estimates(
 
 def _check_deletable(plan: Plan, registry: Registry, plugins: dict[str, Plugin]) -> None:
     for step in plan.steps:
-        kind = step.address.split("/", 1)[0]
+        kind = Address(step.address).kind
         if step.action is Action.DELETE and kind not in plugins:
             if not registry.has(kind):
                 raise PluginError(f"cannot delete {step.address}: no installed plugin manages kind {kind}")
@@ -278,7 +314,7 @@ def _order_deletes(plan: Plan, state: Mapping[str, ResourceState]) -> Plan:
     gone = {s.address for s in deletes}
     by_name: dict[str, list[str]] = {}
     for address in gone:
-        by_name.setdefault(address.split("/", 1)[1], []).append(address)
+        by_name.setdefault(Address(address).name, []).append(address)
     needs: dict[str, set[str]] = {}
     for address in gone:
         try:
@@ -300,35 +336,93 @@ def _recorded(address: str, previous: ResourceState | None) -> Any:
     from mlspec.spec.kinds import KINDS
 
     recorded = previous.spec if previous is not None else {}
-    kind = recorded.get("kind", address.split("/", 1)[0])
+    kind = recorded.get("kind", Address(address).kind)
     return KINDS[kind].model_validate(
         {"apiVersion": "mlspec/v1", "kind": kind, "spec": recorded.get("spec") or {},
-         "metadata": recorded.get("metadata") or {"name": address.split("/", 1)[1]}},
+         "metadata": recorded.get("metadata") or {"name": Address(address).name}},
         strict=False,
     )
 
 
 def _check_policies(
-    plan: Plan, specs: SpecSet, state: Mapping[str, ResourceState], upstream: Mapping[str, tuple[str, ...]],
+    plan: Plan, specs: SpecSet, state: Mapping[str, ResourceState], plugins: Mapping[str, Plugin],
     allow_destroy: bool,
 ) -> None:
+    """protect and gated_serving, each through the whole graph: a Service two hops from its Model
+    (Service -> Optimization -> Model) is gated by it, and what a protected resource was built from
+    is protected with it."""
     from mlspec.policy import plan_diagnostics, rules
     from mlspec.registry import servable
 
     policies = rules(specs.project.setting("policies"))
     if not policies.get("protect") and not policies.get("gated_serving"):
         return
+
+    def declares(address: str, what: str) -> bool:
+        plugin = plugins.get(Address(address).kind)
+        return plugin is not None and bool(getattr(capabilities(plugin), what))
+
     moving = {s.address for s in plan.steps if s.action in (Action.CREATE, Action.REPLACE)}
-    deletes = [(s.address, (state[s.address].spec.get("metadata") or {}).get("labels") or {})
-               for s in plan.steps if s.action is Action.DELETE and s.address in state]
+    deleted = [s.address for s in plan.steps if s.action is Action.DELETE and s.address in state]
+    deletes = []
+    if deleted and policies.get("protect"):
+        built_from = _recorded_dependents(state)
+        for address in deleted:
+            guards = sorted(a for a in _closure(address, built_from) if a not in deleted
+                            and _protected(policies, _labels(a, specs, state)))
+            deletes.append((address, _labels(address, specs, state), guards))
     serving = [
-        (s.address, model, (servable(state[model].outputs) if model in state else None))
-        for s in plan.steps if s.action.is_change and s.address.startswith("Service/")
-        for model in upstream.get(s.address, ()) if model.startswith("Model/") and model not in moving
+        (s.address, ancestor, (servable(state[ancestor].outputs) if ancestor in state else None))
+        for s in plan.steps if s.action.is_change and s.action is not Action.DELETE and declares(s.address, "serves")
+        for ancestor in sorted(specs.graph.upstream(s.address) - {s.address})
+        if declares(ancestor, "gates_dependents") and ancestor not in moving
     ]
     found = plan_diagnostics(policies, deletes, serving, allow_destroy=allow_destroy)
     if found:
         raise SpecError(found)
+
+
+def _labels(address: str, specs: SpecSet, state: Mapping[str, ResourceState]) -> Mapping[str, str]:
+    if address in specs.resources:
+        return specs.resources[address].metadata_data().get("labels") or {}
+    recorded = state.get(address)
+    return ((recorded.spec.get("metadata") or {}).get("labels") or {}) if recorded is not None else {}
+
+
+def _protected(policies: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    from mlspec.policy import protected
+
+    return protected(policies, labels)
+
+
+def _recorded_dependents(state: Mapping[str, ResourceState]) -> dict[str, set[str]]:
+    """address -> the addresses whose recorded specs reference it: what was built from it."""
+    from mlspec.spec.kinds.base import iter_refs
+
+    by_name: dict[str, list[str]] = {}
+    for address in state:
+        by_name.setdefault(Address(address).name, []).append(address)
+    out: dict[str, set[str]] = {}
+    for address, recorded in state.items():
+        try:
+            refs = [r.value for r in iter_refs(_recorded(address, recorded))]
+        except Exception:  # a record older than its kind's model: no known edges
+            refs = []
+        for ref in refs:
+            for target in ([ref] if "/" in ref else by_name.get(ref, [])):
+                out.setdefault(target, set()).add(address)
+    return out
+
+
+def _closure(address: str, edges: Mapping[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [address]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def _refresh_only(

@@ -12,11 +12,12 @@ plugin): that is what lets a plan name the field, input file, plugin version or 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlspec.errors import MlspecError
+from mlspec.errors import PlanError
 from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, canonical, fingerprint
 from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
 from mlspec.state.model import ResourceState, StateMeta, Status
@@ -25,10 +26,6 @@ MAX_LISTED = 5  # fields named in one cause; the rest are counted
 
 
 InPlace = Callable[["Desired", Mapping[str, Any]], bool]
-
-
-class PlanError(MlspecError):
-    """The plan would break a rule of the specs (prevent_destroy)."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +78,11 @@ def build_plan(
     published: dict[str, str] = {}  # address -> what it publishes, for a resource with a champion
     steps: dict[str, Step] = {}
     for want in desired:
-        fp = fingerprint(
-            want.kind, want.metadata, want.spec, plugin=want.plugin, plugin_version=want.plugin_version,
-            inputs=want.inputs, upstream={u: seen[u] for u in want.upstream if u in seen},
-        )
+        upstream = {u: seen[u] for u in want.upstream if u in seen}
+        fp = _fingerprint(want, upstream)
         step = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place, published)
+        if step.conditional_on and not _explained_by(want, upstream, step.conditional_on, state):
+            step = dataclasses.replace(step, conditional_on=())
         steps[want.address] = step
         seen[want.address] = _seen_downstream(fp, step, state.get(want.address), published)
     deletes: list[Step] = []
@@ -98,6 +95,27 @@ def build_plan(
             orphans.append(address)
     _check_prevent_destroy(desired, state, [*steps.values(), *deletes])
     return Plan(meta.lineage, meta.serial, (*steps.values(), *reversed(deletes)), tuple(orphans))
+
+
+def _fingerprint(want: Desired, upstream: Mapping[str, Fingerprint]) -> Fingerprint:
+    return fingerprint(want.kind, want.metadata, want.spec, plugin=want.plugin, plugin_version=want.plugin_version,
+                       inputs=want.inputs, upstream=upstream)
+
+
+def _explained_by(want: Desired, upstream: Mapping[str, Fingerprint], conditional: Iterable[str],
+                  state: Mapping[str, ResourceState]) -> bool:
+    """Would the fingerprint be the one state holds if these upstreams handed on what they handed on
+    before? Then they alone moved it, and if they come out the same the step may be cut off; if
+    something else moved too (an upstream's champion promoted meanwhile), it must run."""
+    previous = state.get(want.address)
+    before: dict[str, Fingerprint] = dict(upstream)
+    for address in conditional:
+        recorded = state.get(address)
+        if recorded is None:
+            return False
+        value = recorded.outputs.get("published")
+        before[address] = Fingerprint(value if isinstance(value, str) and value else recorded.fingerprint)
+    return previous is not None and _fingerprint(want, before).data == previous.fingerprint
 
 
 def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None,
@@ -146,11 +164,11 @@ def _step(
     if want.address in drifted:
         return Step(want.address, Action.REPLACE, (f"drift: {drifted[want.address]}",), changes, fp.data)
     if fp.data != previous.fingerprint:
-        causes = _why_recompute(want, before, now, steps, published)
+        causes, conditional = _why_recompute(want, before, now, steps, published)
         only_spec = len(causes) == 1 and causes[0].startswith("spec changed")
         if only_spec and in_place is not None and in_place(want, before.get("spec") or {}):
             return Step(want.address, Action.UPDATE, (f"{causes[0]} (in place)",), changes, fp.data)
-        return Step(want.address, Action.REPLACE, causes, changes, fp.data)
+        return Step(want.address, Action.REPLACE, causes, changes, fp.data, conditional_on=conditional)
     descriptive = [c.path for c in changes if _is_descriptive(c.path)]
     if descriptive:
         return Step(want.address, Action.UPDATE, (f"metadata changed: {_listed(descriptive)}",), changes, fp.data)
@@ -160,7 +178,10 @@ def _step(
 def _why_recompute(
     want: Desired, before: Mapping[str, Any], now: Mapping[str, Any], steps: Mapping[str, Step],
     published: Mapping[str, str],
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The causes, outermost first, and the upstreams the step is conditional on: when nothing of its
+    own moved and it is planned only because they recompute, it is cut off at apply time if each of
+    them comes out publishing what it published before (early cutoff)."""
     causes: list[str] = []
     own = [c.path for c in field_changes(before, now) if c.path.startswith("spec.") and not _is_descriptive(c.path)]
     if own:
@@ -177,16 +198,18 @@ def _why_recompute(
         old = before.get("plugin") or ["?", "?"]
         causes.append(f"plugin {now['plugin'][0]} {old[1]} -> {now['plugin'][1]}")
     upstream = [u for u in want.upstream if u in steps and recomputes(steps[u])]
+    conditional: tuple[str, ...] = ()
     if upstream:
         first = steps[upstream[0]]
         others = f" (and {len(upstream) - 1} more upstream)" if len(upstream) > 1 else ""
         if not causes:  # the chain to the root: why the upstream moves
             causes = [f"{first.address} will be {first.action.past}{others}", *first.causes]
+            conditional = tuple(upstream)
         else:
             causes.append(f"{first.address} will be {first.action.past}{others}")
     if not causes:  # nothing of its own moved: what an upstream publishes did
         causes = [published[u] for u in want.upstream if u in published]
-    return tuple(causes) or ("fingerprint changed",)
+    return tuple(causes) or ("fingerprint changed",), conditional
 
 
 def recomputes(step: Step) -> bool:

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: steps carry `replace_order` and `conditional_on`
 SENSITIVE = "(sensitive)"
 
 
@@ -50,6 +50,15 @@ class Step:
     fingerprint: str | None = None  # the data fingerprint after apply (None for delete)
     estimate: dict[str, Any] | None = None  # seconds, gpu_hours, cost, basis: from the plugin
     observed: dict[str, Any] | None = None  # read: the outputs refresh found (None: the object is gone)
+    # A replace of an object that exists: how it is carried out ("create_before_destroy": no downtime).
+    replace_order: str | None = None
+    # Planned only because these upstreams recompute: if each comes out with the same published
+    # content as state holds, this step is cut off (not run, its outputs kept). Empty: it runs.
+    conditional_on: tuple[str, ...] = ()
+
+    @property
+    def is_conditional(self) -> bool:
+        return bool(self.conditional_on)
 
     def explain(self) -> str:
         """`replace Service/api  because Model/m will be replaced  because spec changed: ...`"""
@@ -100,7 +109,8 @@ class Plan:
             "steps": [
                 {"address": s.address, "action": s.action.value, "causes": list(s.causes), "fingerprint": s.fingerprint,
                  "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in s.changes],
-                 "estimate": s.estimate, **({"observed": s.observed} if s.action is Action.READ else {})}
+                 "estimate": s.estimate, "replace_order": s.replace_order, "conditional_on": list(s.conditional_on),
+                 **({"observed": s.observed} if s.action is Action.READ else {})}
                 for s in self.steps
             ],
         }
@@ -108,17 +118,18 @@ class Plan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
         if data.get("format_version") != FORMAT_VERSION:
-            from mlspec.errors import MlspecError
+            from mlspec.errors import StalePlanError
 
             found = data.get("format_version")
-            raise MlspecError(f"plan format {found!r} is not {FORMAT_VERSION!r}: make the plan again")
+            raise StalePlanError(f"plan format {found!r} is not {FORMAT_VERSION!r}: make the plan again")
         return cls(
             data["lineage"],
             int(data["serial"]),
             tuple(
                 Step(s["address"], Action(s["action"]), tuple(s["causes"]),
                      tuple(Change(c["path"], c["before"], c["after"]) for c in s["changes"]), s["fingerprint"],
-                     s.get("estimate"), s.get("observed"))
+                     s.get("estimate"), s.get("observed"), s.get("replace_order"),
+                     tuple(s.get("conditional_on") or ()))
                 for s in data["steps"]
             ),
             tuple(data.get("orphans", ())),

@@ -19,7 +19,10 @@ VERBS = {"create": "creating", "update": "updating", "replace": "replacing", "de
 
 
 class ApplyProgress:
-    def __init__(self, total: int, *, fancy: bool | None = None, quiet: bool = False) -> None:
+    """A Reporter (mlspec/engine/reporter.py). The bar starts with the first step, not before: the
+    plan is printed and, on a terminal, confirmed first. `expect(total)` says how many steps come."""
+
+    def __init__(self, total: int = 0, *, fancy: bool | None = None, quiet: bool = False) -> None:
         self.total = total
         self.quiet = quiet
         self.fancy = (sys.stderr.isatty() if fancy is None else fancy) and not quiet
@@ -29,7 +32,15 @@ class ApplyProgress:
         self._task: Any = None
 
     def __enter__(self) -> ApplyProgress:
-        if self.fancy:
+        return self
+
+    def expect(self, total: int) -> None:
+        self.total = total
+        if self._progress is not None:
+            self._progress.update(self._task, total=total)
+
+    def _start(self) -> None:
+        if self.fancy and self._progress is None:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -46,8 +57,7 @@ class ApplyProgress:
                 transient=True,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("", total=self.total, what="apply")
-        return self
+            self._task = self._progress.add_task("", total=self.total or None, what="apply")
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         if self._progress is not None:
@@ -58,6 +68,7 @@ class ApplyProgress:
         task: list[Any] = []
 
         def update(done: int, total: int, detail: str) -> None:
+            self._start()
             if self._progress is None:
                 return  # plain output: the plugin's log lines say the same every tenth of the way
             with self._lock:
@@ -81,6 +92,7 @@ class ApplyProgress:
                 sys.stderr.flush()
 
     def event(self, event: str, step: Step, detail: str) -> None:
+        self._start()
         now = time.monotonic()
         if event == "started":
             self._started[step.address] = now
@@ -97,6 +109,8 @@ class ApplyProgress:
             line = f"{step.address}: FAILED: {detail}"
         elif event == "interrupted":
             line = f"{step.address}: interrupted"
+        elif event == "cutoff":
+            line = f"{step.address}: cut off, kept as it was ({detail})"
         else:
             line = f"{step.address}: skipped ({detail})"
         if self._progress is not None:

@@ -1,4 +1,10 @@
-"""The state Protocol: what plan reads and what apply writes, whatever the backend."""
+"""The state Protocol: what plan reads and what apply writes, whatever the backend.
+
+Every write is an operation a shared database performs as one transaction: a step's row with the
+registry versions and alias moves it made; an audit entry with the new head of the chain. Nothing
+here rewrites a whole document, and nothing names a backend's knobs (SQLite's group commit is the
+local backend's own business).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from mlspec.state.model import LockInfo, ResourceState, StateMeta
 
 if TYPE_CHECKING:
     from mlspec.project import Project
+    from mlspec.registry import Entry, RegistryWrite
 
 
 class StateReader(Protocol):
@@ -21,7 +28,15 @@ class StateReader(Protocol):
     def list(self) -> list[ResourceState]: ...
 
     def note(self, name: str) -> Any:
-        """A JSON value kept beside the resources (`last_apply`, `audit_head`); None when unset."""
+        """A JSON value kept beside the resources (`last_apply`); None when unset."""
+        ...
+
+    def registry(self) -> dict[str, Entry]:
+        """Every address's registered versions, aliases and alias history."""
+        ...
+
+    def audit_head(self) -> dict[str, Any] | None:
+        """Where the audit log's chain ends ({seq, hash}), as the last append left it; None before any."""
         ...
 
 
@@ -38,22 +53,23 @@ class StateStore(StateReader, Protocol):
         """Remove a lock left by a process that is gone. Only the exact lock id is accepted."""
         ...
 
-    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
-        """Record one step's result atomically (this address only); returns the new serial.
+    def commit(self, entry: ResourceState, *, registry: RegistryWrite | None = None) -> int:
+        """Record one step's result atomically (this address only) with the registry versions and
+        alias moves it made: a crash leaves both or neither. Returns the new serial. A record whose
+        status is `interrupted` (written as a step starts) may be kept less durably by a backend
+        that batches flushes: losing it with the machine loses nothing the next plan needs."""
+        ...
 
-        `durable=False` may skip the flush to disk (a record that survives a crash of the process
-        but perhaps not of the machine): for the "interrupted" marker written as a step starts.
-        `notes` are set in the same transaction (the model registry beside the Model's row): a crash
-        leaves both or neither.
-        """
+    def register(self, write: RegistryWrite) -> None:
+        """Registry changes made by hand (promote, rollback) where no resource row moves with them."""
+        ...
+
+    def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one entry to the audit log's chain and move its head with it; returns the new head."""
         ...
 
     def set_note(self, name: str, value: Any) -> None:
         """Under the lock. Notes are not resources: setting one does not move the serial."""
-        ...
-
-    def sync(self) -> None:
-        """Put commits that waited long enough on disk (a no-op where every commit already is)."""
         ...
 
     def remove(self, address: str) -> int: ...
@@ -72,6 +88,6 @@ def open_state(project: Project, *, create: bool = True) -> StateStore:
         from mlspec.state.local import LocalStateStore
 
         path = Path(project.setting("state", "path"))
-        return LocalStateStore(path if path.is_absolute() else project.root / path, create=create)
+        return LocalStateStore(path if path.is_absolute() else project.root / path, create=create,
+                               audit=project.root / ".mlspec" / "audit" / "log.jsonl")
     raise StateError(f"state backend `{backend}` is not available in this version of mlspec; use `local`")
-

@@ -21,15 +21,19 @@ import json
 import os
 import random
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import StateCorruptError, StateError, StateLockedError, StateMissingError
 from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMeta, Status, now
+
+if TYPE_CHECKING:
+    from mlspec.registry import Entry, RegistryWrite
 
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +44,12 @@ CREATE TABLE resources (
 CREATE TABLE lock (
     slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL, operation TEXT NOT NULL, who TEXT NOT NULL,
     host TEXT NOT NULL, pid INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE registry_versions (
+    address TEXT NOT NULL, version INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (address, version)
+);
+CREATE TABLE registry_moves (
+    address TEXT NOT NULL, seq INTEGER NOT NULL, move TEXT NOT NULL, PRIMARY KEY (address, seq)
 );
 """
 SYNC_INTERVAL_S = 0.5  # the most a power loss can cost: steps committed since the last flush
@@ -53,13 +63,16 @@ ON CONFLICT (address) DO UPDATE SET fingerprint = excluded.fingerprint, spec = e
 
 
 class LocalStateStore:
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(self, path: Path, *, create: bool = True, audit: Path | None = None) -> None:
+        """`audit`: the audit log's file (default: `audit/log.jsonl` beside the state's directory)."""
         self.path = path
+        self.audit_path = audit if audit is not None else path.parent / "audit" / "log.jsonl"
         self._create_missing = create
         self._held: LockInfo | None = None
         self._db = self._connect()
         self._full = True  # the connection starts with synchronous=FULL
         self._unsynced_since: float | None = None  # when the oldest commit not yet on disk was made
+        self._flusher: threading.Timer | None = None
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -73,6 +86,7 @@ class LocalStateStore:
             self._recognise(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            _upgrade(db)
         except sqlite3.DatabaseError as err:
             raise StateCorruptError(
                 f"{self.path} is not a readable mlspec state ({err}); it was left untouched: "
@@ -122,7 +136,7 @@ class LocalStateStore:
 
     def _recognise(self, db: sqlite3.Connection) -> None:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not {"meta", "resources", "lock"} <= tables:
+        if not {"meta", "resources", "lock"} <= tables:  # (format 1 had no registry tables)
             raise StateCorruptError(
                 f"{self.path} is a SQLite database but not an mlspec state (tables: {', '.join(sorted(tables))}); "
                 "it was left untouched"
@@ -164,6 +178,22 @@ class LocalStateStore:
     def note(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (f"note:{name}",)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def registry(self) -> dict[str, Entry]:
+        from mlspec.registry import Entry
+
+        versions: dict[str, list[dict[str, Any]]] = {}
+        moves: dict[str, list[dict[str, Any]]] = {}
+        for address, record in self._db.execute("SELECT address, record FROM registry_versions "
+                                                "ORDER BY address, version"):
+            versions.setdefault(address, []).append(json.loads(record))
+        for address, move in self._db.execute("SELECT address, move FROM registry_moves ORDER BY address, seq"):
+            moves.setdefault(address, []).append(json.loads(move))
+        return {a: Entry.from_rows(versions.get(a, []), moves.get(a, [])) for a in sorted(set(versions) | set(moves))}
+
+    def audit_head(self) -> dict[str, Any] | None:
+        head = self.note("audit_head")
+        return dict(head) if isinstance(head, dict) else None
 
     def lock_info(self) -> LockInfo | None:
         row = self._db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()
@@ -218,34 +248,61 @@ class LocalStateStore:
 
     # -- writing (under the lock) ------------------------------------------------------------------
 
-    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
+    def commit(self, entry: ResourceState, *, registry: RegistryWrite | None = None) -> int:
         # In WAL mode, synchronous=NORMAL commits survive a crash of the process but may be lost with
-        # the machine; FULL flushes the log, and with it every commit before, to the disk.
+        # the machine; FULL flushes the log, and with it every commit before, to the disk. The
+        # "interrupted" marker of a step that starts is never worth a flush of its own.
+        durable = entry.status is not Status.INTERRUPTED
         self._sync_mode(durable and self._unsynced_since is not None
                         and time.monotonic() - self._unsynced_since >= SYNC_INTERVAL_S)
         row = (entry.address, entry.fingerprint, _dumps(entry.spec), _dumps(entry.outputs), entry.status.value,
                entry.created_at, now(), entry.commit)
         with self._write() as db:
             db.execute(_UPSERT, row)  # an existing row keeps its created_at
-            for name, value in (notes or {}).items():
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{name}", _dumps(value)))
+            if registry:
+                _register(db, registry)
             serial = _bump(db)
         if self._full:
             self._unsynced_since = None  # this commit's fsync covered every commit before it
         elif durable and self._unsynced_since is None:
             self._unsynced_since = time.monotonic()
+            self._flush_later()
         return serial
 
-    def sync(self) -> None:
-        """Flush commits older than SYNC_INTERVAL_S to disk now, even if no new commit comes (the
-        executor calls this while long steps run, so the durability bound holds during them)."""
-        if self._unsynced_since is None or time.monotonic() - self._unsynced_since < SYNC_INTERVAL_S:
+    def register(self, write: RegistryWrite) -> None:
+        self._sync_mode(True)
+        with self._write() as db:
+            _register(db, write)
+
+    def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The log is a file of hash-chained lines (mlspec/audit/log.py); its head is kept here, written
+        after the line is on disk, so a crash between the two is seen and repaired by the next append."""
+        from mlspec.audit.log import AuditLog
+
+        head = AuditLog.at(self.audit_path).append(event, dict(fields), head=self.audit_head())
+        self.set_note("audit_head", head)
+        return head
+
+    def _flush_later(self) -> None:
+        """Put the batched commits on disk within SYNC_INTERVAL_S even if no other commit comes (a long
+        step is running): a checkpoint from a connection of its own, so no thread shares ours."""
+        if self._flusher is not None and self._flusher.is_alive():
             return
-        try:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # writes back and fsyncs the log
-        except sqlite3.Error:
-            return
-        self._unsynced_since = None
+
+        def flush() -> None:
+            try:
+                other = sqlite3.connect(self.path, timeout=5)
+                try:
+                    other.execute("PRAGMA wal_checkpoint(PASSIVE)")  # syncs the log, then writes it back
+                finally:
+                    other.close()
+            except sqlite3.Error:
+                return
+            self._unsynced_since = None
+
+        self._flusher = threading.Timer(SYNC_INTERVAL_S, flush)
+        self._flusher.daemon = True
+        self._flusher.start()
 
     def _sync_mode(self, full: bool) -> None:
         if full != self._full:
@@ -295,7 +352,43 @@ class LocalStateStore:
         db.execute("COMMIT")
 
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
         self._db.close()
+
+
+def _register(db: sqlite3.Connection, write: RegistryWrite) -> None:
+    for record in write.versions:
+        db.execute("INSERT OR REPLACE INTO registry_versions VALUES (?, ?, ?)",
+                   (write.address, int(record["version"]), _dumps(record)))
+    if write.moves:
+        row = db.execute("SELECT coalesce(max(seq), 0) FROM registry_moves WHERE address = ?",
+                         (write.address,)).fetchone()
+        for seq, move in enumerate(write.moves, int(row[0]) + 1):
+            db.execute("INSERT INTO registry_moves VALUES (?, ?, ?)", (write.address, seq, _dumps(move)))
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Format 1 -> 2 in one transaction: the registry document becomes rows of versions and moves."""
+    if int(dict(db.execute("SELECT name, value FROM meta")).get("format_version", "0")) >= FORMAT_VERSION:
+        return
+    from mlspec.registry import Entry, RegistryWrite
+
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").split(";"):
+            if "registry_" in statement:
+                db.execute(statement)
+        row = db.execute("SELECT value FROM meta WHERE name = 'note:registry'").fetchone()
+        for address, data in (json.loads(row[0]) if row else {}).items():
+            entry = Entry.from_json(data)
+            _register(db, RegistryWrite(address, tuple(entry.versions), tuple(entry.history)))
+        db.execute("DELETE FROM meta WHERE name = 'note:registry'")
+        db.execute("UPDATE meta SET value = ? WHERE name = 'format_version'", (str(FORMAT_VERSION),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _bump(db: sqlite3.Connection) -> int:

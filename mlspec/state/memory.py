@@ -8,10 +8,13 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlspec.errors import StateError, StateLockedError
 from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
+
+if TYPE_CHECKING:
+    from mlspec.registry import Entry, RegistryWrite
 
 
 class MemoryStateStore:
@@ -20,6 +23,8 @@ class MemoryStateStore:
         self._serial = 0
         self._entries: dict[str, ResourceState] = {}
         self._notes: dict[str, Any] = {}
+        self._registry: dict[str, Entry] = {}
+        self.audit: list[dict[str, Any]] = []  # the audit entries appended, in order
         self._lock: LockInfo | None = None
         self._mutex = threading.Lock()
 
@@ -40,8 +45,25 @@ class MemoryStateStore:
             self._require_lock()
             self._notes[name] = value
 
-    def sync(self) -> None:
-        """Nothing to flush: memory is all there is."""
+    def registry(self) -> dict[str, Entry]:
+        from mlspec.registry import Entry
+
+        return {a: Entry.from_json(e.to_json()) for a, e in sorted(self._registry.items())}
+
+    def register(self, write: RegistryWrite) -> None:
+        with self._mutex:
+            self._require_lock()
+            self._registry[write.address] = write.applied_to(self._registry.get(write.address))
+
+    def audit_head(self) -> dict[str, Any] | None:
+        return dict(self.audit[-1]["head"]) if self.audit else None
+
+    def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        with self._mutex:
+            self._require_lock()
+            head = {"seq": len(self.audit) + 1, "hash": uuid.uuid4().hex}
+            self.audit.append({"event": event, **fields, "head": head})
+            return head
 
     def lock_info(self) -> LockInfo | None:
         return self._lock
@@ -73,13 +95,14 @@ class MemoryStateStore:
             info, self._lock = self._lock, None
             return info
 
-    def commit(self, entry: ResourceState, *, durable: bool = True, notes: Mapping[str, Any] | None = None) -> int:
+    def commit(self, entry: ResourceState, *, registry: RegistryWrite | None = None) -> int:
         with self._mutex:
             self._require_lock()
             previous = self._entries.get(entry.address)
             created = previous.created_at if previous else entry.created_at
             self._entries[entry.address] = replace(entry, created_at=created, updated_at=now())
-            self._notes.update(notes or {})
+            if registry:
+                self._registry[registry.address] = registry.applied_to(self._registry.get(registry.address))
             return self._bump()
 
     def remove(self, address: str) -> int:

@@ -25,28 +25,34 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.digests import FileDigests, listing_digest
-from mlspec.errors import MlspecError
-from mlspec.plugin import (
+from mlspec.sdk import (
     API_VERSION,
+    ENV_REF,
+    Address,
+    Capabilities,
     Diff,
     Estimate,
+    FileDigests,
+    Issue,
     Observation,
     PlanContext,
-    StepContext,
+    Resource,
+    ResourceState,
+    Runtime,
+    StepFailed,
     StepInterrupted,
+    StepRequest,
+    StepResult,
+    TaskOutputs,
+    listing_digest,
 )
-from mlspec.spec.kinds.base import Issue
-from mlspec.spec.loader import ENV_REF
-from mlspec.spec.specset import Resource
-from mlspec.state.model import ResourceState
 
 __version__ = "0.1.0"
 ABSENT = "absent"  # a dep that does not exist (yet)
 POLL_S = 0.1  # how often a running command checks for timeout and Ctrl-C
 
 
-class TaskFailed(MlspecError):
+class TaskFailed(StepFailed):
     """The task's command failed; the message carries its exit code and the end of its output."""
 
 
@@ -55,6 +61,11 @@ class TaskPlugin:
     name: ClassVar[str] = "task"
     version: ClassVar[str] = __version__
     settings_model: ClassVar[None] = None
+    # It writes its `outs` in the repo (what others must not read at plan time); it publishes their digests.
+    capabilities: ClassVar[Capabilities] = Capabilities(publishes=TaskOutputs, writes_paths=True)
+
+    def writes(self, resource: Resource) -> list[str]:
+        return list(resource.envelope.spec.outs)
 
     def validate(self, resource: Resource) -> Iterator[Issue]:
         spec = resource.envelope.spec
@@ -104,7 +115,7 @@ class TaskPlugin:
         # Any change to what the command sees means running it again.
         return Diff.replacing(before, after)
 
-    def apply(self, step: StepContext) -> dict[str, Any]:
+    def apply(self, step: StepRequest, runtime: Runtime) -> StepResult:
         spec = step.resource.envelope.spec
         workdir = step.workdir
         # Nothing to restore without outs; `cache: false` opts out (a command with effects elsewhere).
@@ -112,10 +123,10 @@ class TaskPlugin:
         if step.fingerprint and cached is not None and (cached / "outs").is_dir():
             restored = _restore(cached / "outs", workdir, spec.outs)
             if restored is not None:
-                step.log(f"{step.resource.address}: restored {len(spec.outs)} out(s) from the run cache")
-                return {"outs": restored, "seconds": 0.0, "cached": True}
+                runtime.log(f"{step.resource.address}: restored {len(spec.outs)} out(s) from the run cache")
+                return StepResult({"outs": restored, "seconds": 0.0, "cached": True})
         started = time.monotonic()
-        _run(spec, workdir, step)
+        _run(spec, workdir, step, runtime)
         seconds = time.monotonic() - started
         outs: dict[str, str] = {}
         with FileDigests(None) as digests:
@@ -126,9 +137,9 @@ class TaskPlugin:
                 outs[out] = digest
         if step.fingerprint and cached is not None:
             _save(workdir, spec.outs, cached / "outs")
-        return {"outs": outs, "seconds": round(seconds, 3), "cached": False}
+        return StepResult({"outs": outs, "seconds": round(seconds, 3), "cached": False})
 
-    def destroy(self, step: StepContext) -> None:
+    def destroy(self, step: StepRequest, runtime: Runtime) -> None:
         recorded = step.previous.outputs.get("outs", {}) if step.previous else {}
         for rel in recorded:
             path = step.workdir / rel
@@ -143,7 +154,7 @@ class TaskPlugin:
         return Estimate(basis="never run before")
 
 
-def _run(spec: Any, workdir: Path, step: StepContext) -> None:
+def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
     env = dict(os.environ)
     secrets: list[str] = []
     for key, value in spec.env.items():
@@ -171,14 +182,14 @@ def _run(spec: Any, workdir: Path, step: StepContext) -> None:
             stdout, stderr = child.communicate(timeout=POLL_S)
             break
         except subprocess.TimeoutExpired:
-            if step.cancelled.is_set():
+            if runtime.cancelled.is_set():
                 _stop(child)
                 raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
             if deadline is not None and time.monotonic() > deadline:
                 _stop(child)
                 raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
     for line in redact(stdout or "").splitlines()[-20:]:
-        step.log(f"{address}: {line}")
+        runtime.log(f"{address}: {line}")
     if child.returncode != 0:
         tail = "\n".join(redact(stderr or stdout or "").splitlines()[-10:])
         raise TaskFailed(f"{address}: exit code {child.returncode}" + (f"\n{tail}" if tail else ""))
@@ -188,20 +199,21 @@ def _env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def _upstream_env(spec: Any, step: StepContext) -> dict[str, str]:
+def _upstream_env(spec: Any, step: StepRequest) -> dict[str, str]:
     """`deps: [{ref: Model/m, output: uri}]` reaches the command as MLSPEC_INPUT_M_URI (JSON unless a string)."""
     out: dict[str, str] = {}
     for dep in spec.deps:
         if isinstance(dep, str):
             continue
-        address = next((a for a in step.upstream_outputs if a == dep.ref or a.split("/", 1)[1] == dep.ref), None)
-        outputs = step.upstream_outputs.get(address or "", {})
+        address = next((a for a in step.upstream if a == dep.ref or Address(a).name == dep.ref), None)
+        outputs = step.upstream.get(address or "", {})
         if dep.output not in outputs:
             known = ", ".join(sorted(outputs)) or "none"
             raise TaskFailed(f"{step.resource.address}: {address or dep.ref} has no output `{dep.output}` "
                              f"(its outputs: {known})")
         value = outputs[dep.output]
-        name = f"MLSPEC_INPUT_{_env_name((address or dep.ref).split('/', 1)[-1])}_{_env_name(dep.output)}"
+        upstream = Address.parse(address or dep.ref, default_kind="_")
+        name = f"MLSPEC_INPUT_{_env_name(upstream.name)}_{_env_name(dep.output)}"
         out[name] = value if isinstance(value, str) else json.dumps(value)
     return out
 

@@ -1,0 +1,102 @@
+"""Edits of the registry by hand: `mlspec promote` and `mlspec rollback`, as library calls.
+
+Any resource whose plugin registers versions has a registry (Models today, Prompts next). A move
+takes the state lock, appends the alias move, rewrites the resource's outputs to name its new
+champion (so the next plan moves what is built on it) in the same transaction, and is audited, as
+every other hand edit of state is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlspec import registry
+from mlspec.address import Address
+from mlspec.engine.session import record_edit, writing_state
+from mlspec.errors import RegistryError, StateMissingError
+from mlspec.registry import CHAMPION, Entry
+from mlspec.state.model import ResourceState, now
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    address: str
+    alias: str
+    before: int | None
+    to: int
+    serial: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "alias": self.alias, "from": self.before, "to": self.to}
+
+
+def entries(root: Path | None = None) -> dict[str, Entry]:
+    """Every registered address's versions, aliases and history; empty before the first apply."""
+    from mlspec.project import load_project
+
+    try:
+        with writing_state(load_project(root)) as store:
+            return store.registry()
+    except StateMissingError:
+        return {}
+
+
+def resolve(found: dict[str, Entry], text: str) -> str:
+    """`Kind/name`, or a bare name that exactly one registered address has."""
+    candidates = [text] if "/" in text else [a for a in found if Address(a).name == text]
+    if len(candidates) == 1 and candidates[0] in found:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise RegistryError(f"`{text}` is ambiguous: {', '.join(sorted(candidates))}; name the kind too")
+    from mlspec.spec.suggest import did_you_mean
+
+    hint = did_you_mean(text, list(found))
+    raise RegistryError(f"{text} has no registered versions"
+                        + (f"; {hint}" if hint else " (apply it first: `mlspec apply`)"))
+
+
+def promote(address: str, version: int, alias: str = CHAMPION, *, lock_timeout: float = 0.0,
+            root: Path | None = None) -> AliasMove:
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", alias):
+        raise RegistryError(f"--alias `{alias}`: an alias is lowercase letters, digits and -, starting with a letter")
+    return _move(address, lock_timeout, root, lambda entry: (alias, version, "promote"))
+
+
+def rollback(address: str, *, lock_timeout: float = 0.0, root: Path | None = None) -> AliasMove:
+    return _move(address, lock_timeout, root, lambda entry: (CHAMPION, entry.previous_champion(), "rollback"))
+
+
+def _move(text: str, lock_timeout: float, root: Path | None,
+          choose: Callable[[Entry], tuple[str, int, str]]) -> AliasMove:
+    from mlspec.project import load_project
+
+    project = load_project(root)
+    with writing_state(project) as store, store.lock("registry", timeout=lock_timeout):
+        found = store.registry()
+        address = resolve(found, text)
+        entry = found[address]
+        alias, number, how = choose(entry)
+        before = entry.aliases.get(alias)
+        versions, moves = len(entry.versions), len(entry.history)
+        entry.point(alias, number, how)
+        write = entry.since(address, versions, moves)
+        current = store.get(address)
+        serial = None
+        if current is None:  # removed from state (`state rm`): the registry alone moves
+            store.register(write)
+        else:
+            # The outputs name the champion (what the planner and dependents build on), written in one
+            # transaction with the move: a kill leaves both moved or neither.
+            outputs = {**current.outputs, **registry.state_outputs(entry)}
+            if entry.published() == current.fingerprint:
+                outputs.pop(registry.HELD, None)  # its latest run is what dependents use now
+            changed = ResourceState(current.address, current.fingerprint, current.spec, outputs, current.status,
+                                    current.created_at, now(), current.commit)
+            serial = store.commit(changed, registry=write)
+        record_edit(store, project.root, f"registry.{how}",
+                    {"address": address, "alias": alias, "from": before, "to": number, "serial": serial})
+    return AliasMove(address, alias, before, number, serial)

@@ -1,0 +1,132 @@
+"""What each kind publishes to its dependents, as typed models: consumers read fields, not dict keys.
+
+A plugin names its model in `Capabilities.publishes`; the engine validates a step's outputs against
+it when the step returns (a plugin that breaks its own promise fails the step, not a dependent three
+steps later). The declared fields are the hand-off; anything else a plugin returns stays free-form,
+kept in state and shown by `mlspec state show`, but not promised to anyone.
+
+The declared fields, less `VOLATILE` ones (timings, version numbers), are also what early cutoff
+compares: a step whose published content came out identical to what state holds leaves the
+dependents that were planned only because of it as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlspec.digests import listing_digest
+
+
+class ArtifactRef(BaseModel):
+    """A file in the content-addressed artifact store, named by the SHA-256 of its bytes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    uri: str
+    digest: str
+    size: int | None = None
+
+
+class Split(ArtifactRef):
+    rows: int = Field(ge=0)
+
+
+class Published(BaseModel):
+    """Base of every kind's published outputs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    VOLATILE: ClassVar[frozenset[str]] = frozenset()
+
+    def content(self) -> dict[str, Any]:
+        """The declared fields that say what dependents receive (not how long it took)."""
+        keep = set(type(self).model_fields) - self.VOLATILE
+        return self.model_dump(mode="json", include=keep)
+
+    def content_digest(self) -> str:
+        from mlspec.plan.fingerprint import digest
+
+        return digest(self.content())
+
+
+class TaskOutputs(Published):
+    """A Task: the digest of each path it writes (`tree:…` for a directory)."""
+
+    outs: dict[str, str] = Field(default_factory=dict)
+
+
+class DatasetOutputs(Published):
+    """A Dataset: its version (the digest of its source bytes), its splits as parquet artifacts with
+    row counts (PII already dropped or hashed), its columns after PII, and its profile."""
+
+    version: str
+    rows: int = Field(ge=0)
+    columns: dict[str, str] = Field(default_factory=dict)
+    splits: dict[str, Split] = Field(default_factory=dict)
+    profile: ArtifactRef | None = None
+    pii: dict[str, list[str]] = Field(default_factory=dict)
+
+    def content(self) -> dict[str, Any]:
+        # The splits are the data: their digests, not the source files' (an edited check that lets the
+        # same rows through, or a re-encoded CSV with the same rows, hands on the same splits).
+        data = super().content()
+        data.pop("version", None)
+        return data
+
+    def split(self, name: str) -> Split | None:
+        return self.splits.get(name)
+
+
+class ModelOutputs(Published):
+    """A Model (what its dependents receive: its champion's): the weights' digest, its files, the
+    metrics on the test split, the registry version, whether its gates passed."""
+
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"version"})
+
+    digest: str
+    files: dict[str, ArtifactRef] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    version: int | None = None
+    gates_passed: bool | None = None
+
+    def content(self) -> dict[str, Any]:
+        # The weights (`digest`) and what they scored: the files beside them include a model card with
+        # timings and the fingerprint, which differ on every run of the same weights.
+        data = super().content()
+        data.pop("files", None)
+        return data
+
+
+class OptimizationOutputs(Published):
+    """An Optimization: the optimized artifact (an ONNX graph, a TensorRT engine) and its runtime."""
+
+    digest: str
+    format: str  # "onnx", "tensorrt"
+    files: dict[str, ArtifactRef] = Field(default_factory=dict)
+    source_digest: str = ""  # the weights it was made from
+    precision: str = "fp32"
+
+
+class ServiceOutputs(Published):
+    """A Service: where it answers, and which bento it runs."""
+
+    url: str
+    bento: str = ""
+    digest: str = ""
+
+
+class PromptOutputs(Published):
+    """A Prompt: the template's digest and registry version."""
+
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"version"})
+
+    digest: str
+    version: int | None = None
+    template: str = ""
+
+
+def files_digest(files: dict[str, ArtifactRef]) -> str:
+    """One digest for a set of stored files, name and content: the identity of a model's weights."""
+    return listing_digest((name, ref.digest) for name, ref in sorted(files.items()))
