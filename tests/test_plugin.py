@@ -6,13 +6,15 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from typing import Any
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from mlspec.digests import FileDigests
-from mlspec.plugin import API_VERSION, PlanContext, PluginError, Registry, StepContext
+from mlspec.discovery import PluginError, Registry
+from mlspec.sdk import API_VERSION, PlanContext, Runtime, StepRequest
 from mlspec.spec.specset import load_specs
 from tests.conftest import REPO
 
@@ -41,7 +43,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def documented_plugin() -> str:
     doc = (REPO / "docs" / "plugins.md").read_text()
-    return re.search(r"```python\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    return re.search(r"```python\n(# mlspec_hello/__init__.py\n.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
 
 
 def test_the_documented_plugin_installs_and_runs(site: Path, project: Callable[..., Path]) -> None:
@@ -54,8 +56,11 @@ def test_the_documented_plugin_installs_and_runs(site: Path, project: Callable[.
     root = project({"specs/greet.yaml": TASK})
     resource = load_specs(root).resources["Task/greet"]
     assert list(plugin.validate(resource)) == []
-    step = StepContext(resource, {}, None, root, str(root / ".mlspec" / "artifacts"), None)
-    outputs = plugin.apply(step)
+    lines: list[str] = []
+    result = plugin.apply(StepRequest(resource, {}, None, root, str(root / ".mlspec" / "artifacts")),
+                          Runtime(log=lines.append))
+    outputs = dict(result.outputs)
+    assert lines == ["Task/greet: wrote out/hello.txt"]
     assert (root / "out" / "hello.txt").read_text() == "hello from Task/greet\n"
     assert plugin.estimate(resource, None).seconds == 0.01
     diff = plugin.diff(resource, {"cmd": ["echo"]}, {"cmd": ["echo", "hi"]})
@@ -67,9 +72,21 @@ def test_the_documented_plugin_installs_and_runs(site: Path, project: Callable[.
     with FileDigests(None) as digests:
         context = PlanContext(root, digests)
         assert plugin.refresh(resource, state, context).exists
-        plugin.destroy(StepContext(resource, {}, state, root, "", None))
+        plugin.destroy(StepRequest(resource, {}, state, root, ""), Runtime())
         observed = plugin.refresh(resource, state, context)
     assert not observed.exists and observed.drift is not None and "deleted" in observed.drift
+
+
+def test_the_documented_plugin_applies_through_the_engine(
+    site: Path, project: Callable[..., Path], mlspec: Callable[..., Any]
+) -> None:
+    """The same code, chosen in mlspec.yaml over the built-in Task plugin, planned and applied by `mlspec apply`."""
+    install(site, "mlspec_hello", documented_plugin(), '[mlspec.plugins]\nTask = mlspec_hello:HelloPlugin\n')
+    root = project({"specs/greet.yaml": TASK}, config="plugin_for: {Task: mlspec-hello}\n")
+    applied = mlspec(root, "apply", "-y", "--allow-dirty", "--format", "json")
+    assert applied.code == 0, applied.output
+    assert (root / "out" / "hello.txt").read_text() == "hello from Task/greet\n"
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
 
 def test_two_plugins_claiming_one_kind_is_an_error_naming_both(site: Path) -> None:
@@ -114,7 +131,7 @@ def test_plugin_settings_from_mlspec_yaml_are_validated_with_every_error_named()
     from mlspec_task import TaskPlugin
     from pydantic import BaseModel, ConfigDict
 
-    from mlspec.plugin import plugin_settings
+    from mlspec.discovery import plugin_settings
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")

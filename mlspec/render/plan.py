@@ -27,6 +27,9 @@ def summary_line(plan: Plan) -> str:
         return f"Refresh-only plan: {counts['read']} to read into state, {counts['noop']} unchanged."
     text = (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
             f"{counts['delete']} to delete, {counts['noop']} unchanged.")
+    conditional = sum(1 for s in plan.steps if s.conditional_on)
+    if conditional:
+        text += f" {conditional} conditional (cut off if their upstreams come out unchanged)."
     estimated = plan.estimated()
     if estimated.get("seconds"):
         text += f" Estimated: {duration(estimated['seconds'])}"
@@ -76,10 +79,24 @@ def render_text(plan: Plan, style: Callable[..., str] = lambda text, **_: text) 
     return "\n".join(lines)
 
 
+def qualifiers(step: Step) -> list[str]:
+    """What a reviewer must know beyond the action: how a replace is done, and whether the step may
+    not run at all (early cutoff)."""
+    out = []
+    if step.replace_order:
+        out.append(step.replace_order.replace("_", " "))
+    if step.conditional_on:
+        out.append(f"conditional: runs only if {', '.join(step.conditional_on)} publishes something new")
+    return out
+
+
 def _text_step(step: Step, style: Callable[..., str], *, brief: bool = False) -> list[str]:
     colour = COLOURS.get(step.action)
     head = f"  {style(step.action.symbol.rjust(3), fg=colour, bold=True)} {style(step.address, bold=True)}"
     head += f"  {step.action.value}"
+    extra = qualifiers(step)
+    if extra:
+        head += f" ({'; '.join(extra)})"
     if step.estimate and step.estimate.get("seconds") is not None:
         basis = step.estimate.get("basis") or "estimated"
         head += style(f"  (~{duration(step.estimate['seconds'])}, {basis})", dim=True)
@@ -166,7 +183,9 @@ def _markdown_tables(steps: Sequence[Step], budget: int) -> list[str]:
     for step in steps:
         estimate = (step.estimate or {}).get("seconds")
         why = _cell(step.causes[0] if step.causes else "")
-        row = (f"| {EMOJI.get(step.action, '')} | `{step.address}` | {step.action.value} | "
+        extra = qualifiers(step)
+        action = step.action.value + (f" ({'; '.join(extra)})" if extra else "")
+        row = (f"| {EMOJI.get(step.action, '')} | `{step.address}` | {action} | "
                f"{why[:300] + '…' if len(why) > 300 else why} | {duration(estimate) if estimate is not None else ''} |")
         if rows and size + len(row) + 1 > budget:
             tables.append("\n".join([head, *rows]))
@@ -178,7 +197,9 @@ def _markdown_tables(steps: Sequence[Step], budget: int) -> list[str]:
 
 
 def _markdown_step(step: Step) -> str:
-    lines = [f"<details><summary><code>{step.action.symbol} {step.address}</code> {step.action.value}</summary>", ""]
+    extra = qualifiers(step)
+    action = step.action.value + (f" ({_cell('; '.join(extra))})" if extra else "")
+    lines = [f"<details><summary><code>{step.action.symbol} {step.address}</code> {action}</summary>", ""]
     lines.extend(f"{'because' if i == 0 else '&nbsp;&nbsp;because'} {_cell(cause)}<br>"
                  for i, cause in enumerate(step.causes))
     if step.changes:

@@ -18,13 +18,26 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.artifacts import Artifact, ArtifactStore
-from mlspec.digests import FileDigests, listing_digest
-from mlspec.plugin import API_VERSION, Diff, Estimate, Observation, PlanContext, StepContext
-from mlspec.spec.kinds.base import Issue
-from mlspec.spec.loader import ENV_REF
-from mlspec.spec.specset import Resource
-from mlspec.state.model import ResourceState
+from mlspec.sdk import (
+    API_VERSION,
+    ENV_REF,
+    Artifact,
+    ArtifactStore,
+    Capabilities,
+    DatasetOutputs,
+    Diff,
+    Estimate,
+    FileDigests,
+    Issue,
+    Observation,
+    PlanContext,
+    Resource,
+    ResourceState,
+    Runtime,
+    StepRequest,
+    StepResult,
+    listing_digest,
+)
 from mlspec_data.sources import DataError, DatasetReader, count_rows, resolve
 
 __version__ = "0.1.0"
@@ -37,6 +50,7 @@ class DatasetPlugin:
     name: ClassVar[str] = "data"
     version: ClassVar[str] = __version__
     settings_model: ClassVar[None] = None
+    capabilities: ClassVar[Capabilities] = Capabilities(publishes=DatasetOutputs)
 
     def validate(self, resource: Resource) -> Iterator[Issue]:
         source = resource.envelope.spec.source
@@ -70,7 +84,7 @@ class DatasetPlugin:
         # Every field changes the data downstream receives, or the verdict on it.
         return Diff.replacing(before, after)
 
-    def apply(self, step: StepContext) -> dict[str, Any]:
+    def apply(self, step: StepRequest, runtime: Runtime) -> StepResult:
         started = time.monotonic()
         resource, spec = step.resource, step.resource.envelope.spec
         address, workdir = resource.address, step.workdir
@@ -89,7 +103,7 @@ class DatasetPlugin:
             for path in files:
                 starts.append((inspector.rows, reader.rel(path)))
                 for batch in reader.read(path):
-                    _cancelled(step)
+                    runtime.check(address)
                     inspector.add(batch)
         except DataError as err:
             raise DataError(f"{address}: {err}") from None
@@ -102,9 +116,9 @@ class DatasetPlugin:
             shown = "\n".join(f"  - {v.describe(lambda row: _locate(row, starts))}" for v in violations)
             raise DataError(f"{address}: {len(violations)} check{'s' if len(violations) > 1 else ''} failed "
                             f"on {inspector.rows:,} rows (version {version[:12]}):\n{shown}")
-        step.log(f"{address}: {inspector.rows:,} rows in {len(files)} file(s) pass every check")
+        runtime.log(f"{address}: {inspector.rows:,} rows in {len(files)} file(s) pass every check")
         store = ArtifactStore(step.artifacts, workdir)
-        written = _write_splits(step, reader, inspector, store)
+        written = _write_splits(step, runtime, reader, inspector, store)
         outputs: dict[str, Any] = {
             "version": version, "sources": sources, "rows": inspector.rows,
             "columns": _columns_after_pii(inspector.columns, spec), "splits": written,
@@ -113,9 +127,9 @@ class DatasetPlugin:
         if spec.profile:
             outputs["profile"] = _put_json(store, profile, workdir).to_json()
         outputs["seconds"] = round(time.monotonic() - started, 3)
-        return outputs
+        return StepResult(outputs)
 
-    def destroy(self, step: StepContext) -> None:
+    def destroy(self, step: StepRequest, runtime: Runtime) -> None:
         """Nothing to remove: artifacts are content-addressed and may be shared with other versions."""
 
     def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
@@ -220,7 +234,8 @@ def _fill_values(violations: list[Any], reader: DatasetReader, pii: set[str]) ->
             violation.rows = [(row, found.get((violation.column, row), value)) for row, value in violation.rows]
 
 
-def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, store: ArtifactStore) -> dict[str, Any]:
+def _write_splits(step: StepRequest, runtime: Runtime, reader: DatasetReader, inspector: Any,
+                  store: ArtifactStore) -> dict[str, Any]:
     """Second pass: each row to its split's parquet file, PII transformed; then into the store."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -242,7 +257,7 @@ def _write_splits(step: StepContext, reader: DatasetReader, inspector: Any, stor
     try:
         for path in reader.files:
             for batch in reader.read(path):
-                _cancelled(step)
+                runtime.check(step.resource.address)
                 part = assignment[offset : offset + batch.num_rows]
                 offset += batch.num_rows
                 batch = pii_transform(batch, actions, salt) if actions else batch
@@ -328,10 +343,3 @@ def _artifacts(outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     if outputs.get("profile"):
         found["profile"] = outputs["profile"]
     return found
-
-
-def _cancelled(step: StepContext) -> None:
-    if step.cancelled.is_set():
-        from mlspec.plugin import StepInterrupted
-
-        raise StepInterrupted(f"{step.resource.address}: stopped by a second Ctrl-C")

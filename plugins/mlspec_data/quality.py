@@ -119,7 +119,7 @@ class Inspector:
         self.columns = {name: str(kind) for name, kind in present.items()}
         missing = [c for c in self.schema if c not in present]
         if missing:
-            from mlspec.spec.suggest import did_you_mean
+            from mlspec.sdk import did_you_mean
 
             hints = [did_you_mean(c, list(present)) for c in missing]
             raise DataError(f"the schema's column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlspec.errors import MlspecError
+from mlspec.sdk import StepFailed
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 BATCH_ROWS = 65_536
 
 
-class DataError(MlspecError):
+class DataError(StepFailed):
     """The data breaks the spec, or cannot be read: the message names the file, column and rule."""
 
 

@@ -1,8 +1,9 @@
 """`resources.gpus: N > 1`: the run in N processes under torchrun, one per GPU, through DDP.
 
-The plugin writes the run's context to a JSON file and launches `torchrun --standalone
+The plugin writes the step's request (StepRequest.to_json) and what it worked out beside it (the
+champion's metrics, the entrypoint's position) to a JSON file and launches `torchrun --standalone
 --nproc_per_node N -m mlspec_torch.distributed FILE` as a child process group (so a second Ctrl-C
-stops every rank); each rank rebuilds the spec from the file, joins the process group (NCCL on
+stops every rank); each rank rebuilds the request from the file, joins the process group (NCCL on
 GPUs, gloo on CPUs) and trains its share; rank 0 evaluates, stores the artifacts and writes the
 outputs back. On a CPU, N processes with gloo take the same path: that is how the tests run it.
 """
@@ -19,21 +20,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlspec.errors import MlspecError
-from mlspec.plugin import StepInterrupted
+from mlspec.sdk import MlspecError, StepInterrupted
 from mlspec_torch.loop import TrainingFailed
 
 
 def launch(job: dict[str, Any], processes: int, scratch: Path, log: Callable[[str], None],
            cancelled: threading.Event) -> dict[str, Any]:
-    """Run `job` (training.RunContext's fields, the envelope as JSON) on `processes` ranks."""
+    """Run `job` (`request`: the StepRequest as JSON; `champion`, `where`, `accelerator` beside it) on
+    `processes` ranks."""
+    address, workdir = job["request"]["resource"]["address"], job["request"]["workdir"]
     job_file, result_file = scratch / "job.json", scratch / "result.json"
     job_file.write_text(json.dumps({**job, "result": str(result_file)}))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", "mlspec_torch.distributed", str(job_file)]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                             start_new_session=True, cwd=job["workdir"])
+                             start_new_session=True, cwd=workdir)
     tail: list[str] = []
 
     def stop_on_cancel() -> None:
@@ -50,7 +52,7 @@ def launch(job: dict[str, Any], processes: int, scratch: Path, log: Callable[[st
             log(line[len("[mlspec] "):])
     code = child.wait()
     if cancelled.is_set():
-        raise StepInterrupted(f"{job['address']}: the DDP run was stopped; the next apply resumes from its "
+        raise StepInterrupted(f"{address}: the DDP run was stopped; the next apply resumes from its "
                               "last checkpoint")
     result = json.loads(result_file.read_text()) if result_file.is_file() else None
     if result is not None and "error" in result:
@@ -61,7 +63,7 @@ def launch(job: dict[str, Any], processes: int, scratch: Path, log: Callable[[st
         raise TrainingFailed(f"{found['error']} (rank {found['rank']} of {processes})")
     if code != 0 or result is None:
         shown = "\n".join(f"  {line}" for line in tail[-20:])
-        raise TrainingFailed(f"{job['address']}: torchrun exited with {code} before rank 0 reported:\n{shown}")
+        raise TrainingFailed(f"{address}: torchrun exited with {code} before rank 0 reported:\n{shown}")
     return dict(result["outputs"])
 
 
@@ -70,7 +72,7 @@ def main(path: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from mlspec.spec.kinds import KINDS
+    from mlspec.sdk import StepRequest
     from mlspec_torch.training import RunContext, run
 
     job = json.loads(Path(path).read_text())
@@ -80,11 +82,9 @@ def main(path: str) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
-        envelope = KINDS["Model"].model_validate(job["envelope"])
         context = RunContext(
-            address=job["address"], spec=envelope.spec, upstream=job["upstream"], workdir=Path(job["workdir"]),
-            artifacts=job["artifacts"], fingerprint=job["fingerprint"], champion=job.get("champion"),
-            commit=job.get("commit"), log=lambda line: print(f"[mlspec] {line}", flush=True), where=job["where"])
+            StepRequest.from_json(job["request"]), champion=job.get("champion"), commit=job.get("commit"),
+            log=lambda line: print(f"[mlspec] {line}", flush=True), where=job["where"])
         outputs = run(context)
         if me == 0:
             _write(job["result"], {"outputs": outputs})

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlspec.plugin import StepInterrupted
+from mlspec.sdk import StepInterrupted, did_you_mean
 from mlspec_torch.loop import LoopSettings, TrainingFailed, TrainResult
 
 
@@ -141,8 +141,6 @@ def load(entrypoint: str, workdir: Path, address: str, where: str) -> Callable[[
     function = getattr(module, name, None)
     if not callable(function):
         found = sorted(n for n in vars(module) if callable(getattr(module, n)) and not n.startswith("_"))
-        from mlspec.spec.suggest import did_you_mean
-
         hint = did_you_mean(name, found)
         raise TrainingFailed(f"{address}: {where}: module `{module_name}` has no function `{name}`"
                              + (f"; {hint}" if hint else f" (its functions: {', '.join(found) or 'none'})"))

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from mlspec.errors import MlspecError
-from mlspec.plugin import StepInterrupted
+from mlspec.sdk import StepFailed, StepInterrupted
 
 if TYPE_CHECKING:
     import torch
 
 
-class TrainingFailed(MlspecError):
+class TrainingFailed(StepFailed):
     """Training cannot go on (NaN loss, a broken batch): the message says where."""
 
 

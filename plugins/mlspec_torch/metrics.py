@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlspec.spec.kinds.model import GATE_RE, LOWER_IS_BETTER
+from mlspec.sdk.kinds import GATE_RE, LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     import numpy as np

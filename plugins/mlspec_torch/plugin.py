@@ -1,9 +1,9 @@
-"""The Model plugin: what the engine calls for a Model spec (the contract is mlspec/plugin.py).
+"""The Model plugin: what the engine calls for a Model spec (the contract is mlspec.sdk).
 
 Plan time stays light: no torch import unless a spec asks for CUDA or several GPUs, which only a
-look at the machine can check. Apply trains (training.run, or torchrun for `gpus > 1`), and asks
-the engine to register the version: the alias the spec names when every gate passes, else
-`candidate` with the step held, so nothing downstream takes a model that failed its gates.
+look at the machine can check. Apply trains (training.run, or torchrun for `gpus > 1`), and returns
+the version for the engine to register: under the alias the spec names when every gate passes, else
+as `candidate` with the step held, so nothing downstream takes a model that failed its gates.
 """
 
 from __future__ import annotations
@@ -15,14 +15,30 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlspec.artifacts import ArtifactStore
-from mlspec.digests import listing_digest
-from mlspec.errors import MlspecError
-from mlspec.plugin import API_VERSION, Diff, Estimate, Observation, PlanContext, StepContext
-from mlspec.registry import CANDIDATE, CHAMPION, HELD, REGISTER, Entry
-from mlspec.spec.kinds.base import Issue
-from mlspec.spec.specset import Resource
-from mlspec.state.model import ResourceState
+from mlspec.sdk import (
+    API_VERSION,
+    CANDIDATE,
+    CHAMPION,
+    ArtifactStore,
+    Capabilities,
+    DatasetOutputs,
+    Diff,
+    Estimate,
+    Issue,
+    MlspecError,
+    ModelOutputs,
+    Observation,
+    PlanContext,
+    Resource,
+    ResourceState,
+    Runtime,
+    StepRequest,
+    StepResult,
+    Version,
+    alias_record,
+    listing_digest,
+    position,
+)
 
 __version__ = "0.1.0"
 # First-run throughput guesses (samples a second on a laptop CPU), until a run measures its own.
@@ -34,7 +50,10 @@ class ModelPlugin:
     name: ClassVar[str] = "torch"
     version: ClassVar[str] = __version__
     settings_model: ClassVar[None] = None
-    replace_order: ClassVar[str] = "in_place"  # a new version never removes the old ones
+    # Each apply is a registry version (a replace is in place: a new version never removes the old ones);
+    # its gates decide whether dependents may take it; dependents receive the champion's ModelOutputs.
+    capabilities: ClassVar[Capabilities] = Capabilities(publishes=ModelOutputs, registers_versions=True,
+                                                        gates_dependents=True)
 
     def validate(self, resource: Resource) -> Iterator[Issue]:
         spec = resource.envelope.spec
@@ -94,47 +113,43 @@ class ModelPlugin:
         total = _total_steps(directory)
         return f"resume from step {step:,}" + (f" of {total:,}" if total else "") + " (an earlier apply's checkpoint)"
 
-    def apply(self, step: StepContext) -> dict[str, Any]:
-        resource, spec = step.resource, step.resource.envelope.spec
-        current = Entry.from_json(step.registry).alias(CHAMPION)
+    def apply(self, request: StepRequest, runtime: Runtime) -> StepResult:
+        resource, spec = request.resource, request.spec
+        current = alias_record(request.registry, CHAMPION)
         champion = current.get("metrics") if current else None
         where = _where(resource)
         from mlspec_torch.training import RunContext, checkpoint_dir, run
 
-        _remember_total(checkpoint_dir(step.workdir, resource.address, step.fingerprint), spec, step)
+        _remember_total(checkpoint_dir(request.workdir, resource.address, request.fingerprint), spec, request)
         ranks = _torchrun_ranks(spec)
         if ranks:
-            outputs = self._distributed(step, champion, where, ranks)
+            outputs = self._distributed(request, runtime, champion, where, ranks)
         else:
-            context = RunContext(resource.address, spec, step.upstream_outputs, step.workdir, step.artifacts,
-                                 step.fingerprint, champion=champion, log=step.log, cancelled=step.cancelled,
-                                 meter=step.meter, where=where)
+            context = RunContext(request, champion=champion, log=runtime.log, cancelled=runtime.cancelled,
+                                 meter=runtime.meter, where=where)
             outputs = run(context) or {}
         failed = [g for g in outputs["gates"] if not g["passed"]]
         if failed:
-            outputs[HELD] = "; ".join(f"gate `{g['gate']}` failed ({g['why']})" for g in failed)
-            outputs[REGISTER] = {"record": _record(outputs), "aliases": [CANDIDATE]}
-        else:
-            outputs[REGISTER] = {"record": _record(outputs), "aliases": [spec.registry.alias]}
-        return outputs
+            held = "; ".join(f"gate `{g['gate']}` failed ({g['why']})" for g in failed)
+            return StepResult(outputs, Version(_record(outputs), (CANDIDATE,)), held=held)
+        return StepResult(outputs, Version(_record(outputs), (spec.registry.alias,)))
 
-    def _distributed(self, step: StepContext, champion: Mapping[str, float] | None, where: str,
-                     ranks: int) -> dict[str, Any]:
+    def _distributed(self, request: StepRequest, runtime: Runtime, champion: Mapping[str, float] | None,
+                     where: str, ranks: int) -> dict[str, Any]:
         from mlspec_torch.distributed import launch
 
-        resource, spec = step.resource, step.resource.envelope.spec
-        job = {"address": resource.address, "envelope": resource.envelope.model_dump(mode="json", by_alias=True),
-               "upstream": dict(step.upstream_outputs), "workdir": str(step.workdir), "artifacts": step.artifacts,
-               "fingerprint": step.fingerprint, "champion": champion, "where": where,
-               "accelerator": spec.resources.accelerator}
-        (step.workdir / ".mlspec").mkdir(exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=step.workdir / ".mlspec"))
+        # The request is data: each rank rebuilds it (StepRequest.from_json); the rest is what this
+        # process worked out beside it.
+        job = {"request": request.to_json(), "champion": dict(champion) if champion is not None else None,
+               "where": where, "accelerator": request.spec.resources.accelerator}
+        (request.workdir / ".mlspec").mkdir(exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=request.workdir / ".mlspec"))
         try:
-            return launch(job, ranks, scratch, step.log, step.cancelled)
+            return launch(job, ranks, scratch, runtime.log, runtime.cancelled)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def destroy(self, step: StepContext) -> None:
+    def destroy(self, request: StepRequest, runtime: Runtime) -> None:
         """Nothing to remove: versions stay in the registry and the artifact store (rollback needs them)."""
 
     def estimate(self, resource: Resource, previous: ResourceState | None,
@@ -168,9 +183,14 @@ def _train_rows(spec: Any, context: PlanContext | None) -> int | None:
         return None
     from mlspec_torch.splits import dataset_address
 
-    splits = (context.upstream_outputs.get(dataset_address(spec.dataset)) or {}).get("splits") or {}
-    split = splits.get(spec.splits.train) or {}
-    return _int(split.get("rows"))
+    recorded = context.upstream_outputs.get(dataset_address(spec.dataset))
+    if not recorded:
+        return None
+    try:
+        split = DatasetOutputs.model_validate(recorded).split(spec.splits.train)
+    except ValueError:  # not (yet) what a Dataset publishes: the estimate falls back to the last run
+        return None
+    return split.rows if split is not None else None
 
 
 def _int(value: Any) -> int | None:
@@ -196,16 +216,10 @@ def _record(outputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _where(resource: Resource) -> str:
-    """`specs/models/x.yaml:14:17 (spec.architecture.entrypoint)`: where the entrypoint is named."""
+    """`specs/models/x.yaml:14:17 spec.architecture.entrypoint`: where the entrypoint is named."""
     if not resource.envelope.spec.architecture.entrypoint:
         return ""
-    try:
-        from mlspec.spec.specset import issue_diagnostics
-
-        found = issue_diagnostics(resource, [Issue(("spec", "architecture", "entrypoint"), "")])[0]
-        return f"{found.file}:{found.line}:{found.col} spec.architecture.entrypoint"
-    except (OSError, IndexError):
-        return f"{resource.file} spec.architecture.entrypoint"
+    return position(resource, "spec", "architecture", "entrypoint")
 
 
 def _sources(workdir: Path, module: str) -> list[Path]:
@@ -218,14 +232,14 @@ def _sources(workdir: Path, module: str) -> list[Path]:
     return [single] if single.is_file() else []
 
 
-def _remember_total(directory: Path, spec: Any, step: StepContext) -> None:
+def _remember_total(directory: Path, spec: Any, request: StepRequest) -> None:
     """The run's total steps beside its checkpoints, so a plan can say "of 3,000" after a kill -9."""
     from mlspec_torch.splits import dataset_outputs
 
     try:
-        _, outputs = dataset_outputs(step.upstream_outputs, spec.dataset)
-        rows = int((outputs.get("splits") or {})[spec.splits.train]["rows"])
-    except (KeyError, TypeError, ValueError, MlspecError):
+        _, outputs = dataset_outputs(request, spec.dataset)
+        rows = outputs.splits[spec.splits.train].rows
+    except (KeyError, MlspecError):
         return  # the run itself reports what is missing
     from mlspec_torch.loop import total_steps
     from mlspec_torch.training import _settings

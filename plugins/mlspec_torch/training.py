@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlspec.artifacts import ArtifactStore
-from mlspec.digests import listing_digest
+from mlspec.sdk import ArtifactStore, DatasetOutputs, StepRequest, listing_digest
 from mlspec_torch.card import CardFacts
 from mlspec_torch.card import render as render_card
 from mlspec_torch.loop import LoopSettings, Meter, TrainingFailed, TrainResult, train
@@ -28,18 +28,36 @@ from mlspec_torch.splits import dataset_address, dataset_outputs, load_split, re
 
 @dataclass
 class RunContext:
-    address: str
-    spec: Any  # ModelSpec
-    upstream: Mapping[str, Mapping[str, Any]]
-    workdir: Path
-    artifacts: str
-    fingerprint: str
+    """One run: the step's request (the spec, its Dataset's outputs, where to store) and what the
+    process running it provides beside it (logs, cancellation, a meter)."""
+
+    request: StepRequest
     champion: Mapping[str, float] | None = None  # the current champion's metrics, for relative gates
     commit: str | None = None
     log: Callable[[str], None] = print
-    cancelled: Any = None
+    cancelled: threading.Event | None = None
     meter: Meter | None = None
     where: str = ""  # the spec position of architecture.entrypoint, to frame its traceback
+
+    @property
+    def address(self) -> str:
+        return self.request.resource.address
+
+    @property
+    def spec(self) -> Any:  # ModelSpec
+        return self.request.spec
+
+    @property
+    def workdir(self) -> Path:
+        return self.request.workdir
+
+    @property
+    def artifacts(self) -> str:
+        return self.request.artifacts
+
+    @property
+    def fingerprint(self) -> str:
+        return self.request.fingerprint
 
 
 def checkpoint_dir(workdir: Path, address: str, fingerprint: str) -> Path:
@@ -81,7 +99,7 @@ def run(context: RunContext) -> dict[str, Any] | None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     device = device_for(spec.resources.accelerator)
-    dataset, outputs = dataset_outputs(context.upstream, spec.dataset)
+    dataset, outputs = dataset_outputs(context.request, spec.dataset)
     store = ArtifactStore(context.artifacts, context.workdir)
     (context.workdir / ".mlspec").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".model-", dir=context.workdir / ".mlspec"))
@@ -126,7 +144,7 @@ def run(context: RunContext) -> dict[str, Any] | None:
             "files": {**stored, "README.md": card}, "metrics": found, "gates_passed": passed,
             "gates": [{"gate": v.gate, "passed": v.passed, "observed": v.observed, "threshold": v.threshold,
                        "margin": v.margin, "why": v.why} for v in verdicts],
-            "dataset": {"address": dataset, "version": outputs.get("version")},
+            "dataset": {"address": dataset, "version": outputs.version},
             "device": hardware(device) + (f" x{world}" if world > 1 else ""), "steps": total.steps,
             "resumed_from": total.resumed_from, "samples_per_second": round(total.samples_per_second, 1),
             "train_rows": job.rows, "epochs": spec.hyperparameters.epochs, "seconds": round(seconds, 3),
@@ -137,12 +155,12 @@ def run(context: RunContext) -> dict[str, Any] | None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _facts(context: RunContext, outputs: Mapping[str, Any], dataset: str, found: Mapping[str, float],
+def _facts(context: RunContext, outputs: DatasetOutputs, dataset: str, found: Mapping[str, float],
            verdicts: list[Any], device: str, seconds: float, job: Job) -> CardFacts:
     spec = context.spec
     return CardFacts(
-        address=context.address, task=spec.task, dataset=dataset, dataset_version=str(outputs.get("version")),
-        split_digests={name: split["digest"] for name, split in (outputs.get("splits") or {}).items()},
+        address=context.address, task=spec.task, dataset=dataset, dataset_version=outputs.version,
+        split_digests={name: split.digest for name, split in outputs.splits.items()},
         metrics=found, gates=[(v.gate, v.passed, v.why) for v in verdicts], fingerprint=context.fingerprint,
         hyperparameters={**spec.hyperparameters.model_dump(exclude={"params"}), "seed": spec.seed,
                          "precision": spec.resources.precision, **spec.hyperparameters.params},

@@ -10,7 +10,8 @@ import pytest
 from mlspec_task import TaskFailed, TaskPlugin
 
 from mlspec.digests import FileDigests
-from mlspec.plugin import PlanContext, Registry, StepContext
+from mlspec.discovery import Registry
+from mlspec.sdk import PlanContext, Runtime, StepRequest
 from mlspec.spec.specset import Resource, load_specs
 from mlspec.state import ResourceState
 
@@ -30,8 +31,11 @@ def make(project: Callable[..., Path]) -> Callable[[str], tuple[Path, Resource]]
     return build  # type: ignore[return-value]
 
 
-def step(root: Path, resource: Resource, fingerprint: str = "", previous: ResourceState | None = None) -> StepContext:
-    return StepContext(resource, {}, previous, root, "", None, fingerprint=fingerprint, log=lambda _: None)
+def step(root: Path, resource: Resource, fingerprint: str = "", previous: ResourceState | None = None) -> StepRequest:
+    return StepRequest(resource, {}, previous, root, "", fingerprint=fingerprint)
+
+
+QUIET = Runtime(log=lambda _: None)
 
 
 WRITE = f"  cmd: [{PY}, -c, \"import pathlib; pathlib.Path('out.txt').write_text('hi'); open('runs.log','a').write('x')\"]\n  outs: [out.txt]\n"
@@ -43,7 +47,7 @@ def test_the_builtin_plugin_is_registered_like_any_other() -> None:
 
 def test_apply_runs_the_command_and_records_its_outs(make: Callable[..., tuple[Path, Resource]]) -> None:
     root, resource = make(WRITE)
-    outputs = TaskPlugin().apply(step(root, resource))
+    outputs = TaskPlugin().apply(step(root, resource), QUIET).outputs
     assert (root / "out.txt").read_text() == "hi"
     assert outputs["outs"] == {"out.txt": "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4"}
     assert outputs["cached"] is False
@@ -52,18 +56,18 @@ def test_apply_runs_the_command_and_records_its_outs(make: Callable[..., tuple[P
 def test_the_run_cache_restores_outs_instead_of_running_again(make: Callable[..., tuple[Path, Resource]]) -> None:
     root, resource = make(WRITE)
     plugin = TaskPlugin()
-    plugin.apply(step(root, resource, fingerprint="f" * 64))
+    plugin.apply(step(root, resource, fingerprint="f" * 64), QUIET)
     (root / "out.txt").unlink()
-    outputs = plugin.apply(step(root, resource, fingerprint="f" * 64))
+    outputs = plugin.apply(step(root, resource, fingerprint="f" * 64), QUIET).outputs
     assert outputs["cached"] is True and (root / "out.txt").read_text() == "hi"
     assert (root / "runs.log").read_text() == "x"  # the command ran once
-    plugin.apply(step(root, resource, fingerprint="e" * 64))  # another fingerprint runs it
+    plugin.apply(step(root, resource, fingerprint="e" * 64), QUIET)  # another fingerprint runs it
     assert (root / "runs.log").read_text() == "xx"
 
 
 def test_argv_is_never_given_to_a_shell(make: Callable[..., tuple[Path, Resource]]) -> None:
     root, resource = make(f"  cmd: [{PY}, -c, \"import sys, pathlib; pathlib.Path('out.txt').write_text(sys.argv[1])\", '$(echo no); rm -rf x']\n  outs: [out.txt]\n")
-    TaskPlugin().apply(step(root, resource))
+    TaskPlugin().apply(step(root, resource), QUIET).outputs
     assert (root / "out.txt").read_text() == "$(echo no); rm -rf x"
 
 
@@ -74,9 +78,9 @@ def test_env_references_are_resolved_at_apply_only(
     root, resource = make(spec)
     assert resource.spec_data()["env"] == {"TOKEN": "${env:MLSPEC_TEST_TOKEN}"}  # symbolic in the spec set
     with pytest.raises(TaskFailed, match="MLSPEC_TEST_TOKEN is not set"):
-        TaskPlugin().apply(step(root, resource))
+        TaskPlugin().apply(step(root, resource), QUIET).outputs
     monkeypatch.setenv("MLSPEC_TEST_TOKEN", "s3cret")
-    outputs = TaskPlugin().apply(step(root, resource))
+    outputs = TaskPlugin().apply(step(root, resource), QUIET).outputs
     assert (root / "out.txt").read_text() == "s3cret" and "s3cret" not in str(outputs)
 
 
@@ -92,7 +96,7 @@ def test_env_references_are_resolved_at_apply_only(
 def test_failures_say_why(make: Callable[..., tuple[Path, Resource]], spec: str, message: str) -> None:
     root, resource = make(spec)
     with pytest.raises(TaskFailed, match=message.replace("(", r"\(")):
-        TaskPlugin().apply(step(root, resource))
+        TaskPlugin().apply(step(root, resource), QUIET).outputs
 
 
 def test_inputs_are_the_deps_digests(make: Callable[..., tuple[Path, Resource]]) -> None:
@@ -111,12 +115,12 @@ def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
 ) -> None:
     root, resource = make(WRITE)
     plugin = TaskPlugin()
-    state = ResourceState("Task/t", "fp", {}, plugin.apply(step(root, resource)))
+    state = ResourceState("Task/t", "fp", {}, dict(plugin.apply(step(root, resource), QUIET).outputs))
     context = PlanContext(root, FileDigests(None))
     assert plugin.refresh(resource, state, context).drift is None
     (root / "out.txt").write_text("edited")
     assert plugin.refresh(resource, state, context).drift == "out.txt modified"
-    plugin.destroy(step(root, resource, previous=state))
+    plugin.destroy(step(root, resource, previous=state), QUIET)
     observed = plugin.refresh(resource, state, context)
     assert not observed.exists and observed.drift == "out.txt deleted"
 
@@ -130,7 +134,7 @@ def test_a_secret_the_command_prints_never_reaches_the_log(
     root, resource = make(spec)
     logged: list[str] = []
     with pytest.raises(TaskFailed) as err:
-        TaskPlugin().apply(StepContext(resource, {}, None, root, "", None, log=logged.append))
+        TaskPlugin().apply(StepRequest(resource, {}, None, root, ""), Runtime(log=logged.append))
     assert logged == ["Task/t: token (sensitive)"]
     assert "hunter22" not in str(err.value) and "(sensitive)" in str(err.value)
 
@@ -142,10 +146,10 @@ def test_upstream_outputs_reach_the_command_as_environment(project: Callable[...
     root = project({"specs/prep.yaml": producer, "specs/t.yaml": consumer})
     resource = load_specs(root).resources["Task/t"]
     upstream = {"Task/prep": {"outs": {"a.txt": "abc"}}}
-    TaskPlugin().apply(StepContext(resource, upstream, None, root, "", None, log=lambda _: None))
+    TaskPlugin().apply(StepRequest(resource, upstream, None, root, ""), QUIET)
     assert (root / "got.txt").read_text() == '{"a.txt": "abc"}'
     with pytest.raises(TaskFailed, match=r"Task/prep has no output `outs` \(its outputs: seconds\)"):
-        TaskPlugin().apply(StepContext(resource, {"Task/prep": {"seconds": 1}}, None, root, "", None))
+        TaskPlugin().apply(StepRequest(resource, {"Task/prep": {"seconds": 1}}, None, root, ""), QUIET)
 
 
 def test_a_secret_inside_a_composed_value_is_masked_alone(
@@ -158,5 +162,5 @@ def test_a_secret_inside_a_composed_value_is_masked_alone(
             "  env: {URL: 'postgres://app:${env:MLSPEC_TEST_PW}@db/prod'}\n")
     root, resource = make(spec)
     logged: list[str] = []
-    TaskPlugin().apply(StepContext(resource, {}, None, root, "", None, log=logged.append))
+    TaskPlugin().apply(StepRequest(resource, {}, None, root, ""), Runtime(log=logged.append))
     assert logged == ["Task/t: password (sensitive) (sensitive)"]

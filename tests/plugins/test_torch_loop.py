@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from mlspec_torch.loop import LoopSettings, TrainingFailed, total_steps, train  # noqa: E402
 
-from mlspec.plugin import StepInterrupted  # noqa: E402
+from mlspec.sdk import StepInterrupted  # noqa: E402
 
 ROWS, BATCH = 256, 16
 

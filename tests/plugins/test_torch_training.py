@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ pytest.importorskip("safetensors")
 from mlspec_torch.loop import TrainingFailed  # noqa: E402
 from mlspec_torch.training import RunContext, run  # noqa: E402
 
+from mlspec.sdk import StepRequest  # noqa: E402
 from mlspec.spec.specset import load_specs  # noqa: E402
 from tests.cli import Result  # noqa: E402
 
@@ -93,8 +95,8 @@ def prepared(mlspec: Mlspec, project: Callable[..., Path], files: dict[str, str]
 
 
 def context(root: Path, model: Any, upstream: dict[str, Any], **extra: Any) -> RunContext:
-    return RunContext(model.address, model.envelope.spec, upstream, root, ".mlspec/artifacts", "f" * 64,
-                      log=lambda _: None, **extra)
+    return RunContext(StepRequest(model, upstream, None, root, ".mlspec/artifacts", "f" * 64), log=lambda _: None,
+                      **extra)
 
 
 def test_a_tabular_model_trains_evaluates_and_is_gated(mlspec: Mlspec, project: Callable[..., Path]) -> None:
@@ -125,8 +127,9 @@ def test_a_missing_label_column_is_named(mlspec: Mlspec, project: Callable[..., 
         "specs/customers.yaml": DATASET.format(name="customers"), "data/customers.csv": customers(),
         "specs/churn.yaml": TABULAR})
     spec = model.envelope.spec.model_copy(update={"label": "left"})
+    relabelled = dataclasses.replace(model, envelope=model.envelope.model_copy(update={"spec": spec}))
     with pytest.raises(Exception, match="has no column left"):
-        run(RunContext(model.address, spec, upstream, root, ".mlspec/artifacts", "f" * 64, log=lambda _: None))
+        run(context(root, relabelled, upstream))
 
 
 def test_cuda_asked_on_a_machine_without_one_is_a_clear_error() -> None:
