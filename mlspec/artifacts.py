@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.digests import sha256_file
-from mlspec.errors import MlspecError
-
-
-class ArtifactError(MlspecError):
-    """An artifact cannot be stored or read, or its bytes are not what its name says."""
+from mlspec.errors import ArtifactError
 
 
 @dataclass(frozen=True, slots=True)

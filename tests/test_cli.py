@@ -696,50 +696,6 @@ def test_project_option_applies_to_schema(
 # Errors and exit codes
 
 
-def _error_classes() -> list[type[mlspec.errors.MlspecError]]:
-    return [
-        cls
-        for _, cls in inspect.getmembers(mlspec.errors, inspect.isclass)
-        if issubclass(cls, mlspec.errors.MlspecError) and cls.__module__ == "mlspec.errors"
-    ]
-
-
-def _instance(cls: type[mlspec.errors.MlspecError]) -> mlspec.errors.MlspecError:
-    if issubclass(cls, mlspec.errors.SpecError):
-        return cls([])
-    return cls("something is wrong with the-input")
-
-
-def test_error_classes_found() -> None:
-    names = {cls.__name__ for cls in _error_classes()}
-    assert {"MlspecError", "SpecError", "ProjectError", "SchemaStaleError"} <= names
-
-
-@pytest.mark.parametrize("cls", _error_classes(), ids=lambda c: c.__name__)
-def test_every_error_class_is_one_line_and_exit_1(
-    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, cls: type[mlspec.errors.MlspecError]
-) -> None:
-    error = _instance(cls)
-
-    def fail(*_: object, **__: object) -> int:
-        raise error
-
-    monkeypatch.setattr("mlspec.commands.version.run", fail)
-    result = run("version")
-    assert cls.exit_code == 1
-    assert result.code == 1
-    assert result.out == ""
-    assert result.err == f"error: {error}\n"
-
-
-def test_error_table_in_the_errors_docstring_matches_the_classes() -> None:
-    """mlspec/errors.py draws the exception tree with each class's exit code: keep it true."""
-    table = dict(re.findall(r"^\s*(?:[├└]── )?(\w+Error)\s+exit (\d)", mlspec.errors.__doc__ or "", re.M))
-    assert {name: int(code) for name, code in table.items()} == {
-        cls.__name__: cls.exit_code for cls in _error_classes()
-    }
-
-
 def test_unexpected_exception_is_an_internal_error_without_traceback(
     run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:

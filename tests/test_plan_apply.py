@@ -146,10 +146,31 @@ def test_an_edited_dep_replaces_the_task_naming_the_file_and_both_digests(
     assert b.splitlines()[1].strip() == "because Task/a will be replaced"
     assert cause in b, "the chain goes on to the root cause"
     assert "Plan: 0 to create, 0 to update, 2 to replace" in plan.out
+    assert "Task/b  replace (conditional: runs only if Task/a publishes something new)" in plan.out
 
-    assert mlspec(root, "apply").code == 0
-    assert runs(root) == ["a", "b", "a", "b"]
+    applied = mlspec(root, "apply")
+    assert applied.code == 0
+    # Task/a wrote the same out/a.txt as before: Task/b, planned only because of it, is cut off.
+    assert runs(root) == ["a", "b", "a"]
+    assert "1 step cut off: Task/a came out unchanged (Task/b kept what they had)" in applied.out
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
+
+def test_an_upstream_that_publishes_something_new_runs_its_conditional_dependents(
+    mlspec: Mlspec, repo: Callable[..., Path]
+) -> None:
+    root = repo({"specs/a.yaml": task("a", deps=["data/in.txt"], cmd=[PY, "-c", COPY]),
+                 "specs/b.yaml": task("b", deps=["out/a.txt"], after=["a"])})
+    assert mlspec(root, "apply").code == 0
+    (root / "data/in.txt").write_text("two\n")
+    applied = mlspec(root, "apply")
+    assert applied.code == 0 and "Apply complete: 2 step(s) done." in applied.out, applied.output
+    assert "came out unchanged" not in applied.output
+    assert runs(root) == ["b", "b"]
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
+
+COPY = "import pathlib; p = pathlib.Path('out/a.txt'); p.parent.mkdir(exist_ok=True); p.write_text(open('data/in.txt').read())"
 
 
 def test_descriptive_edits_are_updates_that_run_nothing(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
@@ -294,12 +315,12 @@ def test_a_saved_plan_applies_once(mlspec: Mlspec, repo: Callable[..., Path]) ->
 
     applied = mlspec(root, "apply", root / "plan.json")
     assert applied.code == 0, applied.output
-    assert runs(root) == ["a", "b", "a", "b"]
+    assert runs(root) == ["a", "b", "a"]  # Task/b cut off: Task/a wrote what it wrote before
 
     again = mlspec(root, "apply", root / "plan.json")  # carried out already: nothing runs twice
     assert again.code == 0, again.output
     assert "was applied already" in again.out
-    assert runs(root) == ["a", "b", "a", "b"]
+    assert runs(root) == ["a", "b", "a"]
 
 
 def test_a_saved_plan_is_refused_when_the_state_moved(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
@@ -344,7 +365,8 @@ def test_a_saved_plan_is_refused_after_a_spec_edit(mlspec: Mlspec, repo: Callabl
     [
         ("this is not json {", "is not a saved mlspec plan (not JSON"),
         ('{"hello": "world"}', "is not a saved mlspec plan"),
-        ('{"format_version": "1", "lineage": "x", "steps": [{"address": 1}]}', "damaged mlspec plan"),
+        ('{"format_version": "2", "lineage": "x", "steps": [{"address": 1}]}', "damaged mlspec plan"),
+        ('{"format_version": "1", "lineage": "x", "steps": []}', "plan format '1' is not '2': make the plan again"),
         ("", "is not a saved mlspec plan"),
     ],
 )
@@ -366,7 +388,7 @@ def test_a_file_that_is_not_a_plan_is_refused_clearly(
 def test_json_plan(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
     data = json.loads(mlspec(root, "plan", "--format", "json").out)
-    assert data["format_version"] == "1"
+    assert data["format_version"] == "2"
     assert data["summary"] == {"create": 2, "update": 0, "replace": 0, "delete": 0, "read": 0, "noop": 0}
     assert data["has_changes"] is True
     a, b = data["steps"]

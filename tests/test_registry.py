@@ -71,15 +71,29 @@ def test_aliases_always_name_a_version_and_the_history_replays_to_them(moves: li
 
 
 def test_registered_outputs_carry_the_version_the_champion_and_what_is_published() -> None:
-    entries: dict[str, Entry] = {}
-    out = registry.registered(entries, "Model/m", {"digest": "w1", registry.REGISTER: {
-        "record": {"digest": "w1", "metrics": {"f1": 0.9}}, "aliases": ["champion"]}}, "f1", "abc123")
-    assert out["version"] == 1 and out["published"] == "f1" and registry.REGISTER not in out
-    assert out["champion"]["metrics"] == {"f1": 0.9} and entries["Model/m"].versions[0]["commit"] == "abc123"
-    held = registry.registered(entries, "Model/m", {"digest": "w2", "held": "gate failed", registry.REGISTER: {
-        "record": {"digest": "w2"}, "aliases": ["candidate"]}}, "f2")
+    write, out = registry.registered(None, "Model/m", {"digest": "w1", "metrics": {"f1": 0.9}}, ("champion",),
+                                     {"digest": "w1"}, "f1", None, "abc123")
+    assert out["version"] == 1 and out["published"] == "f1" and "held" not in out
+    assert out["champion"]["metrics"] == {"f1": 0.9} and write.versions[0]["commit"] == "abc123"
+    assert [m["alias"] for m in write.moves] == ["champion"]
+    entry = write.applied_to(None)
+    write2, held = registry.registered(entry, "Model/m", {"digest": "w2"}, ("candidate",), {"digest": "w2"}, "f2",
+                                       "gate failed")
     assert held["version"] == 2 and held["published"] == "f1" and held["aliases"] == {"champion": 1, "candidate": 2}
+    assert held["held"] == "gate failed" and len(write2.versions) == 1  # only what is new is written
     assert registry.servable(held) and not registry.servable({"champion": None})
+
+
+def test_a_registry_write_appends_and_replays_to_the_same_entry() -> None:
+    """What a store appends (versions, moves) reads back as the entry the registry computed."""
+    write, _ = registry.registered(None, "Model/m", {"digest": "w1"}, ("champion",), {}, "f1", None)
+    entry = write.applied_to(None)
+    entry.add({"digest": "w2", "fingerprint": "f2"})
+    entry.point("champion", 2, "promote")
+    second = entry.since("Model/m", 1, 1)
+    assert [v["version"] for v in second.versions] == [2] and len(second.moves) == 1
+    replayed = Entry.from_rows([*write.versions, *second.versions], [*write.moves, *second.moves])
+    assert replayed == second.applied_to(write.applied_to(None)) and replayed.aliases == {"champion": 2}
 
 
 def test_downstream_of_a_model_builds_on_its_champion_not_its_latest_run() -> None:

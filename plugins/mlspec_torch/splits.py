@@ -20,12 +20,13 @@ class DataMissing(StepFailed):
     """The Dataset did not produce what the Model needs (a split, a column)."""
 
 
-def dataset_address(dataset: str) -> Address:
-    """`spec.dataset` as written (a bare name or Kind/name) -> the Dataset's address."""
-    return Address.parse(dataset, default_kind="Dataset")
+def dataset_address(dataset: str) -> str:
+    """`spec.dataset` as written (a bare name or Kind/name) -> the Dataset's address (a plain str: it goes
+    into outputs and the model card's YAML)."""
+    return str(Address.parse(dataset, default_kind="Dataset"))
 
 
-def dataset_outputs(request: StepRequest, dataset: str) -> tuple[Address, DatasetOutputs]:
+def dataset_outputs(request: StepRequest, dataset: str) -> tuple[str, DatasetOutputs]:
     """The upstream Dataset's address and what it published; `dataset` as written in the spec."""
     address = dataset_address(dataset)
     if not (request.upstream.get(address) or {}).get("splits"):

@@ -307,3 +307,74 @@ def test_two_first_applies_at_once_keep_both_results(tmp_path: Path) -> None:
         for worker in workers:
             worker.join()
         assert [e.address for e in LocalStateStore(Path(path), create=False).list()] == ["Task/a", "Task/b"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry and the audit chain as operations of the store
+
+
+def test_registry_versions_and_moves_commit_with_the_row_and_read_back(store: StateStore) -> None:
+    from mlspec import registry
+
+    write, outputs = registry.registered(None, "Model/m", {"digest": "w1"}, ("champion",), {}, "f1", None)
+    with store.lock("apply"):
+        store.commit(ResourceState("Model/m", "f1", {}, outputs), registry=write)
+        entry = store.registry()["Model/m"]
+        entry.add({"digest": "w2", "fingerprint": "f2"})
+        entry.point("champion", 2, "promote")
+        store.register(entry.since("Model/m", 1, 1))
+    found = store.registry()["Model/m"]
+    assert [v["version"] for v in found.versions] == [1, 2] and found.aliases == {"champion": 2}
+    assert [m["how"] for m in found.history] == ["apply", "promote"]
+
+
+def test_audit_entries_move_the_head_of_the_chain(store: StateStore) -> None:
+    assert store.audit_head() is None
+    with store.lock("apply"):
+        first = store.append_audit("apply.started", {"who": "me"})
+        second = store.append_audit("apply.finished", {"who": "me"})
+    assert (first["seq"], second["seq"]) == (1, 2) and store.audit_head() == second
+
+
+def test_a_format_1_state_is_upgraded_in_place_with_its_registry(tmp_path: Path) -> None:
+    """Before format 2 the registry was one JSON document in a note; opening turns it into rows."""
+    import json
+
+    path = tmp_path / "state.db"
+    LocalStateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE registry_versions")
+    db.execute("DROP TABLE registry_moves")
+    document = {"Model/m": {"versions": [{"version": 1, "digest": "w1"}, {"version": 2, "digest": "w2"}],
+                            "aliases": {"champion": 2},
+                            "history": [{"alias": "champion", "from": None, "to": 1, "how": "apply", "at": "t"},
+                                        {"alias": "champion", "from": 1, "to": 2, "how": "apply", "at": "t"}]}}
+    db.execute("INSERT INTO meta VALUES ('note:registry', ?)", (json.dumps(document),))
+    db.execute("UPDATE meta SET value = '1' WHERE name = 'format_version'")
+    db.commit()
+    db.close()
+    store = LocalStateStore(path)
+    try:
+        assert store.meta().format_version == 2 and store.note("registry") is None
+        entry = store.registry()["Model/m"]
+        assert entry.aliases == {"champion": 2} and len(entry.versions) == 2 and len(entry.history) == 2
+    finally:
+        store.close()
+
+
+def test_a_batched_commit_reaches_the_disk_without_another_commit(tmp_path: Path) -> None:
+    """Group commit: the second commit inside the interval is not flushed at once, but a timer puts it
+    on disk within the interval even when no later commit comes (a long step is running)."""
+    from mlspec.state import local
+
+    store = LocalStateStore(tmp_path / "state.db")
+    try:
+        with store.lock("apply"):
+            store.commit(entry("Task/a"))
+            store.commit(entry("Task/b"))  # within the interval: batched
+            deadline = time.monotonic() + local.SYNC_INTERVAL_S * 6
+            while store._unsynced_since is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store._unsynced_since is None
+    finally:
+        store.close()
