@@ -137,14 +137,59 @@ class _Run:
                 gc.enable()
 
     def _check(self, need_graph: bool) -> tuple[list[Diagnostic], int, SpecGraph | None]:
-        from mlspec.graph import link, relink
-        from mlspec.spec.cache import digest, file_set, signature
+        from mlspec.graph import link
+        from mlspec.policy import digest as policy_digest
+        from mlspec.policy import rules
+        from mlspec.spec.cache import file_set
+
+        stored = self.cache.stats()
+        unchanged, restat, todo, fresh = self._sort_files(stored)
+        keys: dict[str, bytes] = {}
+        for rel, content_key, summary in _summarize_all([(rel, path) for rel, path, _ in todo], self.jobs):
+            fresh[rel] = summary
+            if content_key is not None:
+                keys[rel] = content_key
+        self.parsed = len(todo)
+        # A file with a summary but no new row (too large, unreadable, not a regular file) loses its
+        # old row: otherwise restoring its old bytes would look unchanged beside a stale verdict.
+        removed = {rel for rel in fresh if rel not in keys and rel in stored}
+        if self.whole_project:
+            removed |= set(stored) - set(self.paths)
+        policies = rules(self.project.setting("policies"))
+        # The same files under other policies get another verdict: the rules are part of its key.
+        files = file_set([*self.paths, f"\0policies:{policy_digest(policies)}"])
+        reuse = self.whole_project and not need_graph and not removed
+        result = self._reused(files, fresh, policies) if reuse else None
+        graph: SpecGraph | None = None
+        index: dict[str, Any] | None = None  # a new export index, when this run linked everything
+        if result is None:
+            summaries = self.cache.summaries(unchanged)
+            summaries.update(fresh)
+            ordered = {f.rel: summaries[f.rel] for f in self.files if f.rel in summaries}
+            graph, linked = link(ordered, self.locate)
+            own = [d for s in ordered.values() for d in s.diagnostics]
+            result = (own + linked + self.policy_diagnostics(ordered, policies), len(graph.nodes))
+            index = {rel: s.exports() for rel, s in ordered.items()}
+        rows = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
+        if self.whole_project:
+            self.cache.write(rows, restat, removed, verdict=(files, *result), index=index)
+        else:
+            # A partial run stores what it parsed, and forgets any verdict its new rows could contradict.
+            self.cache.write(rows, restat, removed, verdict=None, index=None, forget=bool(rows or removed))
+        return result[0], result[1], graph
+
+    def _sort_files(self, stored: dict[str, Any]) -> tuple[
+        list[str], dict[str, tuple[os.stat_result, bytes]], list[tuple[str, str, os.stat_result]],
+        dict[str, FileSummary],
+    ]:
+        """Each file is unchanged (one stat; or a touch that kept its bytes: `restat`), to parse
+        (`todo`, read, digested and parsed by workers), or already judged (`fresh`: unreadable, too large)."""
+        from mlspec.spec.cache import digest
 
         limit = int(self.project.setting("limits", "max_file_bytes"))
-        stored = self.cache.stats()
         unchanged: list[str] = []
         restat: dict[str, tuple[os.stat_result, bytes]] = {}
-        todo: list[tuple[str, str, os.stat_result]] = []  # read, digested and parsed by workers
+        todo: list[tuple[str, str, os.stat_result]] = []
         fresh: dict[str, FileSummary] = {}
         for spec_file in self.files:
             rel = spec_file.rel
@@ -171,56 +216,32 @@ class _Run:
                 fresh[rel] = unreadable(rel, err.strerror or str(err))
                 continue
             todo.append((rel, spec_file.path, st))
-        keys: dict[str, bytes] = {}
-        for rel, content_key, summary in _summarize_all([(rel, path) for rel, path, _ in todo], self.jobs):
-            fresh[rel] = summary
-            if content_key is not None:
-                keys[rel] = content_key
-        self.parsed = len(todo)
-        # A file with a summary but no new row (too large, unreadable, not a regular file) loses its
-        # old row: otherwise restoring its old bytes would look unchanged beside a stale verdict.
-        removed = {rel for rel in fresh if rel not in keys and rel in stored}
-        if self.whole_project:
-            removed |= set(stored) - set(self.paths)
-        from mlspec.policy import digest as policy_digest
-        from mlspec.policy import rules
+        return unchanged, restat, todo, fresh
 
-        policies = rules(self.project.setting("policies"))
-        # The same files under other policies get another verdict: the rules are part of its key.
-        files = file_set([*self.paths, f"\0policies:{policy_digest(policies)}"])
+    def _reused(self, files: Any, fresh: dict[str, FileSummary],
+                policies: dict[str, Any]) -> tuple[list[Diagnostic], int] | None:
+        """The last verdict on the same files, when it still holds: whole ("cached") when nothing
+        changed, or relinked for the changed files only when their names and references did not move."""
+        from mlspec.graph import relink
+        from mlspec.spec.cache import signature
 
-        previous = self.cache.result(files) if self.whole_project and not need_graph and not removed else None
-        result: tuple[list[Diagnostic], int] | None = None
-        graph: SpecGraph | None = None
-        index: dict[str, Any] | None = None  # a new export index, when this run linked everything
-        if previous is not None:
-            prior, count = previous
-            if not fresh:
-                self.mode, result = "cached", (prior, count)
-            elif not any(d.code in _GLOBAL_CODES for d in prior):
-                before = self.cache.signatures(fresh)
-                exports = self.cache.exports()
-                if exports is not None and all(before.get(rel) == "".join(signature(s)) for rel, s in fresh.items()):
-                    self.mode = "relink"
-                    kept = [d for d in prior if d.file not in fresh]
-                    own = [d for s in fresh.values() for d in s.diagnostics]
-                    ruled = self.policy_diagnostics(fresh, policies)
-                    result = (kept + own + relink(exports, fresh, self.locate) + ruled, count)
-        if result is None:
-            summaries = self.cache.summaries(unchanged)
-            summaries.update(fresh)
-            ordered = {f.rel: summaries[f.rel] for f in self.files if f.rel in summaries}
-            graph, linked = link(ordered, self.locate)
-            own = [d for s in ordered.values() for d in s.diagnostics]
-            result = (own + linked + self.policy_diagnostics(ordered, policies), len(graph.nodes))
-            index = {rel: s.exports() for rel, s in ordered.items()}
-        rows = {rel: (st, keys[rel], fresh[rel]) for rel, _, st in todo if rel in keys}
-        if self.whole_project:
-            self.cache.write(rows, restat, removed, verdict=(files, *result), index=index)
-        else:
-            # A partial run stores what it parsed, and forgets any verdict its new rows could contradict.
-            self.cache.write(rows, restat, removed, verdict=None, index=None, forget=bool(rows or removed))
-        return result[0], result[1], graph
+        previous = self.cache.result(files)
+        if previous is None:
+            return None
+        prior, count = previous
+        if not fresh:
+            self.mode = "cached"
+            return prior, count
+        if any(d.code in _GLOBAL_CODES for d in prior):
+            return None
+        before = self.cache.signatures(fresh)
+        exports = self.cache.exports()
+        if exports is None or any(before.get(rel) != "".join(signature(s)) for rel, s in fresh.items()):
+            return None
+        self.mode = "relink"
+        kept = [d for d in prior if d.file not in fresh]
+        own = [d for s in fresh.values() for d in s.diagnostics]
+        return kept + own + relink(exports, fresh, self.locate) + self.policy_diagnostics(fresh, policies), count
 
     def policy_diagnostics(self, summaries: dict[str, FileSummary], policies: dict[str, Any]) -> list[Diagnostic]:
         """Owner teams and required labels, per resource: per file, so a relink can redo just its files."""

@@ -7,7 +7,6 @@ lives in a temporary directory and is addressed with `-C`, so nothing here touch
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import pickle

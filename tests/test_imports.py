@@ -120,3 +120,20 @@ def test_the_version_and_help_paths_stay_light(tmp_path: Path) -> None:
     assert report["result"] == [0, 0, 0]
     assert heavy(report["modules"]) == []
     assert "pydantic" not in report["modules"]
+
+
+def test_plugins_import_only_the_sdk_of_mlspec() -> None:
+    """The boundary of docs/architecture.md, read from the source (the import-linter contract in
+    pyproject.toml says the same, module by module): a built-in plugin is written like anyone's."""
+    import ast
+
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    found = []
+    for path in sorted(plugins.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if (name == "mlspec" or name.startswith("mlspec.")) and not name.startswith("mlspec.sdk"):
+                    found.append(f"{path.relative_to(plugins)}:{node.lineno} {name}")
+    assert found == []

@@ -6,9 +6,9 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from typing import Any
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Any
 
 import pytest
 

@@ -172,7 +172,8 @@ class _Steps(Hooks):
         if self.runner is not None:
             from mlspec.engine.worker import run_request
 
-            found = StepResult.from_json(self.runner.submit(run_request, request.to_json()).result())
+            prefer = dict(self.planned.specs.project.setting("plugin_for") or {})
+            found = StepResult.from_json(self.runner.submit(run_request, request.to_json(), prefer).result())
         else:
             found = plugin.apply(request, self.runtime(step))
         return self._checked(plugin, step, found)

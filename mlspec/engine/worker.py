@@ -16,8 +16,9 @@ from mlspec.discovery import Registry
 from mlspec.sdk.step import Runtime, StepRequest
 
 
-def run_request(request: Mapping[str, Any]) -> dict[str, Any]:
+def run_request(request: Mapping[str, Any], prefer: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`prefer`: mlspec.yaml's `plugin_for`, so the worker picks the plugin the coordinator picked."""
     step = StepRequest.from_json(request)
-    plugin = Registry().for_kind(step.resource.kind)
+    plugin = Registry(prefer=prefer).for_kind(step.resource.kind)
     result = plugin.apply(step, Runtime(log=lambda line: print(line, file=sys.stderr)))
     return result.to_json()

@@ -102,7 +102,7 @@ class StepRequest:
         return {
             "resource": {"address": resource.address, "file": resource.file, "doc": resource.doc,
                          "path": resource.path,
-                         "envelope": resource.envelope.model_dump(mode="json", by_alias=True, exclude_none=True)},
+                         "envelope": resource.envelope.model_dump(mode="json", by_alias=True)},
             "upstream": {k: dict(v) for k, v in self.upstream.items()},
             "previous": self.previous.to_json() if self.previous is not None else None,
             "workdir": str(self.workdir), "artifacts": self.artifacts, "fingerprint": self.fingerprint,

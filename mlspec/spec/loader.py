@@ -392,23 +392,22 @@ class _Walk:
     def scalar(self, node: ScalarNode) -> Any:
         tag, text = _tag(node), node.value
         if tag == _PLAIN:
-            if text and text[0] in _MAYBE_TYPED:
-                if text in _NULLS:
-                    return None
-                if text in _BOOLS:
-                    return _BOOLS[text]
-                if _INT_RE.fullmatch(text):
-                    return _int(text)
-                if _FLOAT_RE.fullmatch(text):
-                    return _float(text)
-            elif not text:
+            if not text:
                 return None
+            if text[0] in _MAYBE_TYPED:
+                typed = _plain_typed(text)
+                if typed is not _UNTYPED:
+                    return typed
             tag = _STR
         if tag in (_QUOTED, _STR):
             if "${" in text:
                 self._check_interpolation(node, text)
                 return text.replace("$${", "${")  # `$${` is the escape for a literal `${`
             return text
+        return self._tagged(node, tag, text)
+
+    def _tagged(self, node: ScalarNode, tag: str, text: str) -> Any:
+        """A scalar with an explicit core-schema tag (`!!int 3`): its value, or why it has none."""
         if tag == _INT:
             return _int(text)
         if tag == _FLOAT:
@@ -453,6 +452,22 @@ class _Walk:
         field = format_field(path) if path else None
         return Diagnostic(code, message, self.file, pos.line, pos.col, field=field, doc=self.doc,
                           width=pos.width, **extra)
+
+
+_UNTYPED = object()  # a plain scalar that resolves to no null, bool, int or float: a string
+
+
+def _plain_typed(text: str) -> Any:
+    """A plain scalar that may be a null, a bool, an int or a float (YAML 1.2 core schema), or _UNTYPED."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if _INT_RE.fullmatch(text):
+        return _int(text)
+    if _FLOAT_RE.fullmatch(text):
+        return _float(text)
+    return _UNTYPED
 
 
 def _int(text: str) -> int | str:

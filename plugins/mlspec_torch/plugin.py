@@ -140,11 +140,7 @@ class ModelPlugin:
 
         # The request is data: each rank rebuilds it (StepRequest.from_json); the rest is what this
         # process worked out beside it.
-        data = request.to_json()
-        # With its nulls: to_json leaves None out, and `splits.validation: null` would come back as its
-        # default, `validation`, in the ranks.
-        data["resource"]["envelope"] = request.resource.envelope.model_dump(mode="json", by_alias=True)
-        job = {"request": data, "champion": dict(champion) if champion is not None else None,
+        job = {"request": request.to_json(), "champion": dict(champion) if champion is not None else None,
                "where": where, "accelerator": request.spec.resources.accelerator}
         (request.workdir / ".mlspec").mkdir(exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".ddp-", dir=request.workdir / ".mlspec"))

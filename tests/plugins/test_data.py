@@ -610,6 +610,18 @@ def test_the_bundled_repo_applies_and_converges(
     assert set(models) == {"Model/churn", "Model/sentiment"}  # trained, gated and registered on the CPU
     assert all(m["champion"] == 1 and m["latest_passed"] for m in models.values()), models
 
+    # Early cutoff: a stricter check that the same rows pass re-validates the Dataset and trains nothing.
+    spec = root / "specs" / "data" / "reviews.yaml"
+    spec.write_text(spec.read_text().replace("min_rows: 1000", "min_rows: 1500"))
+    plan = mlspec(root, "plan")
+    assert "Model/sentiment  replace (conditional: runs only if Dataset/reviews publishes something new)" in plan.out
+    edited = mlspec(root, "apply", "-y")
+    assert edited.code == 0, edited.output
+    assert "1 step cut off: Dataset/reviews came out unchanged (Model/sentiment kept what they had)" in edited.out
+    models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
+    assert models["Model/sentiment"]["versions"] == 1  # not retrained
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
 
 def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path) -> None:
     """Artifact URIs are relative to the repo: another checkout directory is not drift."""

@@ -67,7 +67,7 @@ def test_the_run_cache_restores_outs_instead_of_running_again(make: Callable[...
 
 def test_argv_is_never_given_to_a_shell(make: Callable[..., tuple[Path, Resource]]) -> None:
     root, resource = make(f"  cmd: [{PY}, -c, \"import sys, pathlib; pathlib.Path('out.txt').write_text(sys.argv[1])\", '$(echo no); rm -rf x']\n  outs: [out.txt]\n")
-    TaskPlugin().apply(step(root, resource), QUIET).outputs
+    TaskPlugin().apply(step(root, resource), QUIET)
     assert (root / "out.txt").read_text() == "$(echo no); rm -rf x"
 
 
@@ -78,7 +78,7 @@ def test_env_references_are_resolved_at_apply_only(
     root, resource = make(spec)
     assert resource.spec_data()["env"] == {"TOKEN": "${env:MLSPEC_TEST_TOKEN}"}  # symbolic in the spec set
     with pytest.raises(TaskFailed, match="MLSPEC_TEST_TOKEN is not set"):
-        TaskPlugin().apply(step(root, resource), QUIET).outputs
+        TaskPlugin().apply(step(root, resource), QUIET)
     monkeypatch.setenv("MLSPEC_TEST_TOKEN", "s3cret")
     outputs = TaskPlugin().apply(step(root, resource), QUIET).outputs
     assert (root / "out.txt").read_text() == "s3cret" and "s3cret" not in str(outputs)
@@ -96,7 +96,7 @@ def test_env_references_are_resolved_at_apply_only(
 def test_failures_say_why(make: Callable[..., tuple[Path, Resource]], spec: str, message: str) -> None:
     root, resource = make(spec)
     with pytest.raises(TaskFailed, match=message.replace("(", r"\(")):
-        TaskPlugin().apply(step(root, resource), QUIET).outputs
+        TaskPlugin().apply(step(root, resource), QUIET)
 
 
 def test_inputs_are_the_deps_digests(make: Callable[..., tuple[Path, Resource]]) -> None:

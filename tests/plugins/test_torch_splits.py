@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlspec_torch.splits import DataMissing, dataset_outputs, load_split, require_columns
 
-from mlspec.sdk import ArtifactStore, DatasetOutputs, MlspecError, PluginError, Resource, StepRequest
+from mlspec.sdk import ArtifactError, ArtifactStore, DatasetOutputs, PluginError, Resource, StepRequest
 from mlspec.sdk.kinds import KINDS
 
 MODEL = {"apiVersion": "mlspec/v1", "kind": "Model", "metadata": {"name": "sentiment"},
@@ -45,7 +45,7 @@ def test_a_split_with_other_bytes_is_refused(stored: tuple[ArtifactStore, dict[s
     found = DatasetOutputs.model_validate(outputs)
     path = store.path(found.splits["train"].uri)
     path.write_bytes(path.read_bytes() + b"tampered")
-    with pytest.raises(MlspecError, match="does not hold the bytes its name says"):
+    with pytest.raises(ArtifactError, match="does not hold the bytes its name says"):
         load_split(store, found, "train", "Dataset/reviews", tmp_path)
 
 
