@@ -84,9 +84,9 @@ NOOP_PLUGIN = '''\
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from mlspec.plugin import API_VERSION, Diff, Estimate, FieldChange, Observation
+from mlspec.sdk import API_VERSION, Diff, Estimate, FieldChange, Observation, StepResult
 
 
 class NoopPlugin:
@@ -109,10 +109,10 @@ class NoopPlugin:
         return Diff(tuple(FieldChange(f"spec.{k}", before.get(k), after.get(k), True)
                           for k in keys if before.get(k) != after.get(k)))
 
-    def apply(self, step) -> dict[str, Any]:
-        return {}
+    def apply(self, request, runtime) -> StepResult:
+        return StepResult()
 
-    def destroy(self, step) -> None:
+    def destroy(self, request, runtime) -> None:
         return None
 
     def estimate(self, resource, previous):

@@ -134,6 +134,27 @@ class Trial:
     violations: list[str] = field(default_factory=list)
 
 
+def resumed(t: Trial, root: Path, parallelism: int) -> bool:
+    """Apply again, force-unlocking a lock the dead process left (up to three times)."""
+    resume = mlspec(root, "apply", "--parallelism", str(parallelism))
+    for _ in range(3):
+        if resume.rc == 0:
+            break
+        match = FORCE_UNLOCK.search(resume.stdout + resume.stderr)
+        if not match:
+            break
+        unlocked = mlspec(root, "force-unlock", match.group(1))
+        if unlocked.rc != 0:
+            t.violations.append(f"`mlspec force-unlock {match.group(1)}` exited {unlocked.rc}\n{unlocked.output}")
+            return False
+        t.force_unlocks += 1
+        resume = mlspec(root, "apply", "--parallelism", str(parallelism))
+    if resume.rc != 0:
+        t.violations.append(f"`mlspec apply` after the kill exited {resume.rc}\n{resume.output}")
+        return False
+    return True
+
+
 def trial(number: int, root: Path, stages: int, sleep_s: float, parallelism: int, delay: float, *,
           creation: bool = False) -> Trial:  # fmt: skip
     """One kill and the checks after it. `creation`: kill `delay` s after the state file appears."""
@@ -170,21 +191,7 @@ def trial(number: int, root: Path, stages: int, sleep_s: float, parallelism: int
     before = log_lines(root)
 
     # 2. apply again, force-unlocking a lock the dead process left
-    resume = mlspec(root, "apply", "--parallelism", str(parallelism))
-    for _ in range(3):
-        if resume.rc == 0:
-            break
-        match = FORCE_UNLOCK.search(resume.stdout + resume.stderr)
-        if not match:
-            break
-        unlocked = mlspec(root, "force-unlock", match.group(1))
-        if unlocked.rc != 0:
-            t.violations.append(f"`mlspec force-unlock {match.group(1)}` exited {unlocked.rc}\n{unlocked.output}")
-            return t
-        t.force_unlocks += 1
-        resume = mlspec(root, "apply", "--parallelism", str(parallelism))
-    if resume.rc != 0:
-        t.violations.append(f"`mlspec apply` after the kill exited {resume.rc}\n{resume.output}")
+    if not resumed(t, root, parallelism):
         return t
     t.resumed = True
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from mlspec_torch.architectures import mlp, text_classifier
 from mlspec_torch.loop import LoopSettings, train
 
