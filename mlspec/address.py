@@ -27,6 +27,12 @@ class Address(str):
             raise ValueError(f"`{text}` is not an address (expected Kind/name)")
         return cls.of(default_kind, text)
 
+    @staticmethod
+    def pair(text: str) -> tuple[str, str]:
+        """(kind, name) of `Kind/name` without building an Address: for loops over every reference."""
+        kind, _, name = text.partition("/")
+        return kind, name
+
     @property
     def kind(self) -> str:
         return self.partition("/")[0]

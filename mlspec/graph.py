@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from mlspec.address import Address
 from mlspec.spec import codes
 from mlspec.spec.diagnostics import Diagnostic, Locate, format_field, located
 from mlspec.spec.suggest import did_you_mean
@@ -111,7 +112,7 @@ class SpecGraph:
     def resolve(self, text: str) -> str | None:
         """`Model/x` or a bare `x` (when only one kind has that name) -> the address."""
         if "/" in text:
-            kind, name = text.split("/", 1)
+            kind, name = Address.pair(text)
             kind = next((k for k in KIND_NAMES if k.lower() == kind.lower()), kind)  # `model/x` is fine
             return f"{kind}/{name}" if f"{kind}/{name}" in self.nodes else None
         matches = self._by_name.get(text, ())
@@ -243,7 +244,7 @@ class _Linker:
         accepts = "resource" if len(allowed) == len(KIND_NAMES) else " or ".join(allowed)
         file, doc = node.file, node.resource.doc
         if "/" in ref.value:
-            kind, name = ref.value.split("/", 1)
+            kind, name = Address.pair(ref.value)
             if kind not in KIND_NAMES or kind not in allowed:
                 self.report(file, doc, ref.loc, codes.WRONG_KIND_REFERENCE,
                             f"`{ref.field_name}` takes a {accepts}, not a {kind}",
@@ -251,13 +252,13 @@ class _Linker:
                 return None
             if ref.value in graph.nodes:
                 return ref.value
-            candidates = [a.split("/", 1)[1] for a in graph.nodes if a.startswith(kind + "/")]
+            candidates = [Address(a).name for a in graph.nodes if a.startswith(kind + "/")]
             self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {kind} named `{name}`",
                         expected=f"a {kind} declared in the specs", hint=did_you_mean(name, candidates))
             return None
         name = ref.value
         owners = sorted(graph._by_name.get(name, []))
-        matches = [a for a in owners if a.split("/", 1)[0] in allowed]
+        matches = [a for a in owners if Address(a).kind in allowed]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -270,7 +271,7 @@ class _Linker:
                         f"`{name}` is a {owners[0].split('/', 1)[0]}, but `{ref.field_name}` takes a {accepts}",
                         expected=accepts)
             return None
-        candidates = [a.split("/", 1)[1] for a in graph.nodes if a.split("/", 1)[0] in allowed]
+        candidates = [Address(a).name for a in graph.nodes if Address(a).kind in allowed]
         self.report(file, doc, ref.loc, codes.DANGLING_REFERENCE, f"no {accepts} named `{name}`",
                     expected=f"a {accepts} declared in the specs", hint=did_you_mean(name, candidates))
         return None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from mlspec.address import Address
 from mlspec.errors import EXIT_ERROR, EXIT_OK, MlspecError
 from mlspec.graph import SpecGraph
 from mlspec.render import graph as render
@@ -45,6 +46,6 @@ def _address(graph: SpecGraph, text: str, flag: str) -> str:
     if address is None and len(owners) > 1:
         raise MlspecError(f"{flag} {text}: ambiguous, it names {' and '.join(sorted(owners))}; write the kind")
     if address is None:
-        hint = did_you_mean(text, graph.nodes) or did_you_mean(text, [a.split("/", 1)[1] for a in graph.nodes])
+        hint = did_you_mean(text, graph.nodes) or did_you_mean(text, [Address(a).name for a in graph.nodes])
         raise MlspecError(f"{flag} {text}: no such resource" + (f"; {hint}" if hint else ""))
     return address

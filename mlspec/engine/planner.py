@@ -368,7 +368,9 @@ def _check_policies(
     if deleted and policies.get("protect"):
         built_from = _recorded_dependents(state)
         for address in deleted:
-            guards = sorted(a for a in _closure(address, built_from) if a not in deleted
+            # Protected resources that stay as they are and were built from it (an orphan kept by a
+            # plan without prune, say): one being recomputed now no longer needs it.
+            guards = sorted(a for a in _closure(address, built_from) if a not in deleted and a not in moving
                             and _protected(policies, _labels(a, specs, state)))
             deletes.append((address, _labels(address, specs, state), guards))
     serving = [

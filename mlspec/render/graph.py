@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from mlspec.address import Address
 from mlspec.graph import SpecGraph
 
 _SHAPES = {  # Mermaid node shapes, one per kind, so a diagram reads without a legend
@@ -32,7 +33,7 @@ def render_mermaid(graph: SpecGraph) -> str:
     ids = {address: _mermaid_id(address) for address in graph.nodes}
     lines = ["flowchart LR"]
     for address in sorted(graph.nodes):
-        left, right = _SHAPES.get(address.split("/", 1)[0], ("[", "]"))
+        left, right = _SHAPES.get(Address(address).kind, ("[", "]"))
         lines.append(f'  {ids[address]}{left}"{address}"{right}')
     for edge in sorted(graph.edges, key=lambda e: (e.upstream, e.downstream)):
         lines.append(f"  {ids[edge.upstream]} --> {ids[edge.downstream]}")

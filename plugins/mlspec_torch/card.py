@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlspec.sdk import Address
+
 
 @dataclass
 class CardFacts:
@@ -36,7 +38,7 @@ class CardFacts:
 def render(facts: CardFacts) -> str:
     from ruamel.yaml import YAML
 
-    name = facts.address.split("/", 1)[1]
+    name = Address(facts.address).name
     metadata: dict[str, Any] = {"library_name": facts.library, "tags": ["mlspec", facts.task],
                                 "datasets": [facts.dataset]}
     if facts.license:
