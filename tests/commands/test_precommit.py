@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HOOK_ID = "mlspec-validate"
 
 DATASET = """\
