@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -148,10 +148,33 @@ def version(fmt: str) -> int:
     return run(fmt)
 
 
+if TYPE_CHECKING:  # generic in the click that mypy reads; older clicks do not subscript at run time
+    _FloatParam = click.ParamType[float, Any]
+    _IntParam = click.ParamType[int, Any]
+else:
+    _FloatParam = _IntParam = click.ParamType
+
+
+class Duration(_FloatParam):
+    """`30`, `5s`, `2m`, `1h30m`: seconds, as a float."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        from mlspec.duration import parse
+
+        try:
+            return parse(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
 def lock_timeout_option(f: F) -> F:
     return click.option(
-        "--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SECONDS",
-        help="Wait this long for the state lock (with backoff) before giving up.",
+        "--lock-timeout", type=Duration(), default="0", show_default=True, metavar="DURATION",
+        help="Wait this long for the state lock (with backoff) before giving up: 30, 5s, 2m.",
     )(f)
 
 
@@ -365,23 +388,39 @@ def models_show(address: str, fmt: str) -> int:
     return run_show(address, fmt, _style())
 
 
+class VersionNumber(_IntParam):
+    """`3` or `v3`, as `mlspec models show` prints it."""
+
+    name = "version"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        digits = text[1:] if text[:1] in ("v", "V") else text
+        if not digits.isdigit() or int(digits) < 1:
+            self.fail(f"`{text}` is not a version: expected a number such as 3 or v3", param, ctx)
+        return int(digits)
+
+
 @cli.command()
 @click.argument("address")
-@click.argument("version", type=click.IntRange(min=1))
+@click.argument("version", type=VersionNumber())
 @click.option("--alias", default="champion", show_default=True, help="The alias to point at VERSION.")
+@click.option("--force", is_flag=True, help="Promote a version that failed its gates (needs --reason).")
+@click.option("--reason", default="", help="Why: recorded in the alias history and the audit log.")
 @lock_timeout_option
 @format_option("text", "json")
-def promote(address: str, version: int, alias: str, lock_timeout: float, fmt: str) -> int:
-    """Point ALIAS of ADDRESS at VERSION (audited). Promoting a champion moves the Services that serve
-    it on the next apply.
+def promote(address: str, version: int, alias: str, force: bool, reason: str, lock_timeout: float, fmt: str) -> int:
+    """Point ALIAS of ADDRESS at VERSION (audited). Promoting a champion moves what is built on it on
+    the next apply. A version that failed its gates is promoted only with --force and a --reason.
 
     \b
-    Example:
+    Examples:
       mlspec promote Model/sentiment 3 --alias champion
+      mlspec promote Model/sentiment v4 --force --reason "gate recalibrated, see #812"
     """
     from mlspec.commands.models import run_promote
 
-    return run_promote(address, version, alias, lock_timeout, fmt)
+    return run_promote(address, version, alias, lock_timeout, fmt, force=force, reason=reason)
 
 
 @cli.command()
@@ -509,14 +548,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     except MlspecError as err:
-        click.echo(f"{click.style('error', fg='red', bold=True)}: {err}", err=True)
+        from mlspec.masking import mask
+
+        click.echo(f"{click.style('error', fg='red', bold=True)}: {mask(str(err))}", err=True)
         return err.exit_code
     except Exception:
         if "--debug" in args:
             raise
+        from mlspec.masking import mask
+
         exc = sys.exc_info()[1]
         click.echo(
-            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"internal error: {type(exc).__name__}: {mask(str(exc))}\n"
             "This is a bug in mlspec. Run again with --debug for the traceback and report it.",
             err=True,
         )

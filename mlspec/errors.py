@@ -9,6 +9,7 @@
     ├── PlanError              exit 1    the plan would break a rule of the specs (prevent_destroy)
     ├── PolicyError            exit 1    a step would break a policy only apply can check (gated_serving)
     ├── StalePlanError         exit 1    a saved plan no longer matches the state or specs it was made from
+    ├── ApprovalError          exit 1    apply would change things and has no way to ask (no terminal, no -y)
     ├── RegistryError          exit 1    a registry command named a resource, version or alias that is not there
     ├── AuditError             exit 1    the audit log cannot be read or written, or its chain is broken
     ├── ArtifactError          exit 1    an artifact cannot be stored or read, or its bytes are not its digest
@@ -81,6 +82,10 @@ class PolicyError(MlspecError):
 
 class StalePlanError(MlspecError):
     """A saved plan no longer matches the state or the specs it was made from."""
+
+
+class ApprovalError(MlspecError):
+    """Apply has changes to make, no terminal to ask on, and no -y: it refuses, as Terraform does."""
 
 
 class RegistryError(MlspecError):

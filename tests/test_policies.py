@@ -51,7 +51,7 @@ def test_a_changed_policy_is_not_answered_from_the_cache(mlspec: Mlspec, project
 def test_a_protected_resource_is_deleted_only_with_allow_destroy(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     root = project({"specs/a.yaml": task("a", "team-platform", "tier: gold"),
                     "specs/b.yaml": task("b", "team-platform", "tier: silver")}, config=POLICIES)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs" / "a.yaml").unlink()
     refused = mlspec(root, "plan", "--prune")
     assert refused.code == 1 and "MLS404" in refused.err and "the plan deletes Task/a" in refused.err

@@ -121,6 +121,10 @@ class AuditLog:
                 problems.append(Problem(number, "not an audit entry (edited by hand, or damaged)"))
                 prev, expected = digest(line), expected + 1
                 continue
+            if number == 1 and isinstance(entry.get("restarted_after"), dict):
+                gone = entry["restarted_after"].get("seq")
+                problems.append(Problem(number, f"the log was started anew: the {gone} entries before it are gone "
+                                                "(the file was deleted or replaced)"))
             if stored != prev:
                 problems.append(Problem(number, f"does not follow line {number - 1}: line {number - 1} was edited, "
                                                 "or an entry before this one was removed or moved"

@@ -17,7 +17,7 @@ import click
 from mlspec.engine.executor import ApplyResult
 from mlspec.engine.planner import PlanOptions
 from mlspec.engine.session import ApplyOutcome, ApplySettings
-from mlspec.errors import SpecError
+from mlspec.errors import ApprovalError, SpecError
 from mlspec.plan.model import Plan
 from mlspec.render import plan as render
 from mlspec.render.echo import show_spec_errors
@@ -44,7 +44,11 @@ def run(
     def review(plan: Plan) -> bool:
         if fmt == "text":
             click.echo(render.render_text(plan, style))
-        if plan.has_changes and fmt == "text" and saved is None and not auto_approve and sys.stdin.isatty():
+        if plan.has_changes and saved is None and not auto_approve:
+            if fmt != "text" or not sys.stdin.isatty():
+                raise ApprovalError("there is no terminal to ask whether to apply these changes: pass -y "
+                                    "(--auto-approve) to apply without asking, or apply a reviewed plan "
+                                    "(`mlspec plan -out plan.json`, then `mlspec apply plan.json`)")
             click.confirm("\nApply these changes?", abort=True)
         progress.expect(sum(1 for s in plan.steps if s.action.is_change))
         return True

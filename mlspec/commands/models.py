@@ -69,8 +69,9 @@ def run_show(address: str, fmt: str, style: Callable[..., str]) -> int:
     return EXIT_OK
 
 
-def run_promote(address: str, version: int, alias: str, lock_timeout: float, fmt: str) -> int:
-    return _shown(edits.promote(address, version, alias, lock_timeout=lock_timeout), fmt)
+def run_promote(address: str, version: int, alias: str, lock_timeout: float, fmt: str, *, force: bool = False,
+                reason: str = "") -> int:
+    return _shown(edits.promote(address, version, alias, lock_timeout=lock_timeout, force=force, reason=reason), fmt)
 
 
 def run_rollback(address: str, lock_timeout: float, fmt: str) -> int:

@@ -35,6 +35,10 @@ def run(
     except SpecError as err:
         return show_spec_errors(err, fmt, style)
     plan = planned.plan
+    holder = session.lock_holder()
+    if holder is not None and fmt == "text":  # JSON carries it as `lock`
+        running = "a run that is gone left it" if holder.holder_gone() else "this plan may be out of date when it ends"
+        click.echo(style(f"note: the state is locked by {holder.describe()}: {running}", fg="yellow"), err=True)
     branch = None
     if base is not None:
         from mlspec.repo.compare import against_worktree
@@ -50,6 +54,9 @@ def run(
         save(plan, out)
     if fmt == "json":
         data = plan.to_json()
+        if holder is not None:
+            data["lock"] = {"id": holder.id, "operation": holder.operation, "who": holder.who, "host": holder.host,
+                            "pid": holder.pid, "since": holder.created}
         if branch is not None:
             data["base"] = branch.to_json()
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

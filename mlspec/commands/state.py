@@ -68,6 +68,11 @@ def run_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
 
 
 def run_mv(source: str, destination: str, lock_timeout: float) -> int:
+    from mlspec.address import Address
+
+    if "/" not in destination or Address(source).kind != Address(destination).kind:
+        raise StateError(f"cannot move {source} to {destination}: a move keeps the kind (its plugin owns what was "
+                         f"made), as in {Address(source).kind}/{Address(destination).name or 'new-name'}")
     with state_store() as store, store.lock("state mv", timeout=lock_timeout):
         serial = store.move(source, destination)
         audit_edit(store, "state.mv", {"from": source, "to": destination, "serial": serial})

@@ -9,6 +9,7 @@ the store commits together. The caller holds the state lock (mlspec/engine/sessi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from mlspec import registry
-from mlspec.engine.executor import ApplyResult, Committed, Hooks, Outputs, execute
+from mlspec.engine.executor import ApplyResult, Committed, Hooks, Outputs, execute, reason
 from mlspec.engine.planner import Planned, resource_of
 from mlspec.errors import PluginError, PolicyError, StalePlanError
 from mlspec.plan.builder import material
@@ -79,8 +80,10 @@ class _Steps(Hooks):
     """One apply's steps: requests out, results in, rows and registry writes for the executor."""
 
     def __init__(self, planned: Planned, store: StateStore, *, commit: str | None, abort: threading.Event,
-                 reporter: Reporter | None, runner: Executor | None) -> None:
+                 reporter: Reporter | None, runner: Executor | None, run: str = "") -> None:
         self.planned = planned
+        self.run_id = run
+        self.mask = planned.mask
         self.commit = commit
         self.abort = abort
         self.reporter = reporter
@@ -124,7 +127,7 @@ class _Steps(Hooks):
             resource_of(self.planned, step.address, before), upstream, before, self.planned.specs.project.root,
             self.artifacts, step.fingerprint or "",
             settings.model_dump(mode="json") if settings is not None else None,
-            entry.to_json() if entry is not None else None,
+            entry.to_json() if entry is not None else None, self.run_id,
         )
 
     def runtime(self, step: Step) -> Runtime:
@@ -229,9 +232,14 @@ class _Steps(Hooks):
             step.address, step.fingerprint or "", material(self.planned.desired[step.address]), outputs, status,
             created_at=before.created_at if before is not None else now(), updated_at=now(), commit=self.commit,
         )
+        if self.mask:  # a plugin that put a secret in its outputs: state never holds it
+            entry = dataclasses.replace(entry, outputs=self.mask.data(entry.outputs))
         if status is Status.APPLIED:
-            self.live[step.address] = outputs
+            self.live[step.address] = entry.outputs
         return Committed(entry, write)
+
+    def describe(self, error: BaseException) -> str:
+        return self.mask.text(reason(error))
 
     def unchanged(self, step: Step, entry: ResourceState) -> bool:
         before = self.previous.get(step.address)
@@ -258,12 +266,14 @@ def apply_plan(
     reporter: Reporter | None = None,
     commit: str | None = None,
     runner: Executor | None = None,
+    run: str = "",
 ) -> ApplyResult:
     """`cancel`: start nothing new (first Ctrl-C); `abort`: stop steps in flight (second Ctrl-C).
     `runner`: run each step from its serialised request alone in this executor (a process pool; a
-    cluster's), instead of calling the plugin in this process."""
+    cluster's), instead of calling the plugin in this process. `run`: the apply's id (its lock's), which
+    every process a step starts carries, so the next apply can stop what a killed one left."""
     steps = _Steps(planned, store, commit=commit, abort=abort or threading.Event(), reporter=reporter,
-                   runner=runner)
+                   runner=runner, run=run)
     result = _read_steps(planned.plan, store, steps.previous)
     done = execute(planned.plan, planned.upstream, steps.run, steps, store, parallelism=parallelism, cancel=cancel,
                    reporter=reporter, outputs=steps.live)

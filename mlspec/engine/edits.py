@@ -60,18 +60,31 @@ def resolve(found: dict[str, Entry], text: str) -> str:
 
 
 def promote(address: str, version: int, alias: str = CHAMPION, *, lock_timeout: float = 0.0,
-            root: Path | None = None) -> AliasMove:
+            root: Path | None = None, force: bool = False, reason: str = "") -> AliasMove:
+    """A version that failed its gates is promoted only with `force` and a `reason`, both recorded."""
     if not re.fullmatch(r"[a-z][a-z0-9-]*", alias):
         raise RegistryError(f"--alias `{alias}`: an alias is lowercase letters, digits and -, starting with a letter")
-    return _move(address, lock_timeout, root, lambda entry: (alias, version, "promote"))
+    if force and not reason.strip():
+        raise RegistryError("--force needs --reason: why this version ships although its gates failed "
+                            "(recorded in the alias history and the audit log)")
+
+    def choose(entry: Entry) -> tuple[str, int, str]:
+        record = entry.version(version)
+        if record.get("gates_passed") is False and not force:
+            failed = "; ".join(f"`{g['gate']}` ({g.get('why', 'failed')})" for g in record.get("gates") or ()
+                               if not g.get("passed")) or "its gates"
+            raise RegistryError(f"version {version} failed {failed}: promoting it needs --force and a --reason")
+        return alias, version, "promote"
+
+    return _move(address, lock_timeout, root, choose, reason.strip(), force)
 
 
 def rollback(address: str, *, lock_timeout: float = 0.0, root: Path | None = None) -> AliasMove:
     return _move(address, lock_timeout, root, lambda entry: (CHAMPION, entry.previous_champion(), "rollback"))
 
 
-def _move(text: str, lock_timeout: float, root: Path | None,
-          choose: Callable[[Entry], tuple[str, int, str]]) -> AliasMove:
+def _move(text: str, lock_timeout: float, root: Path | None, choose: Callable[[Entry], tuple[str, int, str]],
+          reason: str = "", forced: bool = False) -> AliasMove:
     from mlspec.project import load_project
 
     project = load_project(root)
@@ -82,7 +95,9 @@ def _move(text: str, lock_timeout: float, root: Path | None,
         alias, number, how = choose(entry)
         before = entry.aliases.get(alias)
         versions, moves = len(entry.versions), len(entry.history)
-        entry.point(alias, number, how)
+        entry.point(alias, number, how, reason)
+        if forced and len(entry.history) > moves:
+            entry.history[-1]["forced"] = True
         write = entry.since(address, versions, moves)
         current = store.get(address)
         serial = None
@@ -98,5 +113,6 @@ def _move(text: str, lock_timeout: float, root: Path | None,
                                     current.created_at, now(), current.commit)
             serial = store.commit(changed, registry=write)
         record_edit(store, project.root, f"registry.{how}",
-                    {"address": address, "alias": alias, "from": before, "to": number, "serial": serial})
+                    {"address": address, "alias": alias, "from": before, "to": number, "serial": serial,
+                     **({"reason": reason} if reason else {}), **({"forced": True} if forced else {})})
     return AliasMove(address, alias, before, number, serial)

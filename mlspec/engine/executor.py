@@ -58,6 +58,10 @@ class Hooks:
         """The row of a conditional step that is not run (its new fingerprint, its old outputs)."""
         return None
 
+    def describe(self, error: BaseException) -> str:
+        """What the apply reports of a failed step (secrets masked, in the apply's hooks)."""
+        return reason(error)
+
 
 @dataclass
 class ApplyResult:
@@ -173,7 +177,7 @@ def execute(
             if address not in walk.started and not walk.blocked(address):
                 result.skipped[address] = "cancelled before it started"
                 walk.notify("skipped", step, "cancelled")
-    _deletes(plan, run_step, store, walk, cancel)
+    _deletes(plan, run_step, store, walk, cancel, hooks)
     return result
 
 
@@ -216,12 +220,13 @@ def _finish(walk: _Walk, step: Step, future: Future[StepResult], hooks: Hooks, s
         walk.stop_dependents(step.address, "was interrupted")
     else:
         store.commit(hooks.record(step, None, Status.TAINTED).entry)
-        result.failed[step.address] = reason(error)
+        result.failed[step.address] = hooks.describe(error)
         walk.notify("failed", step, result.failed[step.address])
         walk.stop_dependents(step.address, "failed")
 
 
-def _deletes(plan: Plan, run_step: RunStep, store: StateStore, walk: _Walk, cancel: threading.Event) -> None:
+def _deletes(plan: Plan, run_step: RunStep, store: StateStore, walk: _Walk, cancel: threading.Event,
+             hooks: Hooks) -> None:
     """After everything else: nothing still running can depend on them."""
     result = walk.result
     for step in (s for s in plan.steps if s.action is Action.DELETE):
@@ -233,7 +238,7 @@ def _deletes(plan: Plan, run_step: RunStep, store: StateStore, walk: _Walk, canc
         try:
             run_step(step, {})
         except Exception as error:
-            result.failed[step.address] = reason(error)
+            result.failed[step.address] = hooks.describe(error)
             walk.notify("failed", step, result.failed[step.address])
             continue
         store.remove(step.address)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mlspec.address import Address
 from mlspec.discovery import Registry, plugin_settings, wants_context
 from mlspec.errors import MlspecError, PluginError, SpecError
+from mlspec.masking import Mask
 from mlspec.plan.builder import Desired, build_plan, recomputes
 from mlspec.plan.model import Action, Plan, Step
 from mlspec.sdk.contract import PlanContext, Plugin, ReplaceOrder, capabilities
@@ -61,6 +62,7 @@ class Planned:
     upstream: dict[str, tuple[str, ...]]  # address -> the addresses it depends on
     plugins: dict[str, Plugin]  # kind -> plugin
     settings: dict[str, BaseModel | None] = field(default_factory=dict)  # plugin name -> settings
+    mask: Mask = field(default_factory=Mask)  # the values of every ${env:NAME} the specs name
 
     def plugin_of(self, address: str) -> Plugin:
         return self.plugins[Address(address).kind]
@@ -77,6 +79,7 @@ def make_plan(
 ) -> Planned:
     project = specs.project
     workdir = project.root
+    mask = secret_mask(specs)  # first: a plugin's error below may carry a secret too
     notify = on_progress or (lambda _: None)
     order = [r.address for r in specs]
     upstream = specs.graph.direct_upstream()
@@ -135,12 +138,26 @@ def make_plan(
         plan, waiting = _waiting_for_champions(plan, state, upstream, plugins)
         unmanaged |= waiting
         plan = _with_replace_orders(plan, state, plugins)
+        plan = _with_notices(plan, specs, plugins)
         plan = _with_estimates(plan, specs, plugins, state, digests, upstream)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
         _check_policies(plan, specs, state, plugins, options.allow_destroy)
     plan = replace(plan, unmanaged=tuple(sorted(unmanaged.items())), options=options.to_json())
-    return Planned(plan, specs, desired, upstream, plugins, settings)
+    return Planned(plan, specs, desired, upstream, plugins, settings, mask)
+
+
+def secret_mask(specs: SpecSet) -> Mask:
+    """Every value any spec or mlspec.yaml names as `${env:NAME}`; made the process's mask too."""
+    from mlspec import masking
+
+    config = specs.project.config
+    names = masking.names_in(config.model_dump(mode="json") if hasattr(config, "model_dump") else config)
+    for resource in specs.resources.values():
+        names |= masking.names_in(resource.spec_data())
+    found = masking.Mask.of_names(sorted(names))
+    masking.use(found)
+    return found
 
 
 def _written(specs: SpecSet, plugins: Mapping[str, Plugin]) -> dict[str, str]:
@@ -152,6 +169,21 @@ def _written(specs: SpecSet, plugins: Mapping[str, Plugin]) -> dict[str, str]:
             for path in _call(plugin, "writes", resource.address, plugin.writes, resource):  # type: ignore[attr-defined]
                 out[str(path)] = resource.address
     return out
+
+
+def _with_notices(plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin]) -> Plan:
+    """A plugin's optional `notices(resource)`: what a reviewer must know of a changing step."""
+    steps = []
+    for step in plan.steps:
+        plugin = plugins.get(Address(step.address).kind)
+        notices = getattr(plugin, "notices", None)
+        if notices is not None and step.action.is_change and step.address in specs.resources:
+            found = tuple(str(n) for n in _call(plugin, "notices", step.address, notices,  # type: ignore[arg-type]
+                                                specs.resources[step.address]))
+            if found:
+                step = replace(step, notes=found)
+        steps.append(step)
+    return replace(plan, steps=tuple(steps))
 
 
 def _with_replace_orders(plan: Plan, state: Mapping[str, ResourceState], plugins: Mapping[str, Plugin]) -> Plan:

@@ -34,9 +34,12 @@ from mlspec.plan.saved import NO_STATE
 from mlspec.state.model import now
 
 if TYPE_CHECKING:
-    from mlspec.engine.reporter import Reporter
+    from mlspec.engine.reporter import Meter, Reporter
+    from mlspec.masking import Mask
+    from mlspec.plan.model import Step
     from mlspec.project import Project
     from mlspec.state.base import StateReader, StateStore
+    from mlspec.state.model import LockInfo
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,21 @@ def plan(options: PlanOptions | None = None, *, root: Path | None = None) -> Pla
         return prepare(store, options or PlanOptions(), root=project.root)
 
 
+def lock_holder(root: Path | None = None) -> LockInfo | None:
+    """Who holds the state's lock now (an apply in progress), or None; nothing is created or taken."""
+    from mlspec.project import load_project
+    from mlspec.state import open_state
+
+    try:
+        store = open_state(load_project(root), create=False)
+    except StateMissingError:
+        return None
+    try:
+        return store.lock_info()
+    finally:
+        store.close()
+
+
 def record_edit(store: StateStore, root: Path, event: str, fields: dict[str, Any]) -> None:
     """Edits of state by hand are part of its history, as applies are (the caller holds the lock)."""
     from mlspec.repo.provenance import collect
@@ -169,7 +187,18 @@ def apply(
     if not settings.allow_dirty:
         check_clean(found)  # before anything is written: a refused apply leaves no state behind
     cancel = cancel or threading.Event()
-    with writing_state(project, create=True) as store, store.lock("apply", timeout=settings.lock_timeout):
+    abort = abort or threading.Event()
+    with writing_state(project, create=True) as store, store.lock("apply", timeout=settings.lock_timeout) as held:
+        if held.replaced:  # its holder died holding it (kill -9, a lost CI runner): the kernel let it go
+            from mlspec.sdk import processes
+
+            left = processes.marked(processes.RUN_MARK, held.replaced_id or "")
+            processes.stop(left)  # what the dead apply started and could not stop
+            store.append_audit("lock.taken_over", {**found.to_json(), "stale": held.replaced,
+                                                   "stopped": sorted(left)})
+            if reporter is not None:
+                reporter.log(f"The last holder of the state's lock is gone: {held.replaced}. Its lock was taken over; "
+                             "`mlspec plan` shows what it left undone.")
         if not settings.allow_rewind:
             check_forward(project.root, found, store.note("last_apply"))
         planned = prepare(store, options, root=project.root)
@@ -183,20 +212,46 @@ def apply(
         if not plan_.has_changes:
             return ApplyOutcome(planned, serial=store.meta().serial)
         who = found.to_json()
+        mask = planned.mask
+        reporter = MaskedReporter(reporter, mask) if reporter is not None and mask else reporter
         plan_digest = digest(plan_.to_json())  # the same canonical JSON digest as fingerprints
         store.append_audit("apply.started", {
             **who, "plan": plan_digest, "serial": plan_.serial, "summary": plan_.counts(),
             "steps": [{"address": s.address, "action": s.action.value} for s in plan_.steps if s.action.is_change],
         })
-        result = apply_plan(planned, store, parallelism=settings.parallelism, cancel=cancel, abort=abort,
-                            reporter=reporter, commit=found.commit, runner=runner)
+        try:
+            result = apply_plan(planned, store, parallelism=settings.parallelism, cancel=cancel, abort=abort,
+                                reporter=reporter, commit=found.commit, runner=runner, run=held.id)
+        except BaseException:
+            abort.set()  # the state cannot be written (a full disk): stop what runs, release the lock, say why
+            raise
         serial = store.meta().serial
-        store.append_audit("apply.finished", {
+        store.append_audit("apply.finished", mask.data({
             **who, "plan": plan_digest, "serial": serial, "ok": result.ok, "cancelled": cancel.is_set(),
             "steps": outcomes(plan_, result),
-        })
+        }))
         store.set_note("last_apply", {**who, "at": now(), "serial": serial, "ok": result.ok})
     return ApplyOutcome(planned, result, serial, cancelled=cancel.is_set())
+
+
+class MaskedReporter:
+    """A reporter whose every line and detail has the secrets masked, whichever step printed them."""
+
+    def __init__(self, inner: Reporter, mask: Mask) -> None:
+        self.inner = inner
+        self.mask = mask
+
+    def event(self, kind: str, step: Step, detail: str) -> None:
+        self.inner.event(kind, step, self.mask.text(detail))
+
+    def log(self, line: str) -> None:
+        self.inner.log(self.mask.text(line))
+
+    def meter(self, address: str) -> Meter | None:
+        found = self.inner.meter(address)
+        if found is None:
+            return None
+        return lambda done, total, note: found(done, total, self.mask.text(note))
 
 
 def outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:
@@ -207,7 +262,8 @@ def outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:
             continue
         entry = {"address": step.address, "action": step.action.value}
         if step.address in result.failed:
-            entry |= {"outcome": "failed", "error": result.failed[step.address][:500]}
+            # The outcome, never what a command printed: the error's first line is the plugin's own words.
+            entry |= {"outcome": "failed", "error": result.failed[step.address].split("\n", 1)[0][:300]}
         elif step.address in result.interrupted:
             entry["outcome"] = "interrupted"
         elif step.address in result.skipped:

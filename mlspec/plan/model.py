@@ -55,6 +55,7 @@ class Step:
     # Planned only because these upstreams recompute: if each comes out with the same published
     # content as state holds, this step is cut off (not run, its outputs kept). Empty: it runs.
     conditional_on: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what a reviewer must know beyond the changes ("gets the secret TOKEN")
 
     @property
     def is_conditional(self) -> bool:
@@ -110,6 +111,7 @@ class Plan:
                 {"address": s.address, "action": s.action.value, "causes": list(s.causes), "fingerprint": s.fingerprint,
                  "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in s.changes],
                  "estimate": s.estimate, "replace_order": s.replace_order, "conditional_on": list(s.conditional_on),
+                 "notes": list(s.notes),
                  **({"observed": s.observed} if s.action is Action.READ else {})}
                 for s in self.steps
             ],
@@ -129,7 +131,7 @@ class Plan:
                 Step(s["address"], Action(s["action"]), tuple(s["causes"]),
                      tuple(Change(c["path"], c["before"], c["after"]) for c in s["changes"]), s["fingerprint"],
                      s.get("estimate"), s.get("observed"), s.get("replace_order"),
-                     tuple(s.get("conditional_on") or ()))
+                     tuple(s.get("conditional_on") or ()), tuple(s.get("notes") or ()))
                 for s in data["steps"]
             ),
             tuple(data.get("orphans", ())),

@@ -104,6 +104,7 @@ def _text_step(step: Step, style: Callable[..., str], *, brief: bool = False) ->
     if brief:
         return [head + (f"  because {step.causes[-1]}" if step.causes else "")]
     out.extend(f"        because {cause}" for cause in step.causes)
+    out.extend(style(f"        note: {note}", fg="yellow") for note in step.notes)
     out.extend(change_lines(step.changes[:FIELDS_SHOWN], "        ", style))
     if len(step.changes) > FIELDS_SHOWN:
         out.append(f"        ... and {len(step.changes) - FIELDS_SHOWN} more fields")
@@ -202,6 +203,7 @@ def _markdown_step(step: Step) -> str:
     lines = [f"<details><summary><code>{step.action.symbol} {step.address}</code> {action}</summary>", ""]
     lines.extend(f"{'because' if i == 0 else '&nbsp;&nbsp;because'} {_cell(cause)}<br>"
                  for i, cause in enumerate(step.causes))
+    lines.extend(f"⚠️ {_cell(note)}<br>" for note in step.notes)
     if step.changes:
         lines += ["", "| Field | Before | After |", "|---|---|---|"]
         lines.extend(f"| `{c.path}` | {_cell(value(c.before)) if c.before is not None else ''} | "

@@ -19,6 +19,8 @@ from mlspec.address import Address
 from mlspec.artifacts import Artifact, ArtifactStore
 from mlspec.digests import FileDigests, listing_digest, sha256_file
 from mlspec.errors import ArtifactError, MlspecError, PluginError, StepFailed, StepInterrupted
+from mlspec.masking import Mask
+from mlspec.sdk import paths, processes
 from mlspec.sdk.contract import (
     API_VERSION,
     Capabilities,
@@ -69,6 +71,7 @@ __all__ = [
     "FieldChange",
     "FileDigests",
     "Issue",
+    "Mask",
     "MlspecError",
     "ModelOutputs",
     "Observation",
@@ -95,7 +98,9 @@ __all__ = [
     "did_you_mean",
     "files_digest",
     "listing_digest",
+    "paths",
     "position",
+    "processes",
     "sha256_file",
 ]
 

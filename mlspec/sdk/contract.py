@@ -134,8 +134,9 @@ class Plugin(Protocol):
 
     Optional, beside these: `capabilities` (default: none), `progress(resource, fingerprint,
     context) -> str | None` (what an earlier, stopped apply left: "resume from step 1,200 of
-    3,000", shown in the plan), and, with `capabilities.writes_paths`, `writes(resource) ->
-    Iterable[str]`.
+    3,000", shown in the plan), `notices(resource) -> Iterable[str]` (what a reviewer must know of
+    a changing step: "its command gets the secret TOKEN"), and, with `capabilities.writes_paths`,
+    `writes(resource) -> Iterable[str]`.
     """
 
     api_version: ClassVar[int]  # the contract version this plugin was written for: API_VERSION

@@ -73,6 +73,7 @@ class StepRequest:
     fingerprint: str = ""  # the step's data fingerprint: the key of run caches and checkpoints
     settings: Mapping[str, Any] | None = None  # this plugin's validated settings from mlspec.yaml, as JSON
     registry: Mapping[str, Any] | None = None  # this address's registry entry as the apply began
+    run: str = ""  # the apply's id (its lock's): every process the step starts carries it (sdk.processes)
 
     @property
     def address(self) -> Address:
@@ -108,6 +109,7 @@ class StepRequest:
             "workdir": str(self.workdir), "artifacts": self.artifacts, "fingerprint": self.fingerprint,
             "settings": dict(self.settings) if self.settings is not None else None,
             "registry": dict(self.registry) if self.registry is not None else None,
+            "run": self.run,
         }
 
     @classmethod
@@ -124,7 +126,7 @@ class StepRequest:
             data.get("upstream") or {},
             ResourceState(**{**previous, "status": Status(previous["status"])}) if previous else None,
             Path(data["workdir"]), data["artifacts"], data.get("fingerprint", ""), data.get("settings"),
-            data.get("registry"),
+            data.get("registry"), data.get("run", ""),
         )
 
 

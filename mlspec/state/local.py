@@ -17,6 +17,8 @@ touched: nothing here writes to a database before it has been recognised.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -79,6 +81,7 @@ class LocalStateStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             if self._blank():
+                self._refuse_if_lost()
                 if not self._create_missing:
                     raise StateMissingError(f"no state at {self.path}: nothing has been applied yet")
                 self._create_once()
@@ -93,6 +96,22 @@ class LocalStateStore:
                 "restore it from a backup, or move it aside to start a new state"
             ) from err
         return db
+
+    def _refuse_if_lost(self) -> None:
+        """No state, but an audit log that records applies: the state was lost (truncated, deleted,
+        its tables dropped), not never made. Starting afresh would plan to recreate everything and
+        forget the registry: refused, with what to do."""
+        try:
+            size = self.audit_path.stat().st_size
+        except OSError:
+            return
+        if size == 0:
+            return
+        raise StateCorruptError(
+            f"{self.path} is missing or empty, but {self.audit_path} records applies made with it: the state was "
+            "lost, and a new one would recreate everything and forget the registry. Restore the state from a backup "
+            f"(nothing was written), or, to start over on purpose, move {self.audit_path} aside"
+        )
 
     def _blank(self) -> bool:
         """No state yet: no file, an empty one, or a SQLite file with no tables at all (a creation that
@@ -203,25 +222,69 @@ class LocalStateStore:
 
     @contextmanager
     def lock(self, operation: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
+        """The lock is two things: an OS lock (flock) on `state.db.lock`, which the kernel releases when
+        its holder dies however it dies, and a row naming the holder, for messages. Whoever gets the OS
+        lock while a row from this host is still there knows its holder is gone and takes the lock
+        over (Terraform's local backend does the same with its .terraform.tfstate.lock.info): a
+        killed CI job never leaves the next one stuck. A row from another host sharing the state on a
+        network filesystem cannot be judged from here: that one still needs `force-unlock`."""
         mine = LockInfo.mine(operation)
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
-            holder = self._try_lock(mine)
-            if holder is None:
+            guard = self._os_lock()
+            try:
+                holder = self._try_lock(mine) if guard is not None else self.lock_info()
+                if guard is not None and holder is not None and holder.host == mine.host:
+                    mine = self._take_over(mine, holder)
+                    holder = None
+            except BaseException:
+                if guard is not None:
+                    os.close(guard)
+                raise
+            if holder is None and guard is not None:
                 break
+            if guard is not None:
+                os.close(guard)
             if time.monotonic() >= deadline:
                 raise _locked(holder, timeout)
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 1.0)
+        assert guard is not None
         self._held = mine
         try:
             yield mine
         finally:
             self._held = None
-            self._sync_mode(True)  # releasing the lock flushes every commit made under it
-            with self._transaction() as db:
-                db.execute("DELETE FROM lock WHERE id = ?", (mine.id,))
+            try:
+                self._sync_mode(True)  # releasing the lock flushes every commit made under it
+                with self._transaction() as db:
+                    db.execute("DELETE FROM lock WHERE id = ?", (mine.id,))
+            except sqlite3.Error:
+                pass  # a full disk: the row stays, and the OS lock below goes with us; the next run takes over
+            finally:
+                os.close(guard)
+
+    def _os_lock(self) -> int | None:
+        """The OS lock's file descriptor, or None while another live process holds it."""
+        import fcntl
+
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _take_over(self, mine: LockInfo, stale: LockInfo) -> LockInfo:
+        """Replace the row of a holder that died without releasing it; say whose it was."""
+        taken = dataclasses.replace(mine, replaced=stale.describe(), replaced_id=stale.id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM lock WHERE id = ?", (stale.id,))
+            db.execute("INSERT INTO lock VALUES (1, ?, ?, ?, ?, ?, ?)",
+                       (taken.id, taken.operation, taken.who, taken.host, taken.pid, taken.created))
+        return taken
 
     def _try_lock(self, mine: LockInfo) -> LockInfo | None:
         """Take the lock, or return who holds it."""
@@ -342,14 +405,24 @@ class LocalStateStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; a write the disk refuses (full, read-only, gone) is a StateError that
+        names the file, with nothing of the transaction kept, never an internal error."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise StateError(f"cannot write the state {self.path}: {err}; nothing of this change was recorded "
+                             "(free some disk space and apply again: every step that ended is in state)") from err
 
     def close(self) -> None:
         if self._flusher is not None:
@@ -400,16 +473,24 @@ def _bump(db: sqlite3.Connection) -> int:
 
 def _entry(row: tuple[Any, ...]) -> ResourceState:
     address, fingerprint, spec, outputs, status, created, updated, commit = row
-    return ResourceState(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
-                         created, updated, commit)
+    try:
+        return ResourceState(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
+                             created, updated, commit)
+    except (ValueError, TypeError) as err:
+        raise StateCorruptError(f"the state's record of {address} is damaged ({type(err).__name__}: {err}); the "
+                                f"rest is intact: `mlspec state rm {address}` forgets it, and the next apply "
+                                "makes it anew") from None
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _locked(holder: LockInfo, timeout: float) -> StateLockedError:
+def _locked(holder: LockInfo | None, timeout: float) -> StateLockedError:
     waited = f" after waiting {timeout:g}s" if timeout else ""
+    if holder is None:  # the OS lock is held, the row not yet (or no longer) written: a run starting or ending
+        return StateLockedError(f"the state is locked{waited} by another mlspec run on this machine; wait for it, "
+                                "or pass --lock-timeout to wait longer")
     message = f"the state is locked{waited} by {holder.describe()}"
     if holder.holder_gone():
         message += (f"; that process is gone (it was killed or crashed): if no apply is running, "

@@ -55,6 +55,8 @@ class LockInfo:
     host: str
     pid: int
     created: str
+    replaced: str | None = None  # the holder whose lock this one took over: it died holding it
+    replaced_id: str | None = None
 
     @classmethod
     def mine(cls, operation: str, who: str | None = None) -> LockInfo:

@@ -16,14 +16,16 @@ import glob
 import json
 import os
 import re
+import shlex
 import shutil
-import signal
 import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlspec.sdk import (
     API_VERSION,
@@ -34,6 +36,7 @@ from mlspec.sdk import (
     Estimate,
     FileDigests,
     Issue,
+    Mask,
     Observation,
     PlanContext,
     Resource,
@@ -45,11 +48,33 @@ from mlspec.sdk import (
     StepResult,
     TaskOutputs,
     listing_digest,
+    paths,
+    processes,
 )
 
 __version__ = "0.1.0"
 ABSENT = "absent"  # a dep that does not exist (yet)
 POLL_S = 0.1  # how often a running command checks for timeout and Ctrl-C
+# What a command inherits of mlspec's environment, as CI systems do it: what a program needs to run
+# (paths, locale, proxies, certificates, the GPU it may use), never the whole environment, where
+# another step's credentials live. A Task gets more by naming it: `env: {TOKEN: ${env:TOKEN}}` in the
+# spec (a secret: masked everywhere, and the plan says so), or `plugins.task.inherit_env` in mlspec.yaml.
+INHERITED = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "TMPDIR", "TEMP", "TMP",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+    "HF_HOME", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "CI",
+)
+
+
+class TaskSettings(BaseModel):
+    """`plugins.task` in mlspec.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inherit_env: list[str] = Field(
+        default_factory=list, description="more variables (names or globs: `AWS_*`) that every Task's command "
+        "inherits from mlspec's environment, beside PATH, HOME, locale, proxies and the like")
 
 
 class TaskFailed(StepFailed):
@@ -60,17 +85,30 @@ class TaskPlugin:
     api_version: ClassVar[int] = API_VERSION
     name: ClassVar[str] = "task"
     version: ClassVar[str] = __version__
-    settings_model: ClassVar[None] = None
+    settings_model: ClassVar[type[TaskSettings]] = TaskSettings
     # It writes its `outs` in the repo (what others must not read at plan time); it publishes their digests.
     capabilities: ClassVar[Capabilities] = Capabilities(publishes=TaskOutputs, writes_paths=True)
 
     def writes(self, resource: Resource) -> list[str]:
         return list(resource.envelope.spec.outs)
 
+    def notices(self, resource: Resource) -> list[str]:
+        """What a reviewer must know of this Task beyond its changes: the secrets its command receives."""
+        names = sorted({m.group(1) for v in resource.envelope.spec.env.values() for m in ENV_REF.finditer(v)})
+        if not names:
+            return []
+        return [f"its command gets the secret{'s' if len(names) > 1 else ''} {', '.join(names)} in its environment "
+                "(masked in everything mlspec writes and prints)"]
+
     def validate(self, resource: Resource) -> Iterator[Issue]:
         spec = resource.envelope.spec
-        if spec.cwd is not None and (spec.cwd.startswith("/") or ".." in spec.cwd.split("/")):
+        if spec.cwd is not None and _leaves(spec.cwd):
             yield Issue(("spec", "cwd"), f"`{spec.cwd}` leaves the spec repo", expected="a relative directory")
+        for i, dep in enumerate(spec.deps):
+            if isinstance(dep, str) and _leaves(dep):
+                yield Issue(("spec", "deps", i), f"dep `{dep}` leaves the spec repo",
+                            expected="a path inside the spec repo", hint="copy what it needs into the repo, or "
+                            "make a Task that fetches it")
 
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """The deps' content digests (through the stat cache): a changed byte re-runs the task.
@@ -92,7 +130,7 @@ class TaskPlugin:
                         f"`depends_on: [{produced[dep]}]` so it runs after it"
                     )
                 continue
-            for rel, sha in _dep_digests(workdir, dep, digests):
+            for rel, sha in _dep_digests(workdir, dep, digests, f"{resource.address}: dep"):
                 out[rel] = sha
         return out
 
@@ -100,7 +138,7 @@ class TaskPlugin:
         recorded: dict[str, str] = state.outputs.get("outs", {})
         problems, found = [], {}
         for rel, sha in sorted(recorded.items()):
-            digest = _out_digest(os.path.join(context.workdir, rel), context.digests)
+            digest = _out_digest(str(paths.inside(context.workdir, rel, "out")), context.digests)
             if digest is None:
                 problems.append(f"{rel} deleted")
                 continue
@@ -125,13 +163,15 @@ class TaskPlugin:
             if restored is not None:
                 runtime.log(f"{step.resource.address}: restored {len(spec.outs)} out(s) from the run cache")
                 return StepResult({"outs": restored, "seconds": 0.0, "cached": True})
+        for out in spec.outs:  # a real run starts from nothing: a stale file in a directory out is not kept
+            paths.remove(workdir, out, "out")
         started = time.monotonic()
         _run(spec, workdir, step, runtime)
         seconds = time.monotonic() - started
         outs: dict[str, str] = {}
         with FileDigests(None) as digests:
             for out in spec.outs:
-                digest = _out_digest(os.path.join(workdir, out), digests)
+                digest = _out_digest(str(paths.inside(workdir, out, "out")), digests)
                 if digest is None:
                     raise TaskFailed(f"{step.resource.address}: the command succeeded but did not write `{out}`")
                 outs[out] = digest
@@ -142,11 +182,7 @@ class TaskPlugin:
     def destroy(self, step: StepRequest, runtime: Runtime) -> None:
         recorded = step.previous.outputs.get("outs", {}) if step.previous else {}
         for rel in recorded:
-            path = step.workdir / rel
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+            paths.remove(step.workdir, rel, "out")  # resolved now: a symlink swapped in since cannot redirect it
 
     def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
         if previous is not None and "seconds" in previous.outputs:
@@ -154,8 +190,17 @@ class TaskPlugin:
         return Estimate(basis="never run before")
 
 
+def _environment(step: StepRequest) -> dict[str, str]:
+    """What the command inherits of mlspec's environment: INHERITED and what mlspec.yaml adds."""
+    import fnmatch
+
+    extra = (step.settings or {}).get("inherit_env") or []
+    patterns = [*INHERITED, *extra]
+    return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
 def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
-    env = dict(os.environ)
+    env = _environment(step)
     secrets: list[str] = []
     for key, value in spec.env.items():
         env[key] = _resolve(value, step.resource.address, secrets)
@@ -163,36 +208,79 @@ def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
                 for k, v in spec.params.items()})
     env.update(_upstream_env(spec, step))
     redact = _redactor(secrets)
-    cwd = workdir / spec.cwd if spec.cwd else workdir
+    address = step.resource.address
+    cwd = paths.inside(workdir, spec.cwd or ".", "cwd")
+    if not cwd.is_dir():
+        raise TaskFailed(f"{address}: cwd `{spec.cwd}` is not a directory of the spec repo")
     command: list[str] | str = spec.cmd
     if spec.shell and isinstance(spec.cmd, list):
-        command = " ".join(spec.cmd)
-    address = step.resource.address
+        command = shlex.join(spec.cmd)  # each item one word, as written: never split or expanded again
+    token = f"{step.run}/{address}" if step.run else f"{os.getpid()}/{address}"
+    env.update(processes.marks(step.run, token))
+    logs = _logs(workdir, address)
+    with open(logs / "stdout.log", "wb") as stdout, open(logs / "stderr.log", "wb") as stderr:
+        try:
+            # Its own session: a Ctrl-C at the terminal reaches mlspec, which decides what the child gets.
+            # Output to files, not pipes: nothing is ever waited on after a kill, and 300 MB of output
+            # costs disk, not memory.
+            child = subprocess.Popen(command, cwd=cwd, env=env, shell=spec.shell, stdin=subprocess.DEVNULL,
+                                     stdout=stdout, stderr=stderr, start_new_session=True)
+        except FileNotFoundError as err:
+            raise TaskFailed(f"{address}: command not found: {err.filename}") from err
+        except PermissionError as err:
+            raise TaskFailed(f"{address}: cannot execute {err.filename}: permission denied") from err
     try:
-        # Its own session: a Ctrl-C at the terminal reaches mlspec, which decides what the child gets.
-        child = subprocess.Popen(command, cwd=cwd, env=env, shell=spec.shell, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-    except FileNotFoundError as err:
-        raise TaskFailed(f"{address}: command not found: {err.filename}") from err
-    except PermissionError as err:
-        raise TaskFailed(f"{address}: cannot execute {err.filename}: permission denied") from err
+        code = _wait(child, spec, runtime, address, token)
+    finally:
+        processes.stop(processes.marked(processes.STEP_MARK, token))  # what it left running (a daemon) goes too
+        if secrets:  # the logs are mlspec's files too: no secret stays in them
+            for log in ("stdout.log", "stderr.log"):
+                _mask_file(logs / log, redact)
+    for line in redact(_tail(logs / "stdout.log")).splitlines()[-20:]:
+        runtime.log(f"{address}: {line}")
+    if code != 0:
+        tail = "\n".join(redact(_tail(logs / "stderr.log") or _tail(logs / "stdout.log")).splitlines()[-10:])
+        raise TaskFailed(f"{address}: exit code {code}" + (f"\n{tail}" if tail else "")
+                         + f"\n(the whole output: {logs.relative_to(workdir)}/)")
+
+
+def _wait(child: subprocess.Popen[bytes], spec: Any, runtime: Runtime, address: str, token: str) -> int:
+    """The command's exit code; on a timeout or a second Ctrl-C, its whole process tree is stopped."""
     deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
     while True:
         try:
-            stdout, stderr = child.communicate(timeout=POLL_S)
-            break
+            return child.wait(timeout=POLL_S)
         except subprocess.TimeoutExpired:
-            if runtime.cancelled.is_set():
-                _stop(child)
-                raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
-            if deadline is not None and time.monotonic() > deadline:
-                _stop(child)
-                raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
-    for line in redact(stdout or "").splitlines()[-20:]:
-        runtime.log(f"{address}: {line}")
-    if child.returncode != 0:
-        tail = "\n".join(redact(stderr or stdout or "").splitlines()[-10:])
-        raise TaskFailed(f"{address}: exit code {child.returncode}" + (f"\n{tail}" if tail else ""))
+            pass
+        if runtime.cancelled.is_set():
+            processes.stop_step(child.pid, token)
+            child.wait()
+            raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
+        if deadline is not None and time.monotonic() > deadline:
+            processes.stop_step(child.pid, token)
+            child.wait()
+            raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
+
+
+def _logs(workdir: Path, address: str) -> Path:
+    """`.mlspec/logs/Task/name/`: the last run's whole output, kept for the user to read."""
+    where = workdir / ".mlspec" / "logs" / Address(address).kind / Address(address).name
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+def _tail(path: Path, size: int = 64 * 1024) -> str:
+    """The end of a log, whatever its length: only the tail is ever read back."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _leaves(path: str) -> bool:
+    return path.startswith("/") or ".." in path.split("/")
 
 
 def _env_name(name: str) -> str:
@@ -222,31 +310,18 @@ def _redactor(secrets: list[str]) -> Callable[[str], str]:
     """Output of a command that saw secrets is shown with them masked: logs never carry a secret.
 
     Each substituted value is masked on its own (a password inside a composed URL is printed alone
-    as often as the URL), and in the quoted forms a URL would carry it in.
+    as often as the URL), in its plain, URL-encoded and base64 forms (mlspec.sdk.Mask).
     """
-    from urllib.parse import quote, quote_plus
-
-    forms = {form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))}
-    shown = sorted((s for s in forms if len(s) >= 3), key=len, reverse=True)
-    if not shown:
-        return lambda text: text
-    pattern = re.compile("|".join(re.escape(s) for s in shown))
-    return lambda text: pattern.sub("(sensitive)", text)
+    return Mask(secrets).text
 
 
-def _stop(child: subprocess.Popen[str]) -> None:
-    """SIGTERM to the command's process group, SIGKILL if it lingers; no zombie is left behind."""
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, None)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            child.communicate(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    child.wait()
+def _mask_file(path: Path, redact: Callable[[str], str]) -> None:
+    """Rewrite a log with the secrets masked, a line at a time (a log may be larger than memory)."""
+    tmp = path.with_name(path.name + ".masking")
+    with open(path, encoding="utf-8", errors="replace") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(redact(line))
+    os.replace(tmp, path)
 
 
 def _resolve(value: str, address: str, secrets: list[str] | None = None) -> str:
@@ -263,17 +338,18 @@ def _resolve(value: str, address: str, secrets: list[str] | None = None) -> str:
     return ENV_REF.sub(one, value)
 
 
-def _dep_digests(workdir: Path, dep: str, digests: FileDigests) -> Iterator[tuple[str, str]]:
-    """(path relative to the repo, sha256) of every file a dep names; one stat per plain file."""
+def _dep_digests(workdir: Path, dep: str, digests: FileDigests, what: str) -> Iterator[tuple[str, str]]:
+    """(path relative to the repo, sha256) of every file a dep names; one stat per plain file. Each
+    path is resolved as it is read: one that a symlink takes out of the repo is refused."""
     if not any(ch in dep for ch in "*?["):
-        path = os.path.join(workdir, dep)
+        path = str(paths.inside(workdir, dep, what))
         try:
             st = os.stat(path)
         except OSError:
             yield dep, ABSENT
             return
         if stat.S_ISDIR(st.st_mode):
-            yield from ((f"{dep.rstrip('/')}/{rel}", sha) for rel, sha in digests.tree(Path(path)).items())
+            yield from ((f"{dep}/{rel}", sha) for rel, sha in digests.tree(Path(path)).items())
         else:
             yield dep, digests.file(path)
         return
@@ -282,10 +358,11 @@ def _dep_digests(workdir: Path, dep: str, digests: FileDigests) -> Iterator[tupl
         yield dep, ABSENT
     for match in matches:
         rel = Path(match).relative_to(workdir).as_posix()
-        if os.path.isdir(match):
-            yield from ((f"{rel}/{inner}", sha) for inner, sha in digests.tree(Path(match)).items())
+        real = str(paths.inside(workdir, rel, what))
+        if os.path.isdir(real):
+            yield from ((f"{rel}/{inner}", sha) for inner, sha in digests.tree(Path(real)).items())
         else:
-            yield rel, digests.file(match)
+            yield rel, digests.file(real)
 
 
 def _out_digest(path: str, digests: FileDigests) -> str | None:
@@ -314,7 +391,7 @@ def _save(workdir: Path, outs: list[str], target: Path) -> None:
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     for out in outs:
-        source, dest = workdir / out, staging / out
+        source, dest = paths.inside(workdir, out, "out"), staging / out
         dest.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, dest)
@@ -330,10 +407,10 @@ def _restore(source: Path, workdir: Path, outs: list[str]) -> dict[str, str] | N
         return None
     digests: dict[str, str] = {}
     for out in outs:
-        dest = workdir / out
+        paths.remove(workdir, out, "out")  # a symlink at the out is removed, never written through
+        dest = paths.entry(workdir, out, "out")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if (source / out).is_dir():
-            shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(source / out, dest)
         else:
             shutil.copy2(source / out, dest)

@@ -68,7 +68,7 @@ def test_before_any_apply_lineage_says_not_applied_yet(mlspec: Mlspec, root: Pat
 
 
 def test_lineage_shows_version_rows_sources_and_the_upstream_task_with_its_deps(mlspec: Mlspec, root: Path) -> None:
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     dataset, gen = state_show(mlspec, root, "Dataset/x"), state_show(mlspec, root, "Task/gen")
     version, data_sha, gen_sha = dataset["outputs"]["version"], sha256(root / "data/x.csv"), sha256(root / "gen.py")
     assert dataset["outputs"]["sources"] == {"data/x.csv": data_sha}
@@ -97,16 +97,16 @@ def test_lineage_shows_version_rows_sources_and_the_upstream_task_with_its_deps(
 
 
 def test_lineage_follows_a_change_of_the_data(mlspec: Mlspec, root: Path) -> None:
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "gen.py").write_text(GEN.replace("range(50)", "range(80)"))
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     tree = mlspec(root, "lineage", "Dataset/x", "--format", "json").json()
     assert tree["rows"] == 80 and tree["files"] == {"data/x.csv": sha256(root / "data/x.csv")}
     assert tree["from"][0]["files"] == {"gen.py": sha256(root / "gen.py")}
 
 
 def test_lineage_of_the_end_of_the_pipeline_is_used_by_nothing(mlspec: Mlspec, root: Path) -> None:
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     shown = mlspec(root, "lineage", "Task/train")
     assert shown.code == 0, shown.output
     lines = shown.out.splitlines()

@@ -111,7 +111,7 @@ def test_a_fresh_project_plans_creates_and_apply_converges(mlspec: Mlspec, repo:
     assert mlspec(root, "plan", "--detailed-exitcode").code == 2
     assert not (root / ".mlspec" / "state.db").exists(), "a plan never creates the state"
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert "Apply complete: 2 step(s) done." in applied.out
     assert runs(root) == ["a", "b"]
@@ -122,7 +122,7 @@ def test_a_fresh_project_plans_creates_and_apply_converges(mlspec: Mlspec, repo:
     assert again.code == 0, again.output
     assert again.out.startswith("No changes.")
     assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 2 unchanged." in again.out
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert runs(root) == ["a", "b"], "an apply with nothing to do runs nothing"
 
 
@@ -134,7 +134,7 @@ def test_an_edited_dep_replaces_the_task_naming_the_file_and_both_digests(
     mlspec: Mlspec, repo: Callable[..., Path]
 ) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "data/in.txt").write_text("two\n")
     plan = mlspec(root, "plan")
     assert plan.code == 0, plan.output
@@ -148,7 +148,7 @@ def test_an_edited_dep_replaces_the_task_naming_the_file_and_both_digests(
     assert "Plan: 0 to create, 0 to update, 2 to replace" in plan.out
     assert "Task/b  replace (conditional: runs only if Task/a publishes something new)" in plan.out
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0
     # Task/a wrote the same out/a.txt as before: Task/b, planned only because of it, is cut off.
     assert runs(root) == ["a", "b", "a"]
@@ -161,9 +161,9 @@ def test_an_upstream_that_publishes_something_new_runs_its_conditional_dependent
 ) -> None:
     root = repo({"specs/a.yaml": task("a", deps=["data/in.txt"], cmd=[PY, "-c", COPY]),
                  "specs/b.yaml": task("b", deps=["out/a.txt"], after=["a"])})
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "data/in.txt").write_text("two\n")
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0 and "Apply complete: 2 step(s) done." in applied.out, applied.output
     assert "came out unchanged" not in applied.output
     assert runs(root) == ["b", "b"]
@@ -175,7 +175,7 @@ COPY = "import pathlib; p = pathlib.Path('out/a.txt'); p.parent.mkdir(exist_ok=T
 
 def test_descriptive_edits_are_updates_that_run_nothing(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs/a.yaml").write_text(task("a", deps=["data/in.txt"], description="the first step",
                                             metadata={"owner": "ml-team", "labels": {"tier": "gold"}}))
     plan = mlspec(root, "plan")
@@ -187,7 +187,7 @@ def test_descriptive_edits_are_updates_that_run_nothing(mlspec: Mlspec, repo: Ca
     assert "Task/b" not in plan.out, "a description does not change what downstream receives"
     assert "Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 1 unchanged." in plan.out
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert runs(root) == ["a", "b"], "the command did not run again"
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
@@ -195,7 +195,7 @@ def test_descriptive_edits_are_updates_that_run_nothing(mlspec: Mlspec, repo: Ca
 
 def test_a_deleted_out_is_drift(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "out/a.txt").unlink()
 
     plan = mlspec(root, "plan", "--detailed-exitcode")
@@ -212,7 +212,7 @@ def test_a_deleted_out_is_drift(mlspec: Mlspec, repo: Callable[..., Path]) -> No
     assert blind.code == 0, blind.output
     assert blind.out.startswith("No changes.")
 
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert (root / "out/a.txt").read_text() == "a"
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
@@ -223,21 +223,21 @@ def test_a_deleted_out_is_drift(mlspec: Mlspec, repo: Callable[..., Path]) -> No
 
 def test_a_removed_spec_is_orphaned_until_pruned(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo({"specs/a.yaml": task("a"), "specs/b.yaml": task("b")})
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs/b.yaml").unlink()
 
     plan = mlspec(root, "plan")
     assert plan.code == 0, plan.output
     assert "Orphaned" in plan.out and "\n  Task/b\n" in plan.out
     assert "0 to delete" in plan.out
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert (root / "out/b.txt").exists() and "Task/b" in state(mlspec, root), "not deleted without prune"
 
     prune = mlspec(root, "plan", "--prune")
     assert prune.code == 0, prune.output
     assert "  - Task/b  delete" in prune.out and "because no longer in the specs, and prune is on" in prune.out
     assert "1 to delete" in prune.out and "Orphaned" not in prune.out
-    applied = mlspec(root, "apply", "--prune")
+    applied = mlspec(root, "apply", "-y", "--prune")
     assert applied.code == 0, applied.output
     assert not (root / "out/b.txt").exists(), "its outs are removed"
     assert state(mlspec, root) == {"Task/a": "applied"}
@@ -246,7 +246,7 @@ def test_a_removed_spec_is_orphaned_until_pruned(mlspec: Mlspec, repo: Callable[
 
 def test_prevent_destroy_refuses_to_prune(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo({"specs/a.yaml": task("a"), "specs/b.yaml": task("b", lifecycle={"prevent_destroy": True})})
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs/b.yaml").unlink()
     assert mlspec(root, "plan").code == 0, "an orphan that is kept is no problem"
 
@@ -275,7 +275,7 @@ def test_target_plans_only_the_target_and_its_upstreams(mlspec: Mlspec, repo: Ca
     assert plan.code == 0, plan.output
     assert [s["address"] for s in json.loads(plan.out)["steps"]] == ["Task/a", "Task/b"]
 
-    applied = mlspec(root, "apply", "--target", "Task/b")
+    applied = mlspec(root, "apply", "-y", "--target", "Task/b")
     assert applied.code == 0, applied.output
     assert sorted(runs(root)) == ["a", "b"]
     assert set(state(mlspec, root)) == {"Task/a", "Task/b"}
@@ -283,7 +283,7 @@ def test_target_plans_only_the_target_and_its_upstreams(mlspec: Mlspec, repo: Ca
 
 def test_replace_forces_a_replace(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(DIAMOND)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     plan = mlspec(root, "plan", "--replace", "Task/e", "--detailed-exitcode")
     assert plan.code == 2, plan.output
     assert "-/+ Task/e  replace" in plan.out and "because replacement requested (--replace)" in plan.out
@@ -307,17 +307,17 @@ def test_an_unknown_address_is_an_error_with_a_suggestion(
 
 def test_a_saved_plan_applies_once(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "data/in.txt").write_text("two\n")
     saved = mlspec(root, "plan", "-out", root / "plan.json")
     assert saved.code == 0, saved.output
     assert f"mlspec apply {root / 'plan.json'}" in saved.out
 
-    applied = mlspec(root, "apply", root / "plan.json")
+    applied = mlspec(root, "apply", "-y", root / "plan.json")
     assert applied.code == 0, applied.output
     assert runs(root) == ["a", "b", "a"]  # Task/b cut off: Task/a wrote what it wrote before
 
-    again = mlspec(root, "apply", root / "plan.json")  # carried out already: nothing runs twice
+    again = mlspec(root, "apply", "-y", root / "plan.json")  # carried out already: nothing runs twice
     assert again.code == 0, again.output
     assert "was applied already" in again.out
     assert runs(root) == ["a", "b", "a"]
@@ -325,12 +325,12 @@ def test_a_saved_plan_applies_once(mlspec: Mlspec, repo: Callable[..., Path]) ->
 
 def test_a_saved_plan_is_refused_when_the_state_moved(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "data/in.txt").write_text("two\n")
     assert mlspec(root, "plan", "-out", root / "plan.json").code == 0
-    assert mlspec(root, "apply", "--target", "Task/a").code == 0  # someone else applied part of it
+    assert mlspec(root, "apply", "-y", "--target", "Task/a").code == 0  # someone else applied part of it
 
-    refused = mlspec(root, "apply", root / "plan.json")
+    refused = mlspec(root, "apply", "-y", root / "plan.json")
     assert refused.code == 1
     assert re.search(r"the state changed since the plan was made \(serial \d+ -> \d+\): make a new plan",
                      refused.err), refused.err
@@ -341,19 +341,19 @@ def test_a_saved_plan_applies_on_a_fresh_project(mlspec: Mlspec, repo: Callable[
     """`plan -out` before anything was applied, then `apply` of it: Terraform's first run."""
     root = repo(CHAIN)
     assert mlspec(root, "plan", "-out", root / "plan.json").code == 0
-    applied = mlspec(root, "apply", root / "plan.json")
+    applied = mlspec(root, "apply", "-y", root / "plan.json")
     assert applied.code == 0, applied.output
     assert runs(root) == ["a", "b"]
 
 
 def test_a_saved_plan_is_refused_after_a_spec_edit(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo(CHAIN)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "data/in.txt").write_text("two\n")
     assert mlspec(root, "plan", "-out", root / "plan.json").code == 0
     (root / "specs/b.yaml").write_text(task("b", deps=["out/a.txt"], after=["a"], params={"seed": 7}))
 
-    refused = mlspec(root, "apply", root / "plan.json")
+    refused = mlspec(root, "apply", "-y", root / "plan.json")
     assert refused.code == 1
     assert "changed since the plan was made" in refused.err and "Task/b" in refused.err
     assert "Task/a" not in refused.err, "only what moved is named"
@@ -375,7 +375,7 @@ def test_a_file_that_is_not_a_plan_is_refused_clearly(
 ) -> None:
     root = repo(CHAIN)
     (root / "plan.json").write_text(content)
-    result = mlspec(root, "apply", root / "plan.json")
+    result = mlspec(root, "apply", "-y", root / "plan.json")
     assert result.code == 1
     assert message in result.err, result.err
     assert runs(root) == []
@@ -415,7 +415,7 @@ def test_secrets_never_reach_a_plan_or_the_state(
     assert not [text for text in shown if SECRET in text]
     assert '+ spec.env.TOKEN = "(sensitive)"' in shown[0]
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert runs(root) == ["a"], "the command got the secret"
     assert SECRET not in applied.output
@@ -427,7 +427,7 @@ def test_secrets_never_reach_a_plan_or_the_state(
 
 def test_markdown_plan(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo({**CHAIN, "specs/e.yaml": task("e")})
-    assert mlspec(root, "apply", "--target", "Task/e").code == 0
+    assert mlspec(root, "apply", "-y", "--target", "Task/e").code == 0
     result = mlspec(root, "plan", "--format", "markdown")
     assert result.code == 0, result.output
     body = result.out
@@ -485,14 +485,14 @@ def test_kinds_without_a_plugin_are_not_planned(mlspec: Mlspec, repo: Callable[.
     assert "Plan: 1 to create" in plan.out
     data = json.loads(mlspec(root, "plan", "--format", "json").out)
     assert data["unmanaged"] == [{"address": "Prompt/triage", "why": "no installed plugin manages kind Prompt"}]
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert state(mlspec, root) == {"Task/a": "applied"}
 
 
 def test_a_failing_command_fails_the_apply_and_says_why(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
     root = repo({**CHAIN, "specs/e.yaml": task("e"), "fail-a": ""})
-    result = mlspec(root, "apply")
+    result = mlspec(root, "apply", "-y")
     assert result.code == 1
     assert "failed: Task/a" in result.out
     assert "exit code 3" in result.out and "a: cannot go on, fail-a exists" in result.out
@@ -503,7 +503,7 @@ def test_a_failing_command_fails_the_apply_and_says_why(mlspec: Mlspec, repo: Ca
     plan = mlspec(root, "plan")
     assert "because tainted: its last apply failed" in plan.out
     (root / "fail-a").unlink()
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert runs(root) == ["e", "a", "b"]
 
 
@@ -511,8 +511,57 @@ def test_pruned_resources_are_deleted_dependents_first(mlspec: Mlspec, repo: Cal
     """The specs are gone, so the order comes from the references state recorded: c <- b <- a."""
     root = repo({"specs/a.yaml": task("a", after=["b"]), "specs/b.yaml": task("b", after=["c"]),
                  "specs/c.yaml": task("c"), "specs/z.yaml": task("z")})
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     for name in "abc":
         (root / "specs" / f"{name}.yaml").unlink()
     steps = mlspec(root, "plan", "--prune", "--format", "json").json()["steps"]
     assert [s["address"] for s in steps if s["action"] == "delete"] == ["Task/a", "Task/b", "Task/c"]
+
+
+def test_apply_with_no_terminal_and_no_y_refuses_and_changes_nothing(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    """Terraform's rule: an apply that cannot ask does not act; a reviewed, saved plan needs no question."""
+    root = repo(CHAIN)
+    refused = mlspec(root, "apply")
+    assert refused.code == 1 and "pass -y (--auto-approve)" in refused.err, refused.output
+    assert runs(root) == [] and not (root / "out").exists()
+    assert mlspec(root, "plan", "-out", root / "plan.json").code == 0
+    applied = mlspec(root, "apply", root / "plan.json")
+    assert applied.code == 0, applied.output
+    assert runs(root) == ["a", "b"]
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("0", 0.0), ("2.5", 2.5), ("5s", 5.0), ("2m", 120.0), ("1h30m", 5400.0)])
+def test_lock_timeouts_take_units(mlspec: Mlspec, repo: Callable[..., Path], given: str, seconds: float) -> None:
+    from mlspec.duration import parse
+
+    assert parse(given) == seconds
+    assert mlspec(repo(CHAIN), "apply", "-y", "--lock-timeout", given).code == 0
+
+
+def test_a_lock_timeout_that_is_not_a_duration_is_refused(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    refused = mlspec(repo(CHAIN), "apply", "-y", "--lock-timeout", "soon")
+    assert refused.code == 1 and "`soon` is not a duration" in refused.err, refused.output
+
+
+def test_state_mv_keeps_the_kind(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    root = repo(CHAIN)
+    assert mlspec(root, "apply", "-y").code == 0
+    refused = mlspec(root, "state", "mv", "Task/a", "Model/b")
+    assert refused.code == 1 and "a move keeps the kind" in refused.err, refused.output
+    assert mlspec(root, "state", "mv", "Task/a", "Task/renamed").code == 0
+
+
+def test_a_plan_made_during_an_apply_says_so(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    from mlspec.state.local import LocalStateStore
+
+    root = repo(CHAIN)
+    assert mlspec(root, "apply", "-y").code == 0
+    store = LocalStateStore(root / ".mlspec" / "state.db")
+    try:
+        with store.lock("apply") as held:
+            plan = mlspec(root, "plan")
+            assert plan.code == 0 and f"note: the state is locked by {held.id} (apply by" in plan.err, plan.output
+            assert mlspec(root, "plan", "--format", "json").json()["lock"]["id"] == held.id
+    finally:
+        store.close()
+    assert "locked" not in mlspec(root, "plan").err

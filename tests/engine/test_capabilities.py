@@ -218,3 +218,24 @@ def test_what_a_kind_publishes_is_checked_when_its_step_returns(
     assert failed.code == 1
     assert "did not publish a valid OptimizationOutputs: format: Field required" in failed.output, failed.output
 
+
+
+def test_promoting_a_version_that_failed_its_gates_needs_force_and_a_reason(
+    chain: Path, mlspec: Callable[..., Result]
+) -> None:
+    assert mlspec(chain, "apply", "-y").code == 0
+    (chain / "verdict.txt").write_text("fail\n")
+    assert mlspec(chain, "apply", "-y").code == 0  # version 2, held
+    refused = mlspec(chain, "promote", "Model/sentiment", "v2")
+    assert refused.code == 1 and "version 2 failed" in refused.err and "--force" in refused.err, refused.output
+    no_reason = mlspec(chain, "promote", "Model/sentiment", "v2", "--force")
+    assert no_reason.code == 1 and "--force needs --reason" in no_reason.err
+    forced = mlspec(chain, "promote", "Model/sentiment", "v2", "--force", "--reason", "recalibrated gate, see #812")
+    assert forced.code == 0, forced.output
+    history = mlspec(chain, "models", "show", "Model/sentiment", "--format", "json").json()["history"]
+    assert history[-1] | {"at": ""} == {"alias": "champion", "from": 1, "to": 2, "how": "promote", "at": "",
+                                        "why": "recalibrated gate, see #812", "forced": True}
+    from mlspec.audit.log import AuditLog
+
+    last = list(AuditLog(chain).entries())[-1]
+    assert last["event"] == "registry.promote" and last["forced"] is True and last["reason"].startswith("recal")

@@ -152,7 +152,7 @@ NAMES = "abcdef"
 def test_kill_9_at_a_random_moment_then_apply_again_finishes(tmp_path: Path, trial: int) -> None:
     rng = random.Random(1234 + trial)
     root = make_repo(tmp_path / "repo", PIPELINE)
-    victim = start(root, "apply")
+    victim = start(root, "apply", "-y")
     if trial == 0:  # anywhere from start-up (planning, opening the state) on
         time.sleep(rng.uniform(0.05, 0.6))
     else:  # while steps run: the lock is held and some steps are in flight
@@ -165,7 +165,7 @@ def test_kill_9_at_a_random_moment_then_apply_again_finishes(tmp_path: Path, tri
     assert set(before.values()) <= {"applied", "interrupted"}, before
     applied_before = {address.split("/")[1] for address, status in before.items() if status == "applied"}
 
-    resumed = run(root, "apply")
+    resumed = run(root, "apply", "-y")
     if resumed.returncode != 0:  # the killed apply left its lock behind
         assert "the state is locked" in resumed.stderr, resumed.stderr
         assert f"pid {victim.pid}" in resumed.stderr and "that process is gone" in resumed.stderr
@@ -173,7 +173,7 @@ def test_kill_9_at_a_random_moment_then_apply_again_finishes(tmp_path: Path, tri
         assert lock_id is not None, resumed.stderr
         unlocked = run(root, "force-unlock", lock_id[1])
         assert unlocked.returncode == 0, unlocked.stderr
-        resumed = run(root, "apply")
+        resumed = run(root, "apply", "-y")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
     assert statuses(root) == {f"Task/{n}": "applied" for n in NAMES}
@@ -190,13 +190,13 @@ def test_kill_9_at_a_random_moment_then_apply_again_finishes(tmp_path: Path, tri
 def test_a_second_apply_waits_for_the_lock_then_names_its_holder(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", [task("a"), task("b", after=["a"])])
     (root / "hold-a").touch()  # the first apply holds the lock until the test lets a finish
-    first = start(root, "apply")
+    first = start(root, "apply", "-y")
     wait_for(lambda: "start a" in log(root), "the first apply to start a step")
     holder = lock_row(root)
     assert holder is not None and holder[1] == first.pid
 
     began = time.monotonic()
-    second = run(root, "apply", "--lock-timeout", "1")
+    second = run(root, "apply", "-y", "--lock-timeout", "1")
     took = time.monotonic() - began
     assert second.returncode == 1, second.stdout + second.stderr
     assert 1 <= took < 10, f"gave up after {took:.1f}s"
@@ -221,7 +221,7 @@ def test_a_failing_step_taints_it_skips_its_dependents_and_the_rest_goes_on(tmp_
     root = make_repo(tmp_path / "repo", [task("a"), task("b", after=["a"]), task("c", after=["a"]),
                                          task("d", after=["b", "c"]), task("e")])
     (root / "fail-b").touch()
-    failed = run(root, "apply")
+    failed = run(root, "apply", "-y")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "failed: Task/b" in failed.stdout and "exit code 3" in failed.stdout
     assert "Task/d: skipped (upstream Task/b failed)" in failed.stderr
@@ -232,7 +232,7 @@ def test_a_failing_step_taints_it_skips_its_dependents_and_the_rest_goes_on(tmp_
     plan = run(root, "plan")
     assert "-/+ Task/b  replace" in plan.stdout and "because tainted: its last apply failed" in plan.stdout
     runs_before = len(started(root))
-    fixed = run(root, "apply")
+    fixed = run(root, "apply", "-y")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert started(root)[runs_before:] == ["b", "d"], "only the failed step and what it blocked ran"
     assert statuses(root) == {f"Task/{n}": "applied" for n in "abcde"}
@@ -247,7 +247,7 @@ def test_ctrl_c_once_lets_the_running_steps_finish_and_starts_nothing_new(tmp_pa
     root = make_repo(tmp_path / "repo", [task("a"), task("b"), task("c", after=["a"]), task("d", after=["b"])])
     (root / "hold-a").touch()
     (root / "hold-b").touch()
-    apply = start(root, "apply")
+    apply = start(root, "apply", "-y")
     wait_for(lambda: {"a", "b"} <= set(started(root)), "steps a and b to start")
     apply.send_signal(signal.SIGINT)
     time.sleep(0.5)
@@ -262,7 +262,7 @@ def test_ctrl_c_once_lets_the_running_steps_finish_and_starts_nothing_new(tmp_pa
     assert statuses(root) == {"Task/a": "applied", "Task/b": "applied"}, "the steps in flight were committed"
     assert lock_row(root) is None, "the lock was released"
 
-    again = run(root, "apply")
+    again = run(root, "apply", "-y")
     assert again.returncode == 0, again.stdout + again.stderr
     assert sorted(started(root)) == ["a", "b", "c", "d"]
     assert_converged(root, "abcd")
@@ -271,7 +271,7 @@ def test_ctrl_c_once_lets_the_running_steps_finish_and_starts_nothing_new(tmp_pa
 def test_ctrl_c_twice_stops_the_running_step_and_the_next_apply_redoes_it(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", [task("a"), task("b", after=["a"])])
     (root / "hold-a").touch()  # a runs until stopped (or a minute)
-    apply = start(root, "apply")
+    apply = start(root, "apply", "-y")
     wait_for(lambda: "start a" in log(root), "step a to start")
     apply.send_signal(signal.SIGINT)
     time.sleep(0.3)  # two signals at once would be one
@@ -294,7 +294,7 @@ def test_ctrl_c_twice_stops_the_running_step_and_the_next_apply_redoes_it(tmp_pa
     assert "-/+ Task/a  replace" in plan.stdout
     assert "because interrupted" in plan.stdout
 
-    again = run(root, "apply")
+    again = run(root, "apply", "-y")
     assert again.returncode == 0, again.stdout + again.stderr
     assert started(root) == ["a", "a", "b"]
     assert_converged(root, "ab")
@@ -305,7 +305,7 @@ def test_sigterm_stops_the_commands_and_releases_the_lock(tmp_path: Path, sig: s
     """What `timeout`, a closed terminal or a cancelled CI job sends: no orphan command, no stale lock."""
     root = make_repo(tmp_path / "repo", [task("a")])
     (root / "hold-a").touch()
-    apply = start(root, "apply")
+    apply = start(root, "apply", "-y")
     wait_for(lambda: "start a" in log(root), "step a to start")
     apply.send_signal(sig)
     out, err = apply.communicate(timeout=30)

@@ -135,7 +135,7 @@ def test_each_format_applies_to_content_addressed_splits_with_pii_dropped_or_has
     rows = people()
     write_rows(root / source, rows, fmt)
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root)
     assert HEX64.fullmatch(out["version"])
@@ -174,13 +174,13 @@ def test_the_salt_comes_from_the_environment_and_is_never_written_down(
     write_rows(root / "data/x.csv", people(20), "csv")
 
     monkeypatch.delenv(SALT_VAR, raising=False)
-    missing = mlspec(root, "apply")
+    missing = mlspec(root, "apply", "-y")
     assert f"environment variable {SALT_VAR} is not set" in failure(missing)
     assert statuses(mlspec, root) == {"Dataset/x": "tainted"}
 
     monkeypatch.setenv(SALT_VAR, SALT)
     plan = mlspec(root, "plan")
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root)
     assert SALT not in json.dumps(out) and SALT not in plan.output + applied.output
@@ -190,7 +190,7 @@ def test_the_salt_comes_from_the_environment_and_is_never_written_down(
     assert [p for p in written if SALT.encode() in p.read_bytes()] == []
 
     monkeypatch.setenv(SALT_VAR, "another-salt")
-    assert mlspec(root, "apply", "--replace", "Dataset/x").code == 0
+    assert mlspec(root, "apply", "-y", "--replace", "Dataset/x").code == 0
     rehashed = outputs(mlspec, root)
     assert rehashed["splits"]["all"]["digest"] != out["splits"]["all"]["digest"], "the salt changes every hash"
 
@@ -204,7 +204,7 @@ def test_the_profile_never_holds_raw_pii_values(
     root = project({"specs/x.yaml": spec}, config=CONFIG)
     rows = people(30)
     write_rows(root / "data/x.csv", rows, "csv")
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     profile = on_disk(root, outputs(mlspec, root)["profile"]["uri"]).read_text()
     leaked = sorted({v for r in rows for v in (r["email"], r["phone"]) if v in profile})
     assert leaked == [], f"raw PII in the profile artifact: {leaked[:3]}"
@@ -220,7 +220,7 @@ def test_directory_glob_and_list_sources_read_every_file(mlspec: Mlspec, project
                     "data/parts/a.csv": csv_text(["id", "v"], [[i, i] for i in range(5)]),
                     "data/parts/b.csv": csv_text(["id", "v"], [[i, -i] for i in range(5, 12)]),
                     "data/parts/.hidden": "not data"}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     out = outputs(mlspec, root)
     assert out["rows"] == 12 and out["splits"]["all"]["rows"] == 12
     assert out["sources"] == {f"data/parts/{n}.csv": sha256(root / f"data/parts/{n}.csv") for n in "ab"}
@@ -233,7 +233,7 @@ def test_files_of_one_dataset_that_disagree_on_columns_fail_naming_the_odd_file(
     root = project({"specs/x.yaml": dataset("data/parts"),
                     "data/parts/a.csv": csv_text(["id", "v"], [[1, 2], [2, 3]]),
                     "data/parts/b.csv": csv_text(["id", "w"], [[3, 4]])}, config=CONFIG)
-    why = failure(mlspec(root, "apply"))
+    why = failure(mlspec(root, "apply", "-y"))
     assert "data/parts/b.csv" in why, why
     assert "ValueError" not in why, "a reader's exception is not a message"
 
@@ -287,7 +287,7 @@ def test_the_same_content_and_seed_give_the_same_splits_in_another_checkout(
     first = project(files, config=CONFIG)
     second = tmp_path / "elsewhere"
     shutil.copytree(first, second)
-    assert mlspec(first, "apply").code == 0 and mlspec(second, "apply").code == 0
+    assert mlspec(first, "apply", "-y").code == 0 and mlspec(second, "apply", "-y").code == 0
     one, two = outputs(mlspec, first), outputs(mlspec, second)
     assert one["version"] == two["version"]
     assert {n: s["digest"] for n, s in one["splits"].items()} == {n: s["digest"] for n, s in two["splits"].items()}
@@ -295,7 +295,7 @@ def test_the_same_content_and_seed_give_the_same_splits_in_another_checkout(
     (second / "specs/x.yaml").write_text(dataset(splits={"ratios": RATIOS, "seed": 12}))
     plan = mlspec(second, "plan")
     assert "-/+ Dataset/x  replace" in plan.out and "spec.splits.seed" in plan.out, plan.out
-    assert mlspec(second, "apply").code == 0
+    assert mlspec(second, "apply", "-y").code == 0
     reseeded = outputs(mlspec, second)
     assert reseeded["version"] == one["version"], "the version is the data's, not the split's"
     for name in RATIOS:
@@ -310,7 +310,7 @@ def test_stratified_splits_keep_each_class_balance_within_one_row(mlspec: Mlspec
     spec = dataset(splits={"ratios": RATIOS, "seed": 2, "stratify_by": "label"})
     root = project({"specs/x.yaml": spec,
                     "data/x.csv": csv_text(["id", "label"], [[i, lab] for i, lab in enumerate(labels)])}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     splits = split_rows(root, outputs(mlspec, root))
     for name, ratio in RATIOS.items():
         seen = Counter(row["label"] for row in splits[name])
@@ -362,7 +362,7 @@ def test_column_hashes_are_per_value_whatever_the_batch() -> None:
 def test_an_applied_dataset_plans_nothing_until_its_bytes_change(mlspec: Mlspec, project: Project) -> None:
     data = csv_text(["id", "v"], [[i, i * 2] for i in range(1000)])
     root = project({"specs/x.yaml": dataset(), "data/x.csv": data}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     again = mlspec(root, "plan", "--detailed-exitcode")
     assert again.code == 0 and again.out.startswith("No changes."), again.output
 
@@ -380,7 +380,7 @@ def test_an_applied_dataset_plans_nothing_until_its_bytes_change(mlspec: Mlspec,
     appended = mlspec(root, "plan")
     assert f"data/x.csv changed ({old[:8]}… -> {sha256(root / 'data/x.csv')[:8]}…), rows 1,000 -> 1,204 (+204)" \
         in appended.out, appended.out
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert outputs(mlspec, root)["rows"] == 1204
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
@@ -388,14 +388,14 @@ def test_an_applied_dataset_plans_nothing_until_its_bytes_change(mlspec: Mlspec,
 def test_a_split_deleted_from_the_store_is_drift_that_apply_repairs(mlspec: Mlspec, project: Project) -> None:
     spec = dataset(splits={"ratios": {"train": 0.8, "test": 0.2}})
     root = project({"specs/x.yaml": spec, "data/x.csv": csv_text(["id"], [[i] for i in range(50)])}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     train = on_disk(root, outputs(mlspec, root)["splits"]["train"]["uri"])
     train.unlink()
     plan = mlspec(root, "plan", "--detailed-exitcode")
     assert plan.code == 2, plan.output
     assert "-/+ Dataset/x  replace" in plan.out
     assert "because drift: artifact split `train` deleted from the store" in plan.out
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     assert train.is_file() and on_disk(root, outputs(mlspec, root)["splits"]["train"]["uri"]) == train
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
@@ -448,7 +448,7 @@ def test_a_failed_check_fails_apply_naming_column_rule_and_rows(
     mlspec: Mlspec, project: Project, spec: dict[str, Any], data: str, expected: list[str]
 ) -> None:
     root = project({"specs/x.yaml": dataset(**spec), "data/x.csv": data}, config=CONFIG)
-    why = failure(mlspec(root, "apply"))
+    why = failure(mlspec(root, "apply", "-y"))
     for text in expected:
         assert text in why, why
     assert statuses(mlspec, root) == {"Dataset/x": "tainted"}
@@ -462,7 +462,7 @@ def test_only_five_offending_rows_are_quoted_each_numbered_within_its_file(
     first = csv_text(["age"], [[i] for i in range(10)])
     second = csv_text(["age"], [[None if i % 2 else i] for i in range(16)])  # nulls at rows 2, 4, ..., 16
     root = project({"specs/x.yaml": spec, "data/parts/a.csv": first, "data/parts/b.csv": second}, config=CONFIG)
-    why = failure(mlspec(root, "apply"))
+    why = failure(mlspec(root, "apply", "-y"))
     assert "offending rows (5 of 8)" in why, why
     assert why.count("= None") == 5
     assert "data/parts/b.csv row 2 = None; data/parts/b.csv row 4 = None" in why
@@ -476,7 +476,7 @@ def test_a_dataset_that_fails_a_check_skips_its_dependents_until_the_data_is_fix
     train = task("train", "open('trained.txt', 'w').write('ok')", depends_on=["Dataset/x"])
     root = project({"specs/x.yaml": spec, "specs/train.yaml": train, "data/x.csv": "id,age\n1,3\n2,\n"},
                    config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert "rule `nullable` failed" in failure(applied)
     assert "Task/train: skipped (upstream Dataset/x failed)" in applied.err
     assert "Apply failed: 0 done, 1 failed, 1 skipped." in applied.out
@@ -484,7 +484,7 @@ def test_a_dataset_that_fails_a_check_skips_its_dependents_until_the_data_is_fix
     assert not (root / "trained.txt").exists()
 
     (root / "data/x.csv").write_text("id,age\n1,3\n2,4\n")
-    fixed = mlspec(root, "apply")
+    fixed = mlspec(root, "apply", "-y")
     assert fixed.code == 0, fixed.output
     assert statuses(mlspec, root) == {"Dataset/x": "applied", "Task/train": "applied"}
     assert (root / "trained.txt").read_text() == "ok"
@@ -512,7 +512,7 @@ def test_unreadable_input_fails_apply_naming_the_file(
 ) -> None:
     root = project({"specs/x.yaml": dataset(f"data/{name}", fmt), f"data/{name}": content}, config=CONFIG)
     assert mlspec(root, "plan").code == 0, "a plan only counts rows: apply says what is wrong"
-    why = failure(mlspec(root, "apply"))  # and, as every mlspec() call checks, no traceback
+    why = failure(mlspec(root, "apply", "-y"))  # and, as every mlspec() call checks, no traceback
     assert f"data/{name}" in why, why
     assert expected.lower() in why.lower(), why
     assert statuses(mlspec, root) == {"Dataset/x": "tainted"}
@@ -527,7 +527,7 @@ def test_the_profile_describes_every_column(mlspec: Mlspec, project: Project) ->
     rows = [[i, None if i % 10 == 0 else i * 0.5, plans[i % 3]] for i in range(1, 101)]  # spend: 10 nulls
     root = project({"specs/x.yaml": dataset(), "data/x.csv": csv_text(["id", "spend", "plan"], rows)},
                    config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     artifact = outputs(mlspec, root)["profile"]
     path = on_disk(root, artifact["uri"])
     assert path.suffix == ".json" and sha256(path) == artifact["digest"]
@@ -627,7 +627,7 @@ def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Pat
     """Artifact URIs are relative to the repo: another checkout directory is not drift."""
     root = project({"specs/x.yaml": dataset(), "data/x.csv": csv_text(["id"], [[i] for i in range(20)])},
                    config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     moved = tmp_path / "elsewhere"
     root.rename(moved)
     plan = mlspec(moved, "plan", "--detailed-exitcode")
@@ -637,7 +637,7 @@ def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Pat
 def test_infinite_and_float_spanning_values_are_profiled(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     rows = [[1, "inf"], [2, "1e308"], [3, "-1e308"], [4, "2"]]
     root = project({"specs/x.yaml": dataset(), "data/x.csv": csv_text(["id", "x"], rows)}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     profile = json.loads(on_disk(root, outputs(mlspec, root)["profile"]["uri"]).read_text())
     assert profile["columns"]["x"]["nonfinite"] == 1 and profile["columns"]["x"]["max"] == 1e308
 
@@ -645,6 +645,6 @@ def test_infinite_and_float_spanning_values_are_profiled(mlspec: Mlspec, project
 def test_an_empty_split_still_gets_a_file_with_the_columns(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     spec = dataset(splits={"ratios": {"train": 0.999, "test": 0.001}})
     root = project({"specs/x.yaml": spec, "data/x.csv": csv_text(["id"], [[i] for i in range(10)])}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     test = outputs(mlspec, root)["splits"]["test"]
     assert test["rows"] == 0 and pq.read_table(on_disk(root, test["uri"])).column_names == ["id"]

@@ -100,7 +100,7 @@ def test_a_column_the_data_lacks_taints_the_model_and_names_it(
     mlspec: Mlspec, project: Callable[..., Path], old: str, new: str, message: str
 ) -> None:
     root = project({**churn(), "specs/churn.yaml": TABULAR.replace(old, new)}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 1 and message in applied.output, applied.output
     assert json.loads(mlspec(root, "state", "list", "--format", "json").out)["resources"][1]["status"] == "tainted"
 
@@ -109,13 +109,13 @@ def test_a_label_with_one_class_is_named(mlspec: Mlspec, project: Callable[..., 
     files = churn()
     files["data/customers.csv"] = files["data/customers.csv"].replace(",true\n", ",false\n")
     root = project(files, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 1 and "label `churned` has 1 class in the train split" in applied.output
 
 
 def test_an_entrypoint_model_trains_with_the_documented_context(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     root = project(custom(), config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root, "Model/custom")
     assert out["gates_passed"] and out["metrics"]["accuracy"] > 0.5 and out["metrics"]["rows_seen"] > 200
@@ -135,7 +135,7 @@ def test_an_entrypoint_that_raises_shows_its_traceback_framed_at_the_spec(
     broken = FIT.replace('    threshold = ctx.hyperparameters["rule_tenure"]',
                          '    threshold = ctx.hyperparameters["rule_tenur"]')
     root = project(custom(broken), config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 1
     text = applied.output
     assert "Model/custom: the entrypoint `train.custom:fit` raised (specs/custom.yaml:10:17 " \
@@ -153,7 +153,7 @@ def test_an_entrypoint_that_raises_shows_its_traceback_framed_at_the_spec(
 ])
 def test_a_broken_entrypoint_is_named(mlspec: Mlspec, project: Callable[..., Path], fit: str, message: str) -> None:
     root = project(custom(fit), config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 1 and message in applied.output, applied.output
 
 
@@ -162,7 +162,7 @@ def test_gpus_above_one_trains_with_ddp_through_torchrun(mlspec: Mlspec, project
     """On a CPU, `gpus: 2` with `accelerator: cpu` runs two gloo ranks: the torchrun path, end to end."""
     spec = TABULAR.replace("  evaluation:", "  resources: {accelerator: cpu, gpus: 2}\n  evaluation:")
     root = project({**churn(), "specs/churn.yaml": spec}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out: dict[str, Any] = outputs(mlspec, root, "Model/churn")
     assert out["device"].endswith(" x2") and out["gates_passed"], out
@@ -172,7 +172,7 @@ def test_gpus_above_one_trains_with_ddp_through_torchrun(mlspec: Mlspec, project
 
 def outputs_of_single(mlspec: Mlspec, project: Callable[..., Path], root: Path) -> dict[str, Any]:
     (root / "specs/churn.yaml").write_text(TABULAR)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     return outputs(mlspec, root, "Model/churn")
 
 
@@ -186,6 +186,6 @@ def test_a_failure_on_a_rank_other_than_0_is_reported_with_its_reason(
     train = ctx.splits["train"].to_pydict()''')
     spec = CUSTOM.replace("  hyperparameters:", "  resources: {accelerator: cpu, gpus: 2}\n  hyperparameters:")
     root = project(custom(fit, spec), config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 1
     assert "ValueError: rank 1 found a broken shard" in applied.output and "(rank 1 of 2)" in applied.output

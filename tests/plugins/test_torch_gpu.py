@@ -33,7 +33,7 @@ def test_a_tiny_bert_trains_on_cuda_in_bf16(mlspec: Mlspec, project: Callable[..
     spec = TEXT.replace("  evaluation:", "  resources: {accelerator: cuda, precision: bf16}\n  evaluation:")
     root = project({"specs/reviews.yaml": DATASET.format(name="reviews"), "data/reviews.csv": reviews(),
                     "specs/sentiment.yaml": spec}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root, "Model/sentiment")
     assert out["device"] == torch.cuda.get_device_name(0) and out["gpu_hours"] > 0
@@ -44,7 +44,7 @@ def test_ddp_through_torchrun_on_one_gpu(mlspec: Mlspec, project: Callable[..., 
     spec = TABULAR.replace("  evaluation:",
                            "  resources: {accelerator: cuda, gpus: 1, launcher: torchrun}\n  evaluation:")
     root = project({**churn(), "specs/churn.yaml": spec}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root, "Model/churn")
     assert out["device"] == torch.cuda.get_device_name(0) and out["gates_passed"], out

@@ -68,7 +68,7 @@ def test_apply_trains_registers_a_champion_and_a_second_plan_is_a_no_op(
     mlspec: Mlspec, project: Callable[..., Path]
 ) -> None:
     root = project(churn(), config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert re.search(r"gate `roc_auc >= 0.8` roc_auc 0\.\d+ >= 0.8000, by 0\.\d+", applied.err), applied.err
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
@@ -89,13 +89,13 @@ def test_a_failed_gate_registers_a_candidate_and_holds_what_depends_on_the_model
     mlspec: Mlspec, project: Callable[..., Path]
 ) -> None:
     root = project({**churn(), "specs/serve.yaml": SERVE}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     before = outputs(mlspec, root, "Task/serve")
     (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
 
     plan = mlspec(root, "plan")
     assert "Task/serve  replace" in plan.out  # the plan cannot know the verdict: known after apply
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output  # a verdict, not a failure
     assert "held: Model/churn registered as a candidate" in applied.out
     assert "needs >= 0.9990: short by" in applied.out and "not touched: Task/serve" in applied.out
@@ -114,20 +114,20 @@ def test_a_failed_gate_registers_a_candidate_and_holds_what_depends_on_the_model
 
 def test_promote_and_rollback_move_what_depends_on_the_model(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     root = project({**churn(), "specs/serve.yaml": SERVE}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs/churn.yaml").write_text(TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999"))
-    assert mlspec(root, "apply").code == 0  # v2: a candidate
+    assert mlspec(root, "apply", "-y").code == 0  # v2: a candidate
 
     assert served(root) == 1
     promoted = mlspec(root, "promote", "churn", "2")
     assert promoted.code == 0 and "Model/churn: champion v1 -> v2" in promoted.out
     plan = mlspec(root, "plan")
     assert "Task/serve  replace" in plan.out and "Model/churn's champion is now version 2" in plan.out
-    assert mlspec(root, "apply").code == 0 and served(root) == 2
+    assert mlspec(root, "apply", "-y").code == 0 and served(root) == 2
     rolled = mlspec(root, "rollback", "Model/churn", "--format", "json")
     assert rolled.json() == {"format_version": "1", "address": "Model/churn", "alias": "champion", "from": 2, "to": 1}
     assert "Model/churn's champion is now version 1" in mlspec(root, "plan").out
-    assert mlspec(root, "apply").code == 0 and served(root) == 1
+    assert mlspec(root, "apply", "-y").code == 0 and served(root) == 1
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
     events = [json.loads(line)["event"] for line in (root / ".mlspec/audit/log.jsonl").read_text().splitlines()]
     assert "registry.promote" in events and "registry.rollback" in events
@@ -143,7 +143,7 @@ def test_promote_and_rollback_move_what_depends_on_the_model(mlspec: Mlspec, pro
 def test_registry_commands_name_what_is_wrong(mlspec: Mlspec, project: Callable[..., Path], args: tuple[str, ...],
                                              message: str) -> None:
     root = project(churn(), config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     result = mlspec(root, *args)
     assert result.code == 1 and message in result.err, result.output
 
@@ -204,7 +204,7 @@ def test_a_local_pretrained_model_is_fine_tuned_and_named_as_the_base(
     base.save_pretrained(root / "models/base")
     tokenizer.save_pretrained(root / "models/base")
 
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root, "Model/sentiment")
     card = (root / out["files"]["README.md"]["uri"]).read_text()
@@ -219,7 +219,7 @@ def test_compile_true_trains_through_torch_compile(mlspec: Mlspec, project: Call
     spec = TABULAR.replace("epochs: 8", "epochs: 2").replace(
         "  evaluation:", "  resources: {compile: true}\n  evaluation:")
     root = project({**churn(), "specs/churn.yaml": spec}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
     assert outputs(mlspec, root, "Model/churn")["steps"] > 0
 
@@ -229,11 +229,11 @@ def test_the_plan_estimates_training_from_the_rows_and_then_from_the_last_run(
 ) -> None:
     root = project(churn(), config=CONFIG)
     assert "Model/churn  create\n" in mlspec(root, "plan").out  # no rows known yet: no guess shown
-    assert mlspec(root, "apply", "--target", "Dataset/customers").code == 0
+    assert mlspec(root, "apply", "-y", "--target", "Dataset/customers").code == 0
     first = mlspec(root, "plan", "--format", "json").json()
     step = next(s for s in first["steps"] if s["address"] == "Model/churn")
     assert re.fullmatch(r"8 x [\d,]+ rows at a first guess of 50,000 samples/s", step["estimate"]["basis"])
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     (root / "specs/churn.yaml").write_text(TABULAR.replace("epochs: 8", "epochs: 16"))
     again = mlspec(root, "plan")
     assert re.search(r"Model/churn  replace  \(~[\d.]+s, 16 x [\d,]+ rows at the last run's [\d,]+ samples/s\)",
@@ -245,14 +245,14 @@ def test_without_a_champion_dependents_wait_rather_than_build_on_a_failed_model(
 ) -> None:
     failing = TABULAR.replace("roc_auc >= 0.8", "roc_auc >= 0.999")
     root = project({**churn(), "specs/churn.yaml": failing, "specs/serve.yaml": SERVE}, config=CONFIG)
-    assert mlspec(root, "apply").code == 0
+    assert mlspec(root, "apply", "-y").code == 0
     plan = mlspec(root, "plan", "--detailed-exitcode")
     assert plan.code == 0, plan.output  # nothing to do until there is a champion: no flapping
     assert "Task/serve" in plan.out and "waits for a champion of Model/churn" in plan.out
     assert mlspec(root, "promote", "churn", "1").code == 0  # a person decides it is good enough
     plan = mlspec(root, "plan")
     assert "+ Task/serve  create" in plan.out
-    assert mlspec(root, "apply").code == 0 and served(root) == 1
+    assert mlspec(root, "apply", "-y").code == 0 and served(root) == 1
 
 
 def test_a_version_registered_under_another_alias_waits_for_a_promote(
@@ -260,10 +260,10 @@ def test_a_version_registered_under_another_alias_waits_for_a_promote(
 ) -> None:
     staged = TABULAR + "  registry: {alias: staging}\n"
     root = project({**churn(), "specs/churn.yaml": staged, "specs/serve.yaml": SERVE}, config=CONFIG)
-    applied = mlspec(root, "apply")
+    applied = mlspec(root, "apply", "-y")
     assert applied.code == 0 and "registered as version 1 (staging), not as the champion" in applied.out
     assert registry(mlspec, root)["aliases"] == {"staging": 1}
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
     assert mlspec(root, "promote", "Model/churn", "1").code == 0
-    assert mlspec(root, "apply").code == 0 and served(root) == 1
+    assert mlspec(root, "apply", "-y").code == 0 and served(root) == 1
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0

@@ -89,7 +89,7 @@ def prepared(mlspec: Mlspec, project: Callable[..., Path], files: dict[str, str]
     specs = load_specs(root)
     model = next(r for r in specs if r.kind == "Model")
     dataset = next(r.address for r in specs if r.kind == "Dataset")
-    assert mlspec(root, "apply", "--target", dataset).code == 0  # the data only: these tests train
+    assert mlspec(root, "apply", "-y", "--target", dataset).code == 0  # the data only: these tests train
     upstream = {dataset: mlspec(root, "state", "show", dataset, "--format", "json").json()["outputs"]}
     return root, model, upstream
 

@@ -1,0 +1,48 @@
+"""Paths a spec names stay inside the spec repo, checked at the moment they are used.
+
+Validation refuses absolute paths and `..`; that is not enough. A committed symlink (`data -> /`)
+makes an innocent `data/out.txt` point anywhere, and a symlink swapped in after the plan must not
+win either. So every read, write and delete resolves the path right then (`os.path.realpath`, which
+follows every link) and refuses one that lands outside the repo. A delete resolves the parent and
+removes the entry itself, never what a link at the end points to.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from mlspec.errors import StepFailed
+
+
+class PathEscape(StepFailed):
+    """A path a spec names resolves outside the spec repo."""
+
+
+def inside(root: Path, rel: str | os.PathLike[str], what: str = "path") -> Path:
+    """`root/rel` with every symlink resolved, or PathEscape when that leaves `root`."""
+    base = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(base, rel))
+    if target != base and not target.startswith(base + os.sep):
+        raise PathEscape(f"{what} `{rel}` resolves outside the spec repo (to {target}): refused")
+    return Path(target)
+
+
+def entry(root: Path, rel: str, what: str = "path") -> Path:
+    """The directory entry `rel` names (its parent resolved and confined; the last part, a link or
+    not, kept as it is): what a write or a delete acts on."""
+    parent = inside(root, os.path.dirname(rel.rstrip("/")) or ".", what)
+    name = os.path.basename(rel.rstrip("/"))
+    if name in ("", ".", ".."):
+        raise PathEscape(f"{what} `{rel}` names no file inside the spec repo: refused")
+    return parent / name
+
+
+def remove(root: Path, rel: str, what: str = "path") -> None:
+    """Delete a file or a directory tree the spec names; a symlink is removed, not followed."""
+    path = entry(root, rel, what)
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
