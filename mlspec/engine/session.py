@@ -183,9 +183,10 @@ def apply(
     options = options or PlanOptions()
     settings = settings or ApplySettings()
     project = load_project(root)
-    found = collect(project.root)
-    if not settings.allow_dirty:
-        check_clean(found)  # before anything is written: a refused apply leaves no state behind
+    tree = collect(project.root)
+    found = tree.covering(_spec_files(project))
+    if not settings.allow_dirty:  # before anything is written: a refused apply leaves no state behind
+        check_clean(found)
     cancel = cancel or threading.Event()
     abort = abort or threading.Event()
     with writing_state(project, create=True) as store, store.lock("apply", timeout=settings.lock_timeout) as held:
@@ -202,6 +203,10 @@ def apply(
         if not settings.allow_rewind:
             check_forward(project.root, found, store.note("last_apply"))
         planned = prepare(store, options, root=project.root)
+        # What the plan read besides the specs: a script nobody added to git makes the tree dirty too.
+        found = tree.covering(_spec_files(project), {name for want in planned.desired.values() for name in want.inputs})
+        if not settings.allow_dirty:
+            check_clean(found)
         if saved is not None and already_applied(saved, planned.plan):
             return ApplyOutcome(None, serial=store.meta().serial, already_applied=True)
         if saved is not None:
@@ -252,6 +257,15 @@ class MaskedReporter:
         if found is None:
             return None
         return lambda done, total, note: found(done, total, self.mask.text(note))
+
+
+def _spec_files(project: Project) -> list[str]:
+    """The files every plan reads: mlspec.yaml and the spec files its globs select."""
+    from mlspec.project import discover
+    from mlspec.spec.vocabulary import PROJECT_FILE
+
+    files, _ = discover(project)
+    return [PROJECT_FILE, *(f.rel for f in files)] if project.config_file else [f.rel for f in files]
 
 
 def outcomes(plan: Plan, result: ApplyResult) -> list[dict[str, str]]:

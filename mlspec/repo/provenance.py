@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +34,31 @@ class Provenance:
     author: str | None = None  # the commit's author (name <email>): what owner policies match
     ci: str | None = None  # "github-actions run 1234" when run by CI
     dirty_files: tuple[str, ...] = ()
+    # Project-relative, POSIX: files git does not track that are not ignored (`??`), and the files it
+    # tracks. What is dirty depends on what a plan reads (`covering`): not every stray file matters.
+    untracked: frozenset[str] = frozenset()
+    tracked: frozenset[str] | None = None  # None: not a git repository
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["dirty_files"] = list(self.dirty_files[:DIRTY_SHOWN])
+        for private in ("untracked", "tracked"):
+            data.pop(private)
         return data
+
+    def covering(self, specs: Iterable[str], inputs: Iterable[str] = ()) -> Provenance:
+        """Dirty as far as a plan that read these files goes: a tracked file modified anywhere (a commit
+        that does not hold what runs), a spec or mlspec.yaml that git does not track (untracked or
+        ignored: the commit does not contain it), and an input git could track but does not (a script
+        someone forgot to add). An ignored input (data kept out of git on purpose) and an unrelated
+        untracked file (a tool's cache) are not."""
+        if self.tracked is None:
+            return self
+        read = set(inputs)
+        dirty = set(self.dirty_files) - self.untracked  # modified, deleted, staged tracked files
+        dirty |= {f for f in specs if f not in self.tracked}
+        dirty |= {f for f in read if f in self.untracked}
+        return replace(self, dirty=bool(dirty), dirty_files=tuple(sorted(dirty)))
 
 
 def collect(root: Path) -> Provenance:
@@ -56,13 +77,23 @@ def collect(root: Path) -> Provenance:
         head = repo.head.commit
         commit, author = head.hexsha, f"{head.author.name} <{head.author.email}>"
         branch = None if repo.head.is_detached else repo.active_branch.name
-    status = checkout.git("status", "--porcelain", "-z", "--no-renames", "--untracked-files=normal", "--",
+    status = checkout.git("status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--",
                           checkout.prefix or ".", f":(exclude){checkout.prefix}.mlspec")
-    dirty = tuple(sorted({entry[3:] for entry in status.split("\0") if len(entry) > 3}))
-    return Provenance(commit, branch or _env_branch(), bool(dirty), who, author, ci, dirty)
+    entries = [entry for entry in status.split("\0") if len(entry) > 3]
+    dirty = tuple(sorted({_project(checkout.prefix, e[3:]) for e in entries}))
+    untracked = frozenset(_project(checkout.prefix, e[3:]) for e in entries if e.startswith("??"))
+    listed = checkout.git("ls-files", "-z", "--", checkout.prefix or ".")
+    tracked = frozenset(_project(checkout.prefix, f) for f in listed.split("\0") if f)
+    return Provenance(commit, branch or _env_branch(), bool(dirty), who, author, ci, dirty, untracked, tracked)
+
+
+def _project(prefix: str, path: str) -> str:
+    """A repository path as the project sees it (status and ls-files speak from the repository's root)."""
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 def check_clean(found: Provenance) -> None:
+    """Refuse a dirty tree; call it on `found.covering(...)`, the files a plan reads."""
     if found.dirty:
         shown = ", ".join(found.dirty_files[:DIRTY_SHOWN])
         more = f" and {len(found.dirty_files) - DIRTY_SHOWN} more" if len(found.dirty_files) > DIRTY_SHOWN else ""

@@ -73,17 +73,34 @@ def test_a_clean_repo_applies_and_state_records_the_commit(mlspec: Mlspec, repo:
 # apply what is committed
 
 
+def test_an_untracked_file_the_plan_does_not_read_is_not_dirt(mlspec: Mlspec, repo: Repo) -> None:
+    """A tool's cache, a note: the commit still holds everything the plan reads."""
+    repo.write({"notes.txt": "todo\n", ".cache/tool/x.bin": "x"})
+    applied = mlspec(repo.root, "apply", "-y")
+    assert applied.code == 0, applied.output
+    assert audit_entries(mlspec, repo.root)[0]["dirty"] is False
+
+
+def test_an_untracked_script_a_task_reads_is_dirt(mlspec: Mlspec, repo: Repo) -> None:
+    repo.commit({"specs/s.yaml": task("s", deps=["scripts/new.py"])}, message="a task reading a script")
+    repo.write({"scripts/new.py": "print(1)\n"})
+    refused = mlspec(repo.root, "apply", "-y")
+    assert refused.code == 1 and "scripts/new.py" in refused.err, refused.output
+
+
 @pytest.mark.parametrize(
     ("dirty", "named"),
     [
         ({"specs/a.yaml": task("a", params={"lr": 0.2})}, "specs/a.yaml"),  # an uncommitted edit
-        ({"notes.txt": "todo\n"}, "notes.txt"),  # an untracked file that is not ignored
         ({"specs/new.yaml": task("new")}, "specs/new.yaml"),  # an untracked spec
+        ({"specs/hidden.yaml": task("hidden")}, "specs/hidden.yaml"),  # ignored (see below)
     ],
 )
 def test_a_dirty_tree_is_refused_unless_allowed(
     mlspec: Mlspec, repo: Repo, dirty: dict[str, str], named: str
 ) -> None:
+    if "specs/hidden.yaml" in dirty:  # ignored by git, so `git status` never shows it: still read, still dirt
+        repo.commit({".gitignore": (repo.root / ".gitignore").read_text() + "specs/hidden.yaml\n"})
     repo.write(dirty)
     refused = mlspec(repo.root, "apply", "-y")
     assert refused.code == 1, refused.output
