@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -56,6 +57,9 @@ class Checked:
     diagnostics: list[Diagnostic]
 
 
+MAX_PER_DOCUMENT = 200  # diagnostics shown per document; past this, a count (MLS108)
+
+
 def check_document(doc: Document, file: str) -> Checked:
     data = doc.data
     envelope = _check_envelope(doc, file)
@@ -65,7 +69,12 @@ def check_document(doc: Document, file: str) -> Checked:
     try:
         resource = model_cls.model_validate(data)
     except ValidationError as err:
-        schema = list(_translate(err, doc, file, model_cls))
+        schema = list(islice(_translate(err, doc, file, model_cls), MAX_PER_DOCUMENT))
+        if err.error_count() > MAX_PER_DOCUMENT:  # hostile or broken input: bounded work, the count still told
+            rest = err.error_count() - MAX_PER_DOCUMENT
+            schema.append(Diagnostic(codes.TOO_MANY_PROBLEMS, f"and {rest:,} more problems in this document, not shown",
+                                     file, schema[-1].line, schema[-1].col, hint="fix those above and validate again"))
+            return Checked(None, schema)
         return Checked(None, schema + _issues_of_valid_blocks(doc, file, model_cls, schema))
     diagnostics = [issue_diagnostic(doc, file, loc, issue) for loc, issue in _issues(resource)]
     return Checked(None if diagnostics else resource, diagnostics)

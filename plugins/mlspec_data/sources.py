@@ -72,6 +72,7 @@ def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | N
         elif fmt == "csv":
             import pyarrow.csv as pacsv
 
+            _check_width(path, shown, delimiter or ",")
             read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 22)
             parse = pacsv.ParseOptions(delimiter=delimiter or ",")
             convert = pacsv.ConvertOptions(strings_can_be_null=True)  # an empty cell is a missing value
@@ -91,6 +92,20 @@ def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | N
     except UnicodeDecodeError as err:
         raise DataError(f"{shown}: not {encoding} text ({err.reason} at byte {err.start}); set "
                         "source.encoding") from None
+
+
+MAX_COLUMNS = 10_000  # past this a CSV is not a table a Dataset spec describes: refused before parsing it
+
+
+def _check_width(path: Path, shown: str, delimiter: str) -> None:
+    """Count the header's columns before pyarrow infers a type for each (100,000 columns: a minute and
+    gigabytes). Quoted delimiters count too: an upper bound, which is all a bound needs."""
+    with open(path, "rb") as fh:
+        header = fh.readline(1 << 22)
+    width = header.count(delimiter.encode()) + 1
+    if width > MAX_COLUMNS:
+        raise DataError(f"{shown}: its header has {width:,} columns, more than the {MAX_COLUMNS:,} a Dataset reads; "
+                        "is the delimiter right (source.delimiter)?")
 
 
 def _text_only(batch: pa.RecordBatch, shown: str, encoding: str) -> pa.RecordBatch:

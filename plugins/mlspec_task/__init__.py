@@ -232,7 +232,6 @@ def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
     try:
         code = _wait(child, spec, runtime, address, token)
     finally:
-        processes.stop(processes.marked(processes.STEP_MARK, token))  # what it left running (a daemon) goes too
         if secrets:  # the logs are mlspec's files too: no secret stays in them
             for log in ("stdout.log", "stderr.log"):
                 _mask_file(logs / log, redact)

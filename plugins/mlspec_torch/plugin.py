@@ -9,8 +9,10 @@ as `candidate` with the step held, so nothing downstream takes a model that fail
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,10 +39,15 @@ from mlspec.sdk import (
     Version,
     alias_record,
     listing_digest,
+    paths,
     position,
 )
 
 __version__ = "0.1.0"
+# Trainings in this process take turns: torch's random generators (dropout, shuffling, init) are
+# process-wide, so two Models trained side by side at --parallelism 4 would each consume the other's
+# random numbers and neither would be reproducible. Runs through torchrun are processes of their own.
+_IN_PROCESS = threading.Lock()
 # First-run throughput guesses (samples a second on a laptop CPU), until a run measures its own.
 THROUGHPUT = {"text-classification": 400.0, "tabular-classification": 50_000.0, "tabular-regression": 50_000.0}
 
@@ -57,6 +64,12 @@ class ModelPlugin:
 
     def validate(self, resource: Resource) -> Iterator[Issue]:
         spec = resource.envelope.spec
+        yield from _sizes(spec)
+        pretrained = spec.architecture.pretrained
+        if pretrained is not None and (pretrained.startswith("/") or ".." in pretrained.split("/")):
+            yield Issue(("spec", "architecture", "pretrained"), f"`{pretrained}` leaves the spec repo",
+                        expected="a directory inside the spec repo", hint="copy the model into the repo (or a "
+                        "Task that fetches it into the repo)")
         if importlib.util.find_spec("torch") is None:
             yield Issue(("spec",), "training a Model needs torch, which is not installed",
                         expected="the torch extra", hint="pip install 'mlspec[torch]'")
@@ -83,7 +96,7 @@ class ModelPlugin:
             for path in _sources(context.workdir, architecture.entrypoint.split(":")[0]):
                 out[path.relative_to(context.workdir).as_posix()] = context.digests.file(path)
         if architecture.pretrained:
-            root = context.workdir / architecture.pretrained
+            root = paths.inside(context.workdir, architecture.pretrained, f"{resource.address}: pretrained")
             files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
             out[f"pretrained {architecture.pretrained}"] = listing_digest(
                 (p.relative_to(root).as_posix(), context.digests.file(p)) for p in files)
@@ -127,7 +140,8 @@ class ModelPlugin:
         else:
             context = RunContext(request, champion=champion, log=runtime.log, cancelled=runtime.cancelled,
                                  meter=runtime.meter, where=where)
-            outputs = run(context) or {}
+            with _IN_PROCESS:  # torch's RNG is global: two runs side by side would draw from each other's
+                outputs = run(context) or {}
         failed = [g for g in outputs["gates"] if not g["passed"]]
         if failed:
             held = "; ".join(f"gate `{g['gate']}` failed ({g['why']})" for g in failed)
@@ -176,6 +190,29 @@ class ModelPlugin:
         seconds = epochs * rows / guess
         return Estimate(seconds=seconds, gpu_hours=seconds * gpus / 3600 if spec.resources.accelerator == "cuda"
                         else None, basis=f"{epochs} x {rows:,} rows at a first guess of {guess:,.0f} samples/s")
+
+
+MAX_HIDDEN = 16_384  # an MLP layer wider than this is a typo more often than a plan
+MAX_PARAMETERS = 1_000_000_000  # between hidden layers: ~4 GB of fp32 weights, before the optimiser's state
+
+
+def _sizes(spec: Any) -> Iterator[Issue]:
+    """An MLP's hidden sizes, bounded at plan time: `hidden_sizes: [60000, 60000]` would ask the
+    allocator for 14 GB an hour into a run."""
+    architecture = spec.architecture
+    sizes = (architecture.config or {}).get("hidden_sizes") if architecture.family == "mlp" else None
+    if not isinstance(sizes, list):
+        return
+    where = ("spec", "architecture", "config", "hidden_sizes")
+    for i, size in enumerate(sizes):
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_HIDDEN:
+            yield Issue((*where, i), f"hidden size {size!r} is not a layer width",
+                        expected=f"a whole number from 1 to {MAX_HIDDEN:,}")
+            return
+    weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    if weights > MAX_PARAMETERS:
+        yield Issue(where, f"{weights:,} weights between hidden layers ({weights * 4 / 1e9:.1f} GB in fp32)",
+                    expected=f"at most {MAX_PARAMETERS:,}", hint="narrower layers, or a custom entrypoint")
 
 
 def _train_rows(spec: Any, context: PlanContext | None) -> int | None:

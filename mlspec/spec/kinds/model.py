@@ -65,8 +65,8 @@ class Architecture(Strict):
 
 class Hyperparameters(Strict):
     learning_rate: float = Field(5e-5, gt=0, le=10)
-    batch_size: int = Field(32, gt=0)
-    epochs: int = Field(1, gt=0)
+    batch_size: int = Field(32, gt=0, le=1 << 20)
+    epochs: int = Field(1, gt=0, le=100_000)
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps, whatever the epochs")
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, le=1)
