@@ -14,6 +14,7 @@
     ├── AuditError             exit 1    the audit log cannot be read or written, or its chain is broken
     ├── ArtifactError          exit 1    an artifact cannot be stored or read, or its bytes are not its digest
     ├── StepFailed             exit 1    base of the failures plugins raise from a step (TaskFailed, DataError)
+    │   └── PathEscape         exit 1    a path a spec names resolves outside the spec repo
     ├── StepInterrupted        exit 1    a step stopped because it was cancelled (second Ctrl-C): redone next time
     ├── StateError             exit 1    the state cannot be read or written as asked
     │   ├── StateLockedError   exit 1    another run holds the lock (its holder is named)
@@ -102,6 +103,10 @@ class ArtifactError(MlspecError):
 
 class StepFailed(MlspecError):
     """A step could not do its work; the message says why. Plugins raise subclasses of it."""
+
+
+class PathEscape(StepFailed):
+    """A path a spec names resolves outside the spec repo (a symlink, `..`): refused, nothing touched."""
 
 
 class StepInterrupted(MlspecError):

@@ -126,15 +126,29 @@ def discover(project: Project, paths: list[Path] | None = None) -> tuple[list[Sp
         for start in _outermost(starts):
             _walk(root, root / start, f"{start}/" if start else "", regexes, excludes, found, diagnostics)
         if not found and not diagnostics:
+            line = _line_of(project.config_file, "specs")
             diagnostics.append(
                 Diagnostic(
                     codes.NO_SPEC_FILES, f"no spec files match {', '.join(patterns)}",
-                    PROJECT_FILE if project.config_file else ".", severity=Severity.WARNING,
+                    PROJECT_FILE if project.config_file else ".", line, 1 if line else None,
+                    severity=Severity.WARNING,
                     hint=None if project.config_file or patterns != list(DEFAULT_SPECS)
                     else "put specs under specs/ or set `specs:` in mlspec.yaml",
                 )
             )
     return sorted(found.values(), key=lambda f: f.rel), diagnostics
+
+
+def _line_of(config_file: Path | None, key: str) -> int | None:
+    """The line of a top-level key of mlspec.yaml (a warning's position; None when it is not written)."""
+    if config_file is None:
+        return None
+    try:
+        lines = config_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    pattern = re.compile(rf"^{re.escape(key)}\s*:")
+    return next((i for i, text in enumerate(lines, 1) if pattern.match(text)), None)
 
 
 def _inside(pattern: str, setting: str, diagnostics: list[Diagnostic]) -> bool:

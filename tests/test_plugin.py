@@ -147,5 +147,7 @@ def test_plugin_settings_from_mlspec_yaml_are_validated_with_every_error_named()
     with pytest.raises(PluginError) as err:
         plugin_settings(WithSettings(), {"workers": "many", "qeue": "x"})
     assert "plugins.batch.workers" in str(err.value) and "plugins.batch.qeue" in str(err.value)
-    with pytest.raises(PluginError, match="plugin `task` takes no settings"):
-        plugin_settings(TaskPlugin(), {"anything": 1})
+    from mlspec_data import DatasetPlugin
+
+    with pytest.raises(PluginError, match="plugin `data` takes no settings"):
+        plugin_settings(DatasetPlugin(), {"anything": 1})

@@ -13,11 +13,9 @@ import os
 import shutil
 from pathlib import Path
 
-from mlspec.errors import StepFailed
+from mlspec.errors import PathEscape
 
-
-class PathEscape(StepFailed):
-    """A path a spec names resolves outside the spec repo."""
+__all__ = ["PathEscape", "entry", "inside", "remove"]
 
 
 def inside(root: Path, rel: str | os.PathLike[str], what: str = "path") -> Path:

@@ -82,6 +82,7 @@ DESCRIPTIONS: dict[str, str] = {
     INVALID_NAME: "metadata.name is not a DNS label",
     INVALID_VALUE: "a value that breaks a rule of its kind",
     BAD_INTERPOLATION: "a malformed ${env:NAME} reference",
+    TOO_MANY_PROBLEMS: "a document has more problems than are shown; the rest are counted",
     DUPLICATE_ADDRESS: "two documents declare the same Kind/name",
     DANGLING_REFERENCE: "a reference to a resource that does not exist",
     WRONG_KIND_REFERENCE: "a reference to a resource of a kind the field does not accept",

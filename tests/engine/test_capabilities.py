@@ -181,7 +181,7 @@ def test_a_held_version_leaves_the_chain_and_registry_commands_take_any_register
     assert held.code == 0 and "held: Model/sentiment" in held.out, held.output
     assert calls(chain) == ["apply Model/sentiment"]  # the Optimization and the Service keep what they had
     assert mlspec(chain, "plan", "--detailed-exitcode").code == 0
-    promoted = mlspec(chain, "promote", "sentiment", "2")  # a bare name: the one registered address with it
+    promoted = mlspec(chain, "promote", "sentiment", "2", "--force", "--reason", "ok")  # a bare name: the one with it
     assert promoted.code == 0 and "Model/sentiment: champion v1 -> v2" in promoted.out, promoted.output
     plan = mlspec(chain, "plan")
     assert "because Model/sentiment's champion is now version 2" in plan.out, plan.out
