@@ -144,7 +144,8 @@ def resumed(t: Trial, root: Path, parallelism: int) -> bool:
         if not match:
             break
         # The lock dies with its holder (an OS lock): a plain apply must take it over by itself.
-        t.violations.append(f"a plain `mlspec apply` after the kill was refused by the dead run's lock:\n{resume.output}")
+        t.violations.append("a plain `mlspec apply` after the kill was refused by the dead run's lock:\n"
+                            + resume.output)
         unlocked = mlspec(root, "force-unlock", match.group(1))
         if unlocked.rc != 0:
             t.violations.append(f"`mlspec force-unlock {match.group(1)}` exited {unlocked.rc}\n{unlocked.output}")
