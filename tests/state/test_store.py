@@ -396,3 +396,25 @@ def test_a_batched_commit_reaches_the_disk_without_another_commit(tmp_path: Path
             assert store._unsynced_since is None
     finally:
         store.close()
+
+
+def test_a_full_disk_is_a_clear_error_and_the_lock_is_released(tmp_path: Path) -> None:
+    """SQLite's max_page_count makes the database as full as a full disk would: the commit is refused
+    with the file named, nothing half-written, and the lock goes with the run."""
+    store = LocalStateStore(tmp_path / "state.db")
+    try:
+        with store.lock("apply"):
+            store.commit(entry("Task/a"))
+            pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+            store._db.execute(f"PRAGMA max_page_count = {pages}")
+            big = ResourceState("Task/b", "f", {}, {"blob": "x" * 1_000_000})
+            with pytest.raises(StateError, match=r"cannot write the state .*full"):
+                store.commit(big)
+    finally:
+        store.close()
+    again = LocalStateStore(tmp_path / "state.db")
+    try:
+        with again.lock("apply"):  # the row may stay on a full disk; the next run takes the lock all the same
+            assert [e.address for e in again.list()] == ["Task/a"]
+    finally:
+        again.close()
