@@ -32,6 +32,13 @@ class ArtifactsConfig(_Strict):
     url: str = Field(".mlspec/artifacts", description="local path or fsspec URL (s3://, gs://)")
 
 
+class PathsConfig(_Strict):
+    outside: list[str] = Field(
+        default_factory=list, description="absolute directories outside the repo that specs may read from (a "
+        "shared model directory); every plan that reads one says so. Nothing is ever written or deleted there",
+    )
+
+
 class OwnerRule(_Strict):
     match: list[str] = Field(min_length=1, description="address globs: `Model/*`, `*/sentiment*`, `*`")
     teams: list[str] | None = Field(None, description="allowed metadata.owner values (checked by validate)")
@@ -68,6 +75,7 @@ class ProjectConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     state: StateConfig = Field(default_factory=StateConfig)
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
     prune: bool = Field(False, description="delete resources that are in state but no longer in specs")
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict, description="settings per plugin")
     policies: Policies = Field(default_factory=Policies)

@@ -319,3 +319,22 @@ def test_shell_items_stay_one_word_each(mlspec: Mlspec, project: Callable[..., P
     assert mlspec(root, "apply", "-y").code == 0
     assert (root / "args").read_text() == "['two words', '$(echo no)']"
 
+
+
+def test_a_directory_mlspec_yaml_allows_may_be_read_and_the_plan_says_so(
+    mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-models"
+    shared.mkdir()
+    (shared / "weights.bin").write_text("w1")
+    dep = str(shared / "weights.bin")
+    spec = task("uses", "pass", extra=f', "deps": ["{dep}"]')
+    refused = mlspec(project({"specs/a.yaml": spec}, config=CONFIG), "plan")
+    assert refused.code == 1 and "leaves the spec repo" in refused.err and "paths.outside" in refused.err
+    root = project({"specs/a.yaml": spec}, config=CONFIG + f"paths: {{outside: ['{shared}']}}\n")
+    plan = mlspec(root, "plan")
+    assert plan.code == 0, plan.output
+    assert f"note: reads {shared}, outside the repo (mlspec.yaml `paths.outside` allows it)" in plan.out
+    assert mlspec(root, "apply", "-y").code == 0
+    (shared / "weights.bin").write_text("w2")  # read, fingerprinted: a change there replans the Task
+    assert f"inputs changed: {dep} changed" in mlspec(root, "plan").out

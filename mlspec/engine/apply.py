@@ -128,6 +128,7 @@ class _Steps(Hooks):
             self.artifacts, step.fingerprint or "",
             settings.model_dump(mode="json") if settings is not None else None,
             entry.to_json() if entry is not None else None, self.run_id,
+            tuple(self.planned.specs.project.setting("paths", "outside")),
         )
 
     def runtime(self, step: Step) -> Runtime:

@@ -90,7 +90,8 @@ def make_plan(
 
     plugins, unmanaged = _plugins(specs, registry, order, upstream)
     settings = {p.name: plugin_settings(p, (project.setting("plugins") or {}).get(p.name)) for p in plugins.values()}
-    _check_resources(specs, plugins, unmanaged)
+    outside = tuple(project.setting("paths", "outside"))
+    _check_resources(specs, plugins, digests, settings, outside)
 
     state = {entry.address: entry for entry in store.list()}
     written = _written(specs, plugins)
@@ -102,7 +103,7 @@ def make_plan(
         resource = specs.resources[address]
         plugin = plugins[resource.kind]
         context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                              specs.resources, upstream[address], written)
+                              specs.resources, upstream[address], written, outside=outside)
         inputs = dict(_call(plugin, "inputs", address, plugin.inputs, resource, context))
         desired[address] = Desired(
             address, resource.kind, resource.metadata_data(), resource.spec_data(),
@@ -119,7 +120,7 @@ def make_plan(
                 continue
             resource, plugin = specs.resources[address], plugins[want.kind]
             context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                                  specs.resources, upstream[address], written)
+                                  specs.resources, upstream[address], written, outside=outside)
             seen = _call(plugin, "refresh", address, plugin.refresh, resource, previous, context)
             if not seen.exists or seen.drift:
                 drift[address] = seen.drift or "the live object is gone"
@@ -138,7 +139,7 @@ def make_plan(
         plan, waiting = _waiting_for_champions(plan, state, upstream, plugins)
         unmanaged |= waiting
         plan = _with_replace_orders(plan, state, plugins)
-        plan = _with_notices(plan, specs, plugins)
+        plan = _with_notices(plan, specs, plugins, digests)
         plan = _with_estimates(plan, specs, plugins, state, digests, upstream)
         plan = _order_deletes(plan, state)
         _check_deletable(plan, registry, plugins)
@@ -171,15 +172,17 @@ def _written(specs: SpecSet, plugins: Mapping[str, Plugin]) -> dict[str, str]:
     return out
 
 
-def _with_notices(plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin]) -> Plan:
+def _with_notices(plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], digests: FileDigests) -> Plan:
     """A plugin's optional `notices(resource)`: what a reviewer must know of a changing step."""
     steps = []
     for step in plan.steps:
         plugin = plugins.get(Address(step.address).kind)
         notices = getattr(plugin, "notices", None)
         if notices is not None and step.action.is_change and step.address in specs.resources:
+            context = PlanContext(specs.project.root, digests, outside=tuple(specs.project.setting("paths", "outside")))
+            extra = (context,) if wants_context(notices) else ()
             found = tuple(str(n) for n in _call(plugin, "notices", step.address, notices,  # type: ignore[arg-type]
-                                                specs.resources[step.address]))
+                                                specs.resources[step.address], *extra))
             if found:
                 step = replace(step, notes=found)
         steps.append(step)
@@ -234,7 +237,8 @@ def _plugins(
     return plugins, unmanaged
 
 
-def _check_resources(specs: SpecSet, plugins: Mapping[str, Plugin], unmanaged: Mapping[str, str]) -> None:
+def _check_resources(specs: SpecSet, plugins: Mapping[str, Plugin], digests: FileDigests,
+                     settings: Mapping[str, BaseModel | None], outside: tuple[str, ...]) -> None:
     """The plugins' own checks, reported like any spec diagnostic: every problem, with positions."""
     from mlspec.spec.specset import issue_diagnostics
 
@@ -242,7 +246,9 @@ def _check_resources(specs: SpecSet, plugins: Mapping[str, Plugin], unmanaged: M
     for address, resource in specs.resources.items():
         plugin = plugins.get(resource.kind)
         if plugin is not None:
-            issues = list(_call(plugin, "validate", address, plugin.validate, resource))
+            extra = (PlanContext(specs.project.root, digests, settings=settings.get(plugin.name),
+                                 resources=specs.resources, outside=outside),) if wants_context(plugin.validate) else ()
+            issues = list(_call(plugin, "validate", address, plugin.validate, resource, *extra))
             diagnostics.extend(issue_diagnostics(resource, issues))
     if diagnostics:
         raise SpecError(diagnostics)
@@ -311,7 +317,8 @@ def _with_estimates(
             parents = upstream.get(step.address, ())
             context = PlanContext(specs.project.root, digests, str(specs.project.setting("artifacts", "url")),
                                   resources=specs.resources, upstream=parents,
-                                  upstream_outputs={u: state[u].outputs for u in parents if u in state})
+                                  upstream_outputs={u: state[u].outputs for u in parents if u in state},
+                                  outside=tuple(specs.project.setting("paths", "outside")))
             extra = (context,) if wants_context(plugin.estimate) else ()
             guess = _call(plugin, "estimate", step.address, plugin.estimate, resource, state.get(step.address),
                           *extra)

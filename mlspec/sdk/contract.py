@@ -126,6 +126,8 @@ class PlanContext:
     written: Mapping[str, str] = field(default_factory=dict)
     # The outputs state recorded for this resource's upstreams (a Dataset's rows, for an estimate).
     upstream_outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # mlspec.yaml's `paths.outside`: directories outside the repo that specs may read from.
+    outside: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -145,7 +147,9 @@ class Plugin(Protocol):
     settings_model: ClassVar[type[BaseModel] | None]  # validates `plugins.<name>` of mlspec.yaml
 
     def validate(self, resource: Resource) -> Iterable[Issue]:
-        """Semantic checks beyond the schema, as issues with field paths (shown with positions)."""
+        """Semantic checks beyond the schema, as issues with field paths (shown with positions). A
+        plugin that declares a second parameter, `context`, gets a PlanContext (the repo, mlspec.yaml's
+        `paths.outside`, its settings)."""
         ...
 
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:

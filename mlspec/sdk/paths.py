@@ -11,20 +11,44 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from mlspec.errors import PathEscape
 
-__all__ = ["PathEscape", "entry", "inside", "remove"]
+__all__ = ["PathEscape", "entry", "inside", "leaves", "outside_of", "remove"]
 
 
-def inside(root: Path, rel: str | os.PathLike[str], what: str = "path") -> Path:
-    """`root/rel` with every symlink resolved, or PathEscape when that leaves `root`."""
+def inside(root: Path, rel: str | os.PathLike[str], what: str = "path", outside: Iterable[str] = ()) -> Path:
+    """`root/rel` with every symlink resolved, or PathEscape when that leaves `root`. `outside`: the
+    directories mlspec.yaml lets specs read from (`paths.outside`); pass them for reads only."""
     base = os.path.realpath(root)
     target = os.path.realpath(os.path.join(base, rel))
-    if target != base and not target.startswith(base + os.sep):
-        raise PathEscape(f"{what} `{rel}` resolves outside the spec repo (to {target}): refused")
-    return Path(target)
+    if _under(target, base) or any(_under(target, os.path.realpath(d)) for d in outside):
+        return Path(target)
+    raise PathEscape(f"{what} `{rel}` resolves outside the spec repo (to {target}): refused"
+                     + ("" if outside else "; a directory that must be read from outside goes in mlspec.yaml's "
+                        "`paths.outside`"))
+
+
+def leaves(root: Path | None, rel: str, outside: Iterable[str] = ()) -> bool:
+    """At validate time: is `rel` absolute or `..`-escaping, and not under a directory of `outside`?"""
+    if not (rel.startswith("/") or ".." in rel.split("/")):
+        return False
+    target = os.path.normpath(os.path.join(str(root) if root is not None else "/nonexistent-root", rel))
+    return not any(_under(target, os.path.normpath(d)) for d in outside)
+
+
+def outside_of(root: Path, rel: str, outside: Iterable[str]) -> str | None:
+    """The allowed outside directory `rel` reads from, or None when it stays in the repo."""
+    target = os.path.normpath(os.path.join(root, rel))
+    if _under(target, os.path.normpath(root)):
+        return None
+    return next((d for d in outside if _under(target, os.path.normpath(d))), None)
+
+
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def entry(root: Path, rel: str, what: str = "path") -> Path:

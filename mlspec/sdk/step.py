@@ -74,6 +74,7 @@ class StepRequest:
     settings: Mapping[str, Any] | None = None  # this plugin's validated settings from mlspec.yaml, as JSON
     registry: Mapping[str, Any] | None = None  # this address's registry entry as the apply began
     run: str = ""  # the apply's id (its lock's): every process the step starts carries it (sdk.processes)
+    outside: tuple[str, ...] = ()  # mlspec.yaml's `paths.outside`: directories it may read from, never write
 
     @property
     def address(self) -> Address:
@@ -109,7 +110,7 @@ class StepRequest:
             "workdir": str(self.workdir), "artifacts": self.artifacts, "fingerprint": self.fingerprint,
             "settings": dict(self.settings) if self.settings is not None else None,
             "registry": dict(self.registry) if self.registry is not None else None,
-            "run": self.run,
+            "run": self.run, "outside": list(self.outside),
         }
 
     @classmethod
@@ -126,7 +127,7 @@ class StepRequest:
             data.get("upstream") or {},
             ResourceState(**{**previous, "status": Status(previous["status"])}) if previous else None,
             Path(data["workdir"]), data["artifacts"], data.get("fingerprint", ""), data.get("settings"),
-            data.get("registry"), data.get("run", ""),
+            data.get("registry"), data.get("run", ""), tuple(data.get("outside") or ()),
         )
 
 

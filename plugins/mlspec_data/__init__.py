@@ -37,8 +37,9 @@ from mlspec.sdk import (
     StepRequest,
     StepResult,
     listing_digest,
+    paths,
 )
-from mlspec_data.sources import DataError, DatasetReader, count_rows, resolve
+from mlspec_data.sources import DataError, DatasetReader, count_rows, resolve, shown
 
 __version__ = "0.1.0"
 ROWS = "rows"  # the inputs key carrying the row count, so a plan can say how many rows came or went
@@ -52,25 +53,33 @@ class DatasetPlugin:
     settings_model: ClassVar[None] = None
     capabilities: ClassVar[Capabilities] = Capabilities(publishes=DatasetOutputs)
 
-    def validate(self, resource: Resource) -> Iterator[Issue]:
+    def validate(self, resource: Resource, context: PlanContext | None = None) -> Iterator[Issue]:
         source = resource.envelope.spec.source
+        root, outside = (context.workdir, context.outside) if context is not None else (None, ())
         for i, path in enumerate([source.path] if isinstance(source.path, str) else source.path):
-            if os.path.isabs(path) or ".." in Path(path).parts:
+            if paths.leaves(root, path, outside):
                 loc = ("spec", "source", "path") if isinstance(source.path, str) else ("spec", "source", "path", i)
                 yield Issue(loc, f"source `{path}` leaves the spec repo", expected="a path inside the spec repo")
 
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """{file: sha256} of every source file, and the total row count (counted only when a file changed)."""
         spec = resource.envelope.spec
-        paths = [spec.source.path] if isinstance(spec.source.path, str) else spec.source.path
-        produced = _produced_upstream(paths, context)
+        sources = [spec.source.path] if isinstance(spec.source.path, str) else spec.source.path
+        produced = _produced_upstream(sources, context)
         if produced:  # an upstream task writes it: its fingerprint stands for these bytes
             return {f"written by {address}": "" for address in sorted(set(produced.values()))}
-        files = resolve(context.workdir, spec.source.path, resource.address)
-        out = {f.relative_to(context.workdir).as_posix(): context.digests.file(f) for f in files}
-        out[ROWS] = str(sum(_rows(f, out[f.relative_to(context.workdir).as_posix()], spec.source, context.workdir)
+        files = resolve(context.workdir, spec.source.path, resource.address, _outside(context.outside))
+        out = {shown(f, context.workdir): context.digests.file(f) for f in files}
+        out[ROWS] = str(sum(_rows(f, out[shown(f, context.workdir)], spec.source, context.workdir)
                             for f in files))
         return out
+
+    def notices(self, resource: Resource, context: PlanContext) -> list[str]:
+        """A source read from outside the repo, which mlspec.yaml allows: the plan says so."""
+        source = resource.envelope.spec.source
+        found = sorted({d for p in ([source.path] if isinstance(source.path, str) else source.path)
+                        if (d := paths.outside_of(context.workdir, p, context.outside))})
+        return [f"reads {d}, outside the repo (mlspec.yaml `paths.outside` allows it)" for d in found]
 
     def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
         store = ArtifactStore(context.artifacts, context.workdir)
@@ -88,9 +97,9 @@ class DatasetPlugin:
         started = time.monotonic()
         resource, spec = step.resource, step.resource.envelope.spec
         address, workdir = resource.address, step.workdir
-        files = resolve(workdir, spec.source.path, address)
+        files = resolve(workdir, spec.source.path, address, _outside(step.outside))
         with FileDigests(workdir / ".mlspec" / "cache" / "digests.db") as digests:
-            sources = {f.relative_to(workdir).as_posix(): digests.file(f) for f in files}
+            sources = {shown(f, workdir): digests.file(f) for f in files}
         version = _version(sources)
         splits = spec.splits
         from mlspec_data.quality import Inspector
@@ -138,9 +147,13 @@ class DatasetPlugin:
         return Estimate(basis="never run before")
 
 
-def _produced_upstream(paths: list[str], context: PlanContext) -> dict[str, str]:
+def _produced_upstream(sources: list[str], context: PlanContext) -> dict[str, str]:
     """Source paths an upstream Task writes: path -> that Task's address."""
-    return {p: context.written[p] for p in paths if context.written.get(p) in context.upstream}
+    return {p: context.written[p] for p in sources if context.written.get(p) in context.upstream}
+
+
+def _outside(directories: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(Path(d) for d in directories)
 
 
 def _rows(path: Path, sha: str, source: Any, workdir: Path) -> int:

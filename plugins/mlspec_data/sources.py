@@ -30,8 +30,9 @@ def resolve(workdir: Path, paths: str | list[str], address: str, allowed: tuple[
     found: list[Path] = []
     inside = (workdir.resolve(), *(a.resolve() for a in allowed))
     for pattern in [paths] if isinstance(paths, str) else paths:
-        if os.path.isabs(pattern) or ".." in Path(pattern).parts:
-            raise DataError(f"{address}: source `{pattern}` leaves the spec repo; use a path inside it")
+        if (os.path.isabs(pattern) or ".." in Path(pattern).parts) and not _allowed(workdir / pattern, inside[1:]):
+            raise DataError(f"{address}: source `{pattern}` leaves the spec repo; use a path inside it, or list its "
+                            "directory in mlspec.yaml's `paths.outside`")
         if any(ch in pattern for ch in "*?["):
             matches = sorted(Path(p) for p in glob.glob(str(workdir / pattern), recursive=True))
             matches = [m for m in matches if m.is_file()]
@@ -50,9 +51,23 @@ def resolve(workdir: Path, paths: str | list[str], address: str, allowed: tuple[
         for match in matches:
             real = match.resolve()
             if not any(real == root or root in real.parents for root in inside):
-                raise DataError(f"{address}: `{match.relative_to(workdir)}` resolves outside the spec repo ({real})")
+                raise DataError(f"{address}: `{shown(match, workdir)}` resolves outside the spec repo ({real})")
             found.append(match)
     return sorted(dict.fromkeys(found))
+
+
+def _allowed(path: Path, outside: tuple[Path, ...]) -> bool:
+    normal = Path(os.path.normpath(path))
+    return any(normal == root or root in normal.parents for root in outside)
+
+
+def shown(path: Path, workdir: Path) -> str:
+    """A source file as state and messages name it: relative to the repo, or absolute when it lies in a
+    directory mlspec.yaml's `paths.outside` allows."""
+    try:
+        return path.relative_to(workdir).as_posix()
+    except ValueError:
+        return os.path.normpath(path)
 
 
 def batches(path: Path, fmt: str, *, encoding: str = "utf-8", delimiter: str | None = None,
@@ -131,7 +146,7 @@ class DatasetReader:
         self.schema = self._unify()
 
     def rel(self, path: Path) -> str:
-        return path.relative_to(self.workdir).as_posix()
+        return shown(path, self.workdir)
 
     def read(self, path: Path) -> Iterator[pa.RecordBatch]:
         source = self.source

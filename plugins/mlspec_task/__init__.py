@@ -92,23 +92,30 @@ class TaskPlugin:
     def writes(self, resource: Resource) -> list[str]:
         return list(resource.envelope.spec.outs)
 
-    def notices(self, resource: Resource) -> list[str]:
-        """What a reviewer must know of this Task beyond its changes: the secrets its command receives."""
-        names = sorted({m.group(1) for v in resource.envelope.spec.env.values() for m in ENV_REF.finditer(v)})
-        if not names:
-            return []
-        return [f"its command gets the secret{'s' if len(names) > 1 else ''} {', '.join(names)} in its environment "
-                "(masked in everything mlspec writes and prints)"]
-
-    def validate(self, resource: Resource) -> Iterator[Issue]:
+    def notices(self, resource: Resource, context: PlanContext) -> list[str]:
+        """What a reviewer must know of this Task beyond its changes: the secrets its command receives,
+        and what it reads from outside the repo."""
         spec = resource.envelope.spec
+        names = sorted({m.group(1) for v in spec.env.values() for m in ENV_REF.finditer(v)})
+        found = []
+        if names:
+            found.append(f"its command gets the secret{'s' if len(names) > 1 else ''} {', '.join(names)} in its "
+                         "environment (masked in everything mlspec writes and prints)")
+        outside = sorted({d for dep in spec.deps if isinstance(dep, str)
+                          if (d := paths.outside_of(context.workdir, dep, context.outside))})
+        found += [f"reads {d}, outside the repo (mlspec.yaml `paths.outside` allows it)" for d in outside]
+        return found
+
+    def validate(self, resource: Resource, context: PlanContext | None = None) -> Iterator[Issue]:
+        spec = resource.envelope.spec
+        root, outside = (context.workdir, context.outside) if context is not None else (None, ())
         if spec.cwd is not None and _leaves(spec.cwd):
             yield Issue(("spec", "cwd"), f"`{spec.cwd}` leaves the spec repo", expected="a relative directory")
         for i, dep in enumerate(spec.deps):
-            if isinstance(dep, str) and _leaves(dep):
+            if isinstance(dep, str) and paths.leaves(root, dep, outside):
                 yield Issue(("spec", "deps", i), f"dep `{dep}` leaves the spec repo",
-                            expected="a path inside the spec repo", hint="copy what it needs into the repo, or "
-                            "make a Task that fetches it")
+                            expected="a path inside the spec repo", hint="copy it into the repo, or list its "
+                            "directory in mlspec.yaml's `paths.outside`")
 
     def inputs(self, resource: Resource, context: PlanContext) -> Mapping[str, str]:
         """The deps' content digests (through the stat cache): a changed byte re-runs the task.
@@ -130,7 +137,7 @@ class TaskPlugin:
                         f"`depends_on: [{produced[dep]}]` so it runs after it"
                     )
                 continue
-            for rel, sha in _dep_digests(workdir, dep, digests, f"{resource.address}: dep"):
+            for rel, sha in _dep_digests(workdir, dep, digests, f"{resource.address}: dep", context.outside):
                 out[rel] = sha
         return out
 
@@ -337,11 +344,12 @@ def _resolve(value: str, address: str, secrets: list[str] | None = None) -> str:
     return ENV_REF.sub(one, value)
 
 
-def _dep_digests(workdir: Path, dep: str, digests: FileDigests, what: str) -> Iterator[tuple[str, str]]:
+def _dep_digests(workdir: Path, dep: str, digests: FileDigests, what: str,
+                 outside: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
     """(path relative to the repo, sha256) of every file a dep names; one stat per plain file. Each
     path is resolved as it is read: one that a symlink takes out of the repo is refused."""
     if not any(ch in dep for ch in "*?["):
-        path = str(paths.inside(workdir, dep, what))
+        path = str(paths.inside(workdir, dep, what, outside))
         try:
             st = os.stat(path)
         except OSError:
@@ -356,8 +364,8 @@ def _dep_digests(workdir: Path, dep: str, digests: FileDigests, what: str) -> It
     if not matches:
         yield dep, ABSENT
     for match in matches:
-        rel = Path(match).relative_to(workdir).as_posix()
-        real = str(paths.inside(workdir, rel, what))
+        rel = Path(match).relative_to(workdir).as_posix() if Path(match).is_relative_to(workdir) else match
+        real = str(paths.inside(workdir, rel, what, outside))
         if os.path.isdir(real):
             yield from ((f"{rel}/{inner}", sha) for inner, sha in digests.tree(Path(real)).items())
         else:

@@ -62,14 +62,15 @@ class ModelPlugin:
     capabilities: ClassVar[Capabilities] = Capabilities(publishes=ModelOutputs, registers_versions=True,
                                                         gates_dependents=True)
 
-    def validate(self, resource: Resource) -> Iterator[Issue]:
+    def validate(self, resource: Resource, context: PlanContext | None = None) -> Iterator[Issue]:
         spec = resource.envelope.spec
         yield from _sizes(spec)
         pretrained = spec.architecture.pretrained
-        if pretrained is not None and (pretrained.startswith("/") or ".." in pretrained.split("/")):
+        root, outside = (context.workdir, context.outside) if context is not None else (None, ())
+        if pretrained is not None and paths.leaves(root, pretrained, outside):
             yield Issue(("spec", "architecture", "pretrained"), f"`{pretrained}` leaves the spec repo",
-                        expected="a directory inside the spec repo", hint="copy the model into the repo (or a "
-                        "Task that fetches it into the repo)")
+                        expected="a directory inside the spec repo", hint="copy the model into the repo, or list "
+                        "its directory in mlspec.yaml's `paths.outside`")
         if importlib.util.find_spec("torch") is None:
             yield Issue(("spec",), "training a Model needs torch, which is not installed",
                         expected="the torch extra", hint="pip install 'mlspec[torch]'")
@@ -96,7 +97,8 @@ class ModelPlugin:
             for path in _sources(context.workdir, architecture.entrypoint.split(":")[0]):
                 out[path.relative_to(context.workdir).as_posix()] = context.digests.file(path)
         if architecture.pretrained:
-            root = paths.inside(context.workdir, architecture.pretrained, f"{resource.address}: pretrained")
+            root = paths.inside(context.workdir, architecture.pretrained, f"{resource.address}: pretrained",
+                                context.outside)
             files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
             out[f"pretrained {architecture.pretrained}"] = listing_digest(
                 (p.relative_to(root).as_posix(), context.digests.file(p)) for p in files)

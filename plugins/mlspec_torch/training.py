@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlspec.sdk import ArtifactStore, DatasetOutputs, StepRequest, listing_digest
+from mlspec.sdk import ArtifactStore, DatasetOutputs, StepRequest, listing_digest, paths
 from mlspec_torch.card import CardFacts
 from mlspec_torch.card import render as render_card
 from mlspec_torch.loop import LoopSettings, Meter, TrainingFailed, TrainResult, train
@@ -117,7 +117,7 @@ def run(context: RunContext) -> dict[str, Any] | None:
         elif spec.task.startswith("tabular"):
             job = _Tabular(spec, splits)
         elif spec.task == "text-classification":
-            job = _Text(spec, splits, context.workdir)
+            job = _Text(spec, splits, context.workdir, context.request.outside)
         else:
             raise TrainingFailed(f"{address}: a `{spec.task}` model needs architecture.entrypoint")
         total = job.train(_settings(spec), device, checkpoints, context, scratch / "metrics.jsonl")
@@ -284,7 +284,7 @@ class _Tabular(_Job):
 class _Text(_Job):
     library = "transformers"
 
-    def __init__(self, spec: Any, splits: Mapping[str, Any], workdir: Path) -> None:
+    def __init__(self, spec: Any, splits: Mapping[str, Any], workdir: Path, outside: tuple[str, ...] = ()) -> None:
         import torch
 
         from mlspec_torch.architectures import text_classifier, train_tokenizer
@@ -304,7 +304,8 @@ class _Text(_Job):
                                  "needs at least 2")
         index = {c: i for i, c in enumerate(self.classes)}
         if spec.architecture.pretrained:
-            self.tokenizer, self.model = _pretrained(workdir / spec.architecture.pretrained, len(self.classes))
+            where = paths.inside(workdir, spec.architecture.pretrained, "pretrained", outside)  # resolved as read
+            self.tokenizer, self.model = _pretrained(where, len(self.classes))
             self.base_model = spec.architecture.pretrained
         else:
             self.tokenizer = train_tokenizer(train_texts, vocab, max_length=self.max_length)
