@@ -253,7 +253,7 @@ def bench_noop(stages: int, repeat: int, *, repro: bool) -> tuple[Timings, Timin
     root = fresh(WORK / f"noop-{stages}")
     task_repo(root, stages)
     age(root, "data", "specs")
-    check(mlspec(root, "apply", "-y"), "mlspec apply (setup)")
+    check(mlspec(root, "apply", "-y", "--allow-dirty"), "mlspec apply (setup)")
     report = json.loads(check(mlspec(root, "plan", "--format", "json"), "mlspec plan --format json").stdout)
     if report["has_changes"] or report["summary"]["noop"] != stages:
         sys.exit(f"mlspec plan after apply is not a no-op: {report['summary']}")
@@ -299,7 +299,7 @@ def commit_times(root: Path, env: dict[str, str] | None = None) -> list[datetime
 
 
 def measure_apply(name: str, root: Path, steps: int, window: int, *, env: dict[str, str] | None = None) -> ApplyRun:
-    r = check(mlspec(root, "apply", "-y", env=env), f"mlspec apply ({name})")
+    r = check(mlspec(root, "apply", "-y", "--allow-dirty", env=env), f"mlspec apply ({name})")
     note(f"  {name}: {r.seconds:.2f} s, {r.maxrss_mb:.0f} MB")
     stamps = commit_times(root, env)
     if len(stamps) != steps:
@@ -378,7 +378,8 @@ def bench_parallel(steps: int, parallelism: int, sleep_s: float, repeat: int) ->
     timings = Timings(f"apply of {steps} x sleep {sleep_s:g} s")
     for _ in range(repeat):
         shutil.rmtree(root / ".mlspec", ignore_errors=True)
-        r = check(mlspec(root, "apply", "-y", "--parallelism", str(parallelism)), "mlspec apply (parallel)")
+        r = check(mlspec(root, "apply", "-y", "--allow-dirty", "--parallelism", str(parallelism)),
+                  "mlspec apply (parallel)")
         done = r.stderr.count(": created (")
         assert done == steps, f"{done} steps created, expected {steps}:\n{r.stderr[-2000:]}"
         timings.add(r)

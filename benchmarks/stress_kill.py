@@ -136,7 +136,7 @@ class Trial:
 
 def resumed(t: Trial, root: Path, parallelism: int) -> bool:
     """Apply again, force-unlocking a lock the dead process left (up to three times)."""
-    resume = mlspec(root, "apply", "-y", "--parallelism", str(parallelism))
+    resume = mlspec(root, "apply", "-y", "--allow-dirty", "--parallelism", str(parallelism))
     for _ in range(3):
         if resume.rc == 0:
             break
@@ -151,7 +151,7 @@ def resumed(t: Trial, root: Path, parallelism: int) -> bool:
             t.violations.append(f"`mlspec force-unlock {match.group(1)}` exited {unlocked.rc}\n{unlocked.output}")
             return False
         t.force_unlocks += 1
-        resume = mlspec(root, "apply", "-y", "--parallelism", str(parallelism))
+        resume = mlspec(root, "apply", "-y", "--allow-dirty", "--parallelism", str(parallelism))
     if resume.rc != 0:
         t.violations.append(f"`mlspec apply` after the kill exited {resume.rc}\n{resume.output}")
         return False
@@ -163,7 +163,8 @@ def trial(number: int, root: Path, stages: int, sleep_s: float, parallelism: int
     """One kill and the checks after it. `creation`: kill `delay` s after the state file appears."""
     t = Trial(number, delay, creation)
     project(root, stages, sleep_s)
-    proc = subprocess.Popen([MLSPEC, "apply", "-y", "--parallelism", str(parallelism)], cwd=root, env=CHILD_ENV,
+    proc = subprocess.Popen([MLSPEC, "apply", "-y", "--allow-dirty", "--parallelism", str(parallelism)],
+                            cwd=root, env=CHILD_ENV,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     if creation:
         db = root / ".mlspec" / "state.db"
@@ -217,7 +218,7 @@ def calibrate(root: Path, stages: int, sleep_s: float, parallelism: int) -> floa
     """How long one whole apply takes here: the range the kill moments are drawn from."""
     project(root, stages, sleep_s)
     started = time.perf_counter()
-    r = mlspec(root, "apply", "-y", "--parallelism", str(parallelism))
+    r = mlspec(root, "apply", "-y", "--allow-dirty", "--parallelism", str(parallelism))
     seconds = time.perf_counter() - started
     if r.rc != 0:
         sys.exit(f"the uninterrupted apply failed (exit {r.rc})\n{r.output}")
