@@ -925,3 +925,9 @@ def test_source_lines_in_output_are_the_users_bytes(
     assert result.code == 1
     assert result.out.startswith("specs/a.yaml:4:18: error[MLS101] unknown field `bogus`\n")
     assert "4 | spec: {cmd: [x], bogus: 1}\n" in result.out
+
+
+def test_no_spec_files_is_positioned_at_the_specs_setting(run: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "mlspec.yaml").write_text("# the project\nlimits: {max_file_bytes: 1000}\nspecs: ['models/**/*.yaml']\n")
+    result = run("-C", tmp_path, "validate")
+    assert result.code == 0 and "mlspec.yaml:3:1: warning[MLS006]" in result.out, result.output
