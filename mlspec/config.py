@@ -25,7 +25,10 @@ class Limits(_Strict):
 class StateConfig(_Strict):
     backend: Literal["local", "postgres"] = "local"
     path: str = ".mlspec/state.db"
-    url: str | None = Field(None, description="postgres only; use ${env:NAME}")
+    url: str | None = Field(None, description="postgres only: a libpq URI; write it as ${env:NAME}, it holds a "
+                            "password")
+    key: str | None = Field(None, description="postgres only: this state's name in the database (default: the "
+                            "project directory's name); two spec repos sharing a database need different keys")
 
 
 class ArtifactsConfig(_Strict):

@@ -51,8 +51,8 @@ class Mask:
     """Replaces every form of every secret with SHOWN; a mask of nothing returns its input."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        shown = sorted({f for s in secrets if len(s) >= MIN_LENGTH for f in forms(s) if len(f) >= MIN_LENGTH},
-                       key=len, reverse=True)
+        self.secrets = tuple(dict.fromkeys(s for s in secrets if len(s) >= MIN_LENGTH))
+        shown = sorted({f for s in self.secrets for f in forms(s) if len(f) >= MIN_LENGTH}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in shown)) if shown else None
         self.count = len(shown)
 
@@ -84,9 +84,9 @@ _ACTIVE = Mask()
 
 
 def use(mask: Mask) -> None:
-    """Make `mask` the process's: what `mask()` applies (the CLI's error printing)."""
+    """Add `mask`'s secrets to the process's: what `mask()` applies (the CLI's error printing)."""
     global _ACTIVE
-    _ACTIVE = mask
+    _ACTIVE = Mask([*_ACTIVE.secrets, *mask.secrets])
 
 
 def mask(text: str) -> str:

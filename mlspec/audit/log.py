@@ -148,6 +148,21 @@ class AuditLog:
         return count, problems
 
 
+class LinesLog(AuditLog):
+    """An audit chain read out of somewhere else (a database), held in memory: read and verified as the
+    file form is, never appended to (the state store appends)."""
+
+    def __init__(self, lines: list[bytes], where: str) -> None:
+        self._lines = lines
+        self.path = where  # type: ignore[assignment]
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        yield from enumerate(self._lines, 1)
+
+    def append(self, event: str, fields: dict[str, Any], head: dict[str, Any] | None = None) -> dict[str, Any]:
+        raise AuditError(f"{self.path} is appended through the state store")
+
+
 def _tail(fd: int) -> tuple[bytes | None, int]:
     """(the last whole line or None, the length of a torn partial line after it).
 

@@ -12,22 +12,24 @@ from mlspec.errors import EXIT_ERROR, EXIT_OK, StateMissingError
 from mlspec.project import load_project
 
 
-def _head() -> dict[str, Any] | None:
+def _log() -> tuple[AuditLog, dict[str, Any] | None]:
+    """The audit chain wherever the state's backend keeps it, and where the state says it ends."""
     from mlspec.state import open_state
 
+    project = load_project()
     try:
-        store = open_state(load_project(), create=False)
+        store = open_state(project, create=False)
     except StateMissingError:
-        return None
+        return AuditLog(project.root), None
     try:
-        return store.audit_head()
+        return store.audit_log(), store.audit_head()
     finally:
         store.close()
 
 
 def run_verify(fmt: str, style: Callable[..., str]) -> int:
-    log = AuditLog(load_project().root)
-    count, problems = log.verify(_head())
+    log, head = _log()
+    count, problems = log.verify(head)
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "ok": not problems, "entries": count, "path": str(log.path),
                                "problems": [{"line": p.line, "message": p.message} for p in problems]}, indent=2))
@@ -42,7 +44,7 @@ def run_verify(fmt: str, style: Callable[..., str]) -> int:
 
 
 def run_log(address: str | None, since: str | None, fmt: str) -> int:
-    log = AuditLog(load_project().root)
+    log, _ = _log()
     after = parse_since(since) if since is not None else None
     shown = []
     for entry in log.entries():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mlspec.state.model import LockInfo, ResourceState, StateMeta
 
 if TYPE_CHECKING:
+    from mlspec.audit.log import AuditLog
     from mlspec.project import Project
     from mlspec.registry import Entry, RegistryWrite
 
@@ -37,6 +38,10 @@ class StateReader(Protocol):
 
     def audit_head(self) -> dict[str, Any] | None:
         """Where the audit log's chain ends ({seq, hash}), as the last append left it; None before any."""
+        ...
+
+    def audit_log(self) -> AuditLog:
+        """The audit chain, to read and verify (`lines`, `entries`, `verify`), wherever this backend keeps it."""
         ...
 
 
@@ -90,4 +95,32 @@ def open_state(project: Project, *, create: bool = True) -> StateStore:
         path = Path(project.setting("state", "path"))
         return LocalStateStore(path if path.is_absolute() else project.root / path, create=create,
                                audit=project.root / ".mlspec" / "audit" / "log.jsonl")
-    raise StateError(f"state backend `{backend}` is not available in this version of mlspec; use `local`")
+    if backend == "postgres":
+        from mlspec.state.postgres import PostgresStateStore
+
+        return PostgresStateStore(_url(project), str(project.setting("state", "key") or project.root.name),
+                                  create=create)
+    raise StateError(f"state backend `{backend}` is not available in this version of mlspec; use `local` or `postgres`")
+
+
+def _url(project: Project) -> str:
+    """state.url with its `${env:NAME}` resolved (the password is a secret: the mask knows it)."""
+    import os
+
+    from mlspec.errors import StateError
+    from mlspec.masking import ENV_REF, Mask, use
+
+    raw = project.setting("state", "url")
+    if not raw:
+        raise StateError("mlspec.yaml: state.backend is postgres but state.url is not set; write "
+                         "`url: ${env:MLSPEC_STATE_URL}` and set that variable (a libpq URI)")
+    missing = [m.group(1) for m in ENV_REF.finditer(raw) if m.group(1) not in os.environ]
+    if missing:
+        raise StateError(f"mlspec.yaml: state.url needs the environment variable {missing[0]}, which is not set")
+    url = ENV_REF.sub(lambda m: os.environ[m.group(1)], raw)
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password if "://" in url else None
+    if password:
+        use(Mask([password, *(os.environ[m.group(1)] for m in ENV_REF.finditer(raw))]))
+    return url

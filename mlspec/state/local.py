@@ -35,6 +35,7 @@ from mlspec.errors import StateCorruptError, StateError, StateLockedError, State
 from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMeta, Status, now
 
 if TYPE_CHECKING:
+    from mlspec.audit.log import AuditLog
     from mlspec.registry import Entry, RegistryWrite
 
 _SCHEMA = """
@@ -213,6 +214,11 @@ class LocalStateStore:
     def audit_head(self) -> dict[str, Any] | None:
         head = self.note("audit_head")
         return dict(head) if isinstance(head, dict) else None
+
+    def audit_log(self) -> AuditLog:
+        from mlspec.audit.log import AuditLog
+
+        return AuditLog.at(self.audit_path)
 
     def lock_info(self) -> LockInfo | None:
         row = self._db.execute("SELECT id, operation, who, host, pid, created FROM lock").fetchone()

@@ -14,6 +14,7 @@ from mlspec.errors import StateError, StateLockedError
 from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
 
 if TYPE_CHECKING:
+    from mlspec.audit.log import AuditLog
     from mlspec.registry import Entry, RegistryWrite
 
 
@@ -57,6 +58,13 @@ class MemoryStateStore:
 
     def audit_head(self) -> dict[str, Any] | None:
         return dict(self.audit[-1]["head"]) if self.audit else None
+
+    def audit_log(self) -> AuditLog:
+        import json
+
+        from mlspec.audit.log import LinesLog
+
+        return LinesLog([json.dumps(e, default=str).encode() + b"\n" for e in self.audit], "memory")
 
     def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         with self._mutex:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,9 +32,25 @@ def entry(address: str, fingerprint: str = "f1", **kw: object) -> ResourceState:
     return ResourceState(address, fingerprint, {"spec": address}, {"uri": f"artifact://{address}"}, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 16 on a Unix socket (the pgserver wheel), for the whole session."""
+    pgserver = pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=["local", "memory", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    made: StateStore = LocalStateStore(tmp_path / "state.db") if request.param == "local" else MemoryStateStore()
+    made: StateStore
+    if request.param == "postgres":
+        from mlspec.state.postgres import PostgresStateStore
+
+        made = PostgresStateStore(request.getfixturevalue("postgres"), f"test-{uuid.uuid4().hex[:8]}")
+    else:
+        made = LocalStateStore(tmp_path / "state.db") if request.param == "local" else MemoryStateStore()
     yield made
     made.close()
 

@@ -1,0 +1,119 @@
+"""The PostgreSQL backend against a real server (the pgserver wheel: PostgreSQL 16 on a Unix socket):
+a lock the server releases with its holder's connection, states namespaced by key, and the CLI's
+whole plan/apply/audit loop on it, with the password never shown."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mlspec.errors import StateLockedError, StateMissingError
+from tests.cli import Result
+
+pytest.importorskip("psycopg")
+pgserver = pytest.importorskip("pgserver")
+
+PY = sys.executable
+HOLD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from mlspec.state.postgres import PostgresStateStore
+    store = PostgresStateStore(sys.argv[1], sys.argv[2])
+    with store.lock("apply") as held:
+        print(held.id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # as kill -9: the connection drops with the process
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def test_the_server_releases_the_lock_of_a_holder_that_died(url: str) -> None:
+    from mlspec.state.postgres import PostgresStateStore
+
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    PostgresStateStore(url, key).close()
+    holder = subprocess.Popen([PY, "-c", HOLD, url, key], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    lock_id = holder.stdout.readline().strip()
+    assert holder.wait(10) == -signal.SIGKILL
+    store = PostgresStateStore(url, key)
+    try:
+        with store.lock("apply", timeout=5) as mine:  # the server noticed the connection drop
+            assert mine.replaced is not None and lock_id in mine.replaced
+    finally:
+        store.close()
+
+
+def test_states_are_namespaced_by_key(url: str) -> None:
+    from mlspec.state.model import ResourceState
+    from mlspec.state.postgres import PostgresStateStore
+
+    a, b = PostgresStateStore(url, "team-a"), PostgresStateStore(url, "team-b")
+    try:
+        with a.lock("apply"), b.lock("apply"):  # one database, two states, two locks
+            a.commit(ResourceState("Task/x", "f", {}, {}))
+        assert [e.address for e in a.list()] == ["Task/x"] and b.list() == []
+        assert a.meta().lineage != b.meta().lineage
+        with a.lock("apply"):
+            other = PostgresStateStore(url, "team-a")
+            try:
+                with pytest.raises(StateLockedError, match="the state is locked by"), other.lock("apply"):
+                    pass
+            finally:
+                other.close()
+    finally:
+        a.close()
+        b.close()
+    with pytest.raises(StateMissingError):
+        PostgresStateStore(url, "never-applied", create=False)
+
+
+TASK = "apiVersion: mlspec/v1\nkind: Task\nmetadata: {name: a}\nspec: {cmd: ['true'], params: {lr: LR}}\n"
+CONFIG = "specs: ['specs/**/*.yaml']\nstate: {backend: postgres, url: '${env:MLSPEC_STATE_URL}', key: KEY}\n"
+
+
+def test_plan_apply_and_audit_run_on_the_database(
+    url: str, project: Callable[..., Path], mlspec: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("MLSPEC_STATE_URL", url)
+    key = f"cli-{uuid.uuid4().hex[:8]}"
+    root = project({"specs/a.yaml": TASK.replace("LR", "0.1")}, config=CONFIG.replace("KEY", key))
+    assert mlspec(root, "apply", "-y").code == 0
+    assert not (root / ".mlspec" / "state.db").exists()  # the state is the database's
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    # Another checkout (a fresh CI runner) sees the same state: nothing to do.
+    other = tmp_path / "clone"
+    other.mkdir()
+    (other / "specs").mkdir()
+    (other / "specs/a.yaml").write_text(TASK.replace("LR", "0.1"))
+    (other / "mlspec.yaml").write_text(CONFIG.replace("KEY", key))
+    assert mlspec(other, "plan", "--detailed-exitcode").code == 0
+    (other / "specs/a.yaml").write_text(TASK.replace("LR", "0.2"))
+    assert mlspec(other, "apply", "-y").code == 0
+    verified = mlspec(root, "audit", "verify")
+    assert verified.code == 0 and "ok: 4 entries" in verified.out, verified.output
+
+
+def test_a_database_that_cannot_be_reached_is_a_clear_error_without_the_password(
+    project: Callable[..., Path], mlspec: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLSPEC_STATE_URL", f"postgresql://app:hunter2-db-pass@/db?host={tmp_path / 'nowhere'}")
+    root = project({"specs/a.yaml": TASK.replace("LR", "0.1")}, config=CONFIG.replace("KEY", "x"))
+    for command in (("plan",), ("apply", "-y")):
+        result = mlspec(root, *command)
+        assert result.code == 1 and "cannot connect to the state database" in result.err, result.output
+        assert "hunter2-db-pass" not in result.output
