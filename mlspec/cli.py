@@ -62,8 +62,10 @@ def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
 @format_option("text", "json", "github")
 @click.option("--no-cache", is_flag=True, help="Parse every file; ignore and do not update .mlspec/cache.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes for parsing (default: CPUs).")
+@click.option("--staged", is_flag=True, help="Validate what git's index holds, as the next commit will (pre-commit).")
 @click.pass_obj
-def validate(obj: dict[str, Any], paths: tuple[Path, ...], fmt: str, no_cache: bool, jobs: int | None) -> int:
+def validate(obj: dict[str, Any], paths: tuple[Path, ...], fmt: str, no_cache: bool, jobs: int | None,
+             staged: bool) -> int:
     """Check specs: syntax, schema, references and cycles, every error in one pass.
 
     PATHS are files or directories; without them, the globs of mlspec.yaml (default specs/**/*.yaml).
@@ -73,10 +75,11 @@ def validate(obj: dict[str, Any], paths: tuple[Path, ...], fmt: str, no_cache: b
       mlspec validate
       mlspec validate specs/models --format json
       mlspec validate --format github    # annotations in GitHub Actions
+      mlspec validate --staged           # the pre-commit hook: what the commit will hold
     """
     from mlspec.commands.validate import run
 
-    return run(obj["project"], list(paths), fmt, use_cache=not no_cache, jobs=jobs, style=_style())
+    return run(obj["project"], list(paths), fmt, use_cache=not no_cache, jobs=jobs, style=_style(), staged=staged)
 
 
 @cli.command()

@@ -70,13 +70,14 @@ spec:
 
 PRE_COMMIT = """\
 # mlspec validate runs on every commit touching YAML; it validates the whole spec set (references
-# cross files) and caches unchanged files under .mlspec/, so it stays fast on large repos.
+# cross files) as the commit will hold it (--staged: git's index, not the work tree), and caches
+# unchanged files under .mlspec/, so it stays fast on large repos.
 repos:
   - repo: local
     hooks:
       - id: mlspec-validate
         name: mlspec validate
-        entry: mlspec validate
+        entry: mlspec validate --staged
         language: system
         pass_filenames: false
         files: '(\\.ya?ml)$'

@@ -16,7 +16,16 @@ def run(
     use_cache: bool,
     jobs: int | None,
     style: Callable[..., str],
+    staged: bool = False,
 ) -> int:
+    if staged:  # what the commit would hold: the index, checked out by git into a scratch directory
+        from mlspec.project import find_root
+        from mlspec.repo.staged import staged_tree
+
+        with staged_tree(find_root(project)) as root:
+            report = validate(root, [root / p for p in paths] or None, use_cache=use_cache, jobs=jobs)
+            show_report(report, fmt, style)
+        return EXIT_OK if report.ok else EXIT_ERROR
     report = validate(project, paths or None, use_cache=use_cache, jobs=jobs)
     show_report(report, fmt, style)
     return EXIT_OK if report.ok else EXIT_ERROR

@@ -169,6 +169,16 @@ def test_a_reference_broken_in_another_file_is_blocked(spec_repo: SpecRepo) -> N
     assert "specs/model.yaml:7:12: error[MLS201]" in output(result)
 
 
+def test_a_spec_that_is_not_staged_does_not_count(spec_repo: SpecRepo) -> None:
+    """The Dataset the Model names exists in the work tree but was never staged: the commit would not
+    hold it, so a clean checkout of it would fail. The hook checks what the commit holds."""
+    spec_repo.write({"specs/model.yaml": MODEL})
+    (spec_repo.root / "specs" / "data.yaml").write_text(DATASET)  # untracked
+    result = spec_repo.pre_commit("run", "--color", "never", HOOK_ID, "--files", "specs/model.yaml")
+    assert result.returncode != 0, output(result)
+    assert "specs/model.yaml:7:12: error[MLS201]" in output(result)
+
+
 def test_hook_is_skipped_when_no_yaml_changed(spec_repo: SpecRepo) -> None:
     result = spec_repo.run({"specs/model.yaml": BAD_MODEL, "README.md": "# specs\n"}, "--files", "README.md")
     assert result.returncode == 0, output(result)
