@@ -155,7 +155,9 @@ def secret_mask(specs: SpecSet) -> Mask:
     config = specs.project.config
     names = masking.names_in(config.model_dump(mode="json") if hasattr(config, "model_dump") else config)
     for resource in specs.resources.values():
-        names |= masking.names_in(resource.spec_data())
+        text = resource.envelope.spec.model_dump_json()  # pydantic's serializer: 4x a walk of spec_data()
+        if "${env:" in text:
+            names.update(masking.ENV_REF.findall(text))
     found = masking.Mask.of_names(sorted(names))
     masking.use(found)
     return found

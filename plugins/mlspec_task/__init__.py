@@ -12,10 +12,12 @@ running the command again, as DVC's run cache does.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import stat
@@ -199,11 +201,17 @@ class TaskPlugin:
 
 def _environment(step: StepRequest) -> dict[str, str]:
     """What the command inherits of mlspec's environment: INHERITED and what mlspec.yaml adds."""
+    inherited = _inherited(tuple((step.settings or {}).get("inherit_env") or ()))
+    return {k: v for k, v in os.environ.items() if inherited.fullmatch(k)}
+
+
+@functools.lru_cache(maxsize=8)
+def _inherited(extra: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for every inherited name (globs allowed): a dict filter per step, not 40 fnmatch calls
+    for each of 40 variables."""
     import fnmatch
 
-    extra = (step.settings or {}).get("inherit_env") or []
-    patterns = [*INHERITED, *extra]
-    return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in (*INHERITED, *extra)))
 
 
 def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
@@ -251,21 +259,46 @@ def _run(spec: Any, workdir: Path, step: StepRequest, runtime: Runtime) -> None:
 
 
 def _wait(child: subprocess.Popen[bytes], spec: Any, runtime: Runtime, address: str, token: str) -> int:
-    """The command's exit code; on a timeout or a second Ctrl-C, its whole process tree is stopped."""
+    """The command's exit code; on a timeout or a second Ctrl-C, its whole process tree is stopped.
+
+    Woken by the kernel the moment the command exits (a pidfd, where Linux has one), not by polling:
+    a step of 2 ms must not cost 4 waiting for it, 10,000 times."""
     deadline = None if spec.timeout_s is None else time.monotonic() + spec.timeout_s
-    while True:
-        try:
-            return child.wait(timeout=POLL_S)
-        except subprocess.TimeoutExpired:
-            pass
-        if runtime.cancelled.is_set():
-            processes.stop_step(child.pid, token)
-            child.wait()
-            raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
-        if deadline is not None and time.monotonic() > deadline:
-            processes.stop_step(child.pid, token)
-            child.wait()
-            raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
+    exited = _exit_notice(child.pid)
+    try:
+        while True:
+            if exited is not None:
+                select.select([exited], [], [], POLL_S)
+                code = child.poll()
+            else:
+                try:
+                    code = child.wait(timeout=POLL_S)
+                except subprocess.TimeoutExpired:
+                    code = None
+            if code is not None:
+                return code
+            if runtime.cancelled.is_set():
+                processes.stop_step(child.pid, token)
+                child.wait()
+                raise StepInterrupted(f"{address}: stopped by a second Ctrl-C") from None
+            if deadline is not None and time.monotonic() > deadline:
+                processes.stop_step(child.pid, token)
+                child.wait()
+                raise TaskFailed(f"{address}: timed out after {spec.timeout_s:g}s") from None
+    finally:
+        if exited is not None:
+            os.close(exited)
+
+
+def _exit_notice(pid: int) -> int | None:
+    """A file descriptor that becomes readable when `pid` exits (Linux pidfd), or None."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
 
 
 def _logs(workdir: Path, address: str) -> Path:
