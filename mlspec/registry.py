@@ -18,7 +18,7 @@ This module is pure: it turns an entry and a request into the write the store pe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,19 @@ class Entry:
         if champion is None:
             return None
         return {k: champion[k] for k in ("version", "digest", "files", "metrics", "fingerprint") if k in champion}
+
+
+def from_rows(versions: Iterable[tuple[str, str]], moves: Iterable[tuple[str, str]]) -> dict[str, Entry]:
+    """A backend's two append-only tables, (address, record JSON) and (address, move JSON), each in
+    order, as the entries they add up to."""
+    import json
+
+    found: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for address, record in versions:
+        found.setdefault(address, ([], []))[0].append(json.loads(record))
+    for address, move in moves:
+        found.setdefault(address, ([], []))[1].append(json.loads(move))
+    return {address: Entry.from_rows(*found[address]) for address in sorted(found)}
 
 
 def registered(entry: Entry | None, address: str, record: Mapping[str, Any], aliases: tuple[str, ...],

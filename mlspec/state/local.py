@@ -200,16 +200,10 @@ class LocalStateStore:
         return json.loads(row[0]) if row else None
 
     def registry(self) -> dict[str, Entry]:
-        from mlspec.registry import Entry
+        from mlspec.registry import from_rows
 
-        versions: dict[str, list[dict[str, Any]]] = {}
-        moves: dict[str, list[dict[str, Any]]] = {}
-        for address, record in self._db.execute("SELECT address, record FROM registry_versions "
-                                                "ORDER BY address, version"):
-            versions.setdefault(address, []).append(json.loads(record))
-        for address, move in self._db.execute("SELECT address, move FROM registry_moves ORDER BY address, seq"):
-            moves.setdefault(address, []).append(json.loads(move))
-        return {a: Entry.from_rows(versions.get(a, []), moves.get(a, [])) for a in sorted(set(versions) | set(moves))}
+        return from_rows(self._db.execute("SELECT address, record FROM registry_versions ORDER BY address, version"),
+                         self._db.execute("SELECT address, move FROM registry_moves ORDER BY address, seq"))
 
     def audit_head(self) -> dict[str, Any] | None:
         head = self.note("audit_head")
@@ -478,14 +472,7 @@ def _bump(db: sqlite3.Connection) -> int:
 
 
 def _entry(row: tuple[Any, ...]) -> ResourceState:
-    address, fingerprint, spec, outputs, status, created, updated, commit = row
-    try:
-        return ResourceState(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
-                             created, updated, commit)
-    except (ValueError, TypeError) as err:
-        raise StateCorruptError(f"the state's record of {address} is damaged ({type(err).__name__}: {err}); the "
-                                f"rest is intact: `mlspec state rm {address}` forgets it, and the next apply "
-                                "makes it anew") from None
+    return ResourceState.from_row(row)
 
 
 def _dumps(value: Any) -> str:

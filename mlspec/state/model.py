@@ -39,6 +39,23 @@ class ResourceState:
         data["status"] = self.status.value
         return data
 
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ResourceState:
+        """A backend's row (address, fingerprint, spec JSON, outputs JSON, status, created, updated,
+        commit); a damaged one is a StateCorruptError that says how to drop just it."""
+        import json
+
+        from mlspec.errors import StateCorruptError
+
+        address, fingerprint, spec, outputs, status, created, updated, commit = row
+        try:
+            return cls(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
+                       created, updated, commit)
+        except (ValueError, TypeError) as err:
+            raise StateCorruptError(f"the state's record of {address} is damaged ({type(err).__name__}: {err}); the "
+                                    f"rest is intact: `mlspec state rm {address}` forgets it, and the next apply "
+                                    "makes it anew") from None
+
 
 @dataclass(frozen=True, slots=True)
 class StateMeta:

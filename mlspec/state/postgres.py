@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlspec.audit.log import GENESIS, AuditLog, digest
 from mlspec.errors import StateCorruptError, StateError, StateLockedError, StateMissingError
-from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMeta, Status, now
+from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMeta, now
 
 if TYPE_CHECKING:
     import psycopg
@@ -137,17 +137,13 @@ class PostgresStateStore:
         return json.loads(row[0]) if row else None
 
     def registry(self) -> dict[str, Entry]:
-        from mlspec.registry import Entry
+        from mlspec.registry import from_rows
 
-        versions: dict[str, list[dict[str, Any]]] = {}
-        moves: dict[str, list[dict[str, Any]]] = {}
-        for address, record in self._db.execute("SELECT address, record FROM mlspec_registry_versions WHERE key = %s "
-                                                "ORDER BY address, version", (self.key,)):
-            versions.setdefault(address, []).append(json.loads(record))
-        for address, move in self._db.execute("SELECT address, move FROM mlspec_registry_moves WHERE key = %s "
-                                              "ORDER BY address, seq", (self.key,)):
-            moves.setdefault(address, []).append(json.loads(move))
-        return {a: Entry.from_rows(versions.get(a, []), moves.get(a, [])) for a in sorted(set(versions) | set(moves))}
+        return from_rows(
+            self._db.execute("SELECT address, record FROM mlspec_registry_versions WHERE key = %s ORDER BY address, "
+                             "version", (self.key,)).fetchall(),
+            self._db.execute("SELECT address, move FROM mlspec_registry_moves WHERE key = %s ORDER BY address, seq",
+                             (self.key,)).fetchall())
 
     def audit_head(self) -> dict[str, Any] | None:
         head = self.note("audit_head")
@@ -326,13 +322,7 @@ class PostgresStateStore:
 
 
 def _entry(row: tuple[Any, ...]) -> ResourceState:
-    address, fingerprint, spec, outputs, status, created, updated, commit = row
-    try:
-        return ResourceState(address, fingerprint, json.loads(spec), json.loads(outputs), Status(status),
-                             created, updated, commit)
-    except (ValueError, TypeError) as err:
-        raise StateCorruptError(f"the state's record of {address} is damaged ({type(err).__name__}: {err}); "
-                                f"`mlspec state rm {address}` forgets it") from None
+    return ResourceState.from_row(row)
 
 
 def _one(row: Any) -> Any:
