@@ -309,8 +309,11 @@ def _logs(workdir: Path, address: str) -> Path:
 
 
 def _tail(path: Path, size: int = 64 * 1024) -> str:
-    """The end of a log, whatever its length: only the tail is ever read back."""
+    """The end of a log, whatever its length: only the tail is ever read back (an empty one, the
+    usual case of a quiet command, costs a stat)."""
     try:
+        if os.stat(path).st_size == 0:
+            return ""
         with open(path, "rb") as fh:
             fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
             return fh.read().decode(errors="replace")
