@@ -39,7 +39,7 @@ from mlspec.sdk import (
     listing_digest,
     paths,
 )
-from mlspec_data.sources import DataError, DatasetReader, count_rows, resolve, shown
+from mlspec_data.sources import DataError, DatasetReader, count_rows, repo_path, resolve
 
 __version__ = "0.1.0"
 ROWS = "rows"  # the inputs key carrying the row count, so a plan can say how many rows came or went
@@ -69,8 +69,8 @@ class DatasetPlugin:
         if produced:  # an upstream task writes it: its fingerprint stands for these bytes
             return {f"written by {address}": "" for address in sorted(set(produced.values()))}
         files = resolve(context.workdir, spec.source.path, resource.address, _outside(context.outside))
-        out = {shown(f, context.workdir): context.digests.file(f) for f in files}
-        out[ROWS] = str(sum(_rows(f, out[shown(f, context.workdir)], spec.source, context.workdir)
+        out = {repo_path(f, context.workdir): context.digests.file(f) for f in files}
+        out[ROWS] = str(sum(_rows(f, out[repo_path(f, context.workdir)], spec.source, context.workdir)
                             for f in files))
         return out
 
@@ -99,7 +99,7 @@ class DatasetPlugin:
         address, workdir = resource.address, step.workdir
         files = resolve(workdir, spec.source.path, address, _outside(step.outside))
         with FileDigests(workdir / ".mlspec" / "cache" / "digests.db") as digests:
-            sources = {shown(f, workdir): digests.file(f) for f in files}
+            sources = {repo_path(f, workdir): digests.file(f) for f in files}
         version = _version(sources)
         splits = spec.splits
         from mlspec_data.quality import Inspector

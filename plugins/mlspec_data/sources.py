@@ -51,7 +51,7 @@ def resolve(workdir: Path, paths: str | list[str], address: str, allowed: tuple[
         for match in matches:
             real = match.resolve()
             if not any(real == root or root in real.parents for root in inside):
-                raise DataError(f"{address}: `{shown(match, workdir)}` resolves outside the spec repo ({real})")
+                raise DataError(f"{address}: `{repo_path(match, workdir)}` resolves outside the spec repo ({real})")
             found.append(match)
     return sorted(dict.fromkeys(found))
 
@@ -61,7 +61,7 @@ def _allowed(path: Path, outside: tuple[Path, ...]) -> bool:
     return any(normal == root or root in normal.parents for root in outside)
 
 
-def shown(path: Path, workdir: Path) -> str:
+def repo_path(path: Path, workdir: Path) -> str:
     """A source file as state and messages name it: relative to the repo, or absolute when it lies in a
     directory mlspec.yaml's `paths.outside` allows."""
     try:
@@ -146,7 +146,7 @@ class DatasetReader:
         self.schema = self._unify()
 
     def rel(self, path: Path) -> str:
-        return shown(path, self.workdir)
+        return repo_path(path, self.workdir)
 
     def read(self, path: Path) -> Iterator[pa.RecordBatch]:
         source = self.source
