@@ -36,6 +36,7 @@ class ArtifactStore:
         self.root = root
         self.remote = "://" in url and not url.startswith("file://")
         self.base = url.rstrip("/") if self.remote else str((root / url.removeprefix("file://")).resolve())
+        self._listed: set[str] | None = None  # the remote store's keys, listed once per store
 
     def put(self, path: Path, suffix: str = "") -> Artifact:
         """Store a finished local file under its digest (moved, not copied, when the store is local)."""
@@ -44,8 +45,8 @@ class ArtifactStore:
         rel = f"sha256/{digest[:2]}/{digest}{suffix}"
         if self.remote:
             fs, target = self._fs(f"{self.base}/{rel}")
-            if not fs.exists(target):
-                fs.put_file(str(path), target)
+            if not fs.exists(target):  # content-addressed: what is there already is these bytes
+                _retried(lambda: fs.put_file(str(path), target), f"upload {path.name} to {self.base}")
             path.unlink(missing_ok=True)
             return Artifact(f"{self.base}/{rel}", digest, size)
         target_path = Path(self.base) / rel
@@ -81,8 +82,23 @@ class ArtifactStore:
         return self.path(uri).exists()
 
     def missing(self, named: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        """The names, in order, whose artifact ({"uri": ...}) is no longer in the store: refresh's drift."""
-        return [name for name, artifact in named.items() if not self.exists(artifact["uri"])]
+        """The names, in order, whose artifact ({"uri": ...}) is no longer in the store: refresh's drift.
+        On object storage the store is listed once (a LIST per thousand keys) rather than asked once
+        per artifact (a HEAD each): a refresh of thousands of artifacts stays one or two requests."""
+        if not self.remote:
+            return [name for name, artifact in named.items() if not self.exists(artifact["uri"])]
+        listed = self._listing()
+        return [name for name, artifact in named.items() if self._fs(artifact["uri"])[1] not in listed]
+
+    def _listing(self) -> set[str]:
+        if self._listed is None:
+            fs, base = self._fs(self.base)
+            fs.invalidate_cache()  # fsspec keeps listings per process: a refresh must see the store as it is
+            try:
+                self._listed = {str(key) for key in fs.find(base)}
+            except FileNotFoundError:
+                self._listed = set()
+        return self._listed
 
     def local(self, artifact: Artifact | dict[str, Any], scratch: Path) -> Path:
         """A local path holding the artifact's bytes, verified against its digest."""
@@ -91,7 +107,10 @@ class ArtifactStore:
         if self.remote:
             fs, target = self._fs(uri)
             path = scratch / digest
-            fs.get_file(target, str(path))
+            try:
+                _retried(lambda: fs.get_file(target, str(path)), f"download {uri}")
+            except FileNotFoundError:
+                raise ArtifactError(f"artifact {uri} is missing from the store") from None
         else:
             path = self.path(uri)
         if not path.exists():
@@ -108,3 +127,22 @@ class ArtifactStore:
                                 "filesystem's package, e.g. s3fs)") from None
         fs, target = fsspec.core.url_to_fs(uri)
         return fs, target
+
+
+RETRIES = (0.5, 2.0, 8.0)  # seconds between attempts at a request the object store failed
+
+
+def _retried(call: Any, what: str) -> None:
+    """Object stores fail transiently (a 503, a reset connection): retry with backoff, then say what."""
+    import time
+
+    for delay in (*RETRIES, None):
+        try:
+            call()
+            return
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            if delay is None:
+                raise ArtifactError(f"cannot {what}: {err} (after {len(RETRIES) + 1} attempts)") from None
+            time.sleep(delay)
