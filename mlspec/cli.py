@@ -124,17 +124,20 @@ def schema(directory: Path, check: bool, kind: str | None, fmt: str) -> int:
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.option("--install", metavar="REQUIREMENT",
+              help="What CI installs mlspec from (default: where this mlspec came from, pinned).")
 @format_option("text", "json")
-def init(directory: Path, force: bool, fmt: str) -> int:
+def init(directory: Path, force: bool, install: str | None, fmt: str) -> int:
     """Scaffold a spec repo: mlspec.yaml, example specs, schemas, pre-commit and CI.
 
     \b
-    Example:
+    Examples:
       mlspec init my-specs
+      mlspec init my-specs --install "mlspec[torch] @ git+https://github.com/acme/mlspec@v0.1.0"
     """
     from mlspec.commands.init import run
 
-    return run(directory, force=force, fmt=fmt)
+    return run(directory, force=force, fmt=fmt, install=install)
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlspec import __version__
 from mlspec.errors import MlspecError
 
 PROJECT_FILE = """\
@@ -92,6 +93,10 @@ def _template(name: str) -> str:
 GITIGNORE = """\
 # mlspec's local state, caches and artifacts
 .mlspec/
+# what the CI plan job writes
+plan.md
+plan.err
+plan.code
 """
 
 
@@ -101,7 +106,51 @@ class Created:
     skipped: bool
 
 
-def init(directory: Path, *, force: bool = False) -> list[Created]:
+EXTRAS = "torch,postgres,s3"  # what a team's CI needs: training, shared state, shared artifacts
+EXAMPLE_INSTALL = f"mlspec[{EXTRAS}] @ git+https://github.com/YOUR-ORG/mlspec@v{__version__}"
+
+
+def install_requirement(extras: str = EXTRAS) -> str:
+    """What installs this very mlspec on a CI runner, with `extras`: a direct reference (PEP 440 `@`),
+    since the name `mlspec` alone on the package index is another project. Read from how this copy
+    was installed (PEP 610's direct_url.json): a git install pins its commit; a local checkout pins
+    its origin and HEAD; otherwise the example, for the team to point at where it keeps mlspec."""
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        raw = distribution("mlspec").read_text("direct_url.json")
+    except PackageNotFoundError:
+        raw = None
+    info = json.loads(raw) if raw else {}
+    vcs = info.get("vcs_info") or {}
+    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return f"mlspec[{extras}] @ git+{info['url']}@{vcs['commit_id']}"
+    if "archive_info" in info and str(info.get("url", "")).startswith(("https://", "http://")):
+        return f"mlspec[{extras}] @ {info['url']}"
+    url = str(info.get("url", ""))
+    if url.startswith("file://"):
+        found = _origin_of(Path(url.removeprefix("file://")))
+        if found is not None:
+            return f"mlspec[{extras}] @ git+{found[0]}@{found[1]}"
+    return EXAMPLE_INSTALL.replace(f"[{EXTRAS}]", f"[{extras}]")
+
+
+def _origin_of(checkout: Path) -> tuple[str, str] | None:
+    """(origin URL, HEAD commit) of a local checkout whose origin a runner can reach (https or ssh)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    origin, head = git("remote", "get-url", "origin"), git("rev-parse", "HEAD")
+    if origin.startswith(("https://", "ssh://", "git@")) and head:
+        return origin.removesuffix(".git") + ".git", head
+    return None
+
+
+def init(directory: Path, *, force: bool = False, install: str | None = None) -> list[Created]:
     from mlspec import schemas
 
     if directory.exists() and not directory.is_dir():
@@ -111,7 +160,8 @@ def init(directory: Path, *, force: bool = False) -> list[Created]:
         "specs/reviews.dataset.yaml": DATASET,
         "specs/sentiment.model.yaml": MODEL,
         ".pre-commit-config.yaml": PRE_COMMIT,
-        ".github/workflows/mlspec.yml": _template("github-actions.yml"),
+        ".github/workflows/mlspec.yml": _template("github-actions.yml").replace(
+            "__MLSPEC_INSTALL__", install or install_requirement()),
         ".gitignore": GITIGNORE,
     }
     files.update({f"schemas/{name}": schemas.dumps(schema) for name, schema in schemas.generate().items()})

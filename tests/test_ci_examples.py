@@ -30,9 +30,10 @@ def clone(tmp_path: Path) -> Path:
     git(seed, "init", "-q", "-b", "main")
     git(seed, "config", "user.email", "dev@example.com")
     git(seed, "config", "user.name", "Dev")
-    (seed / ".gitignore").write_text(".mlspec/\nplan.md\n")
+    (seed / ".gitignore").write_text(".mlspec/\nplan.md\nplan.err\nplan.code\n")
     (seed / "mlspec.yaml").write_text('specs: ["specs/**/*.yaml"]\n')
     (seed / "specs" / "a.yaml").write_text(TASK.format(name="a", lr=0.1))
+    subprocess.run([str(Path(MLSPEC_BIN) / "mlspec"), "-C", str(seed), "schema"], check=True, capture_output=True)
     git(seed, "add", "-A")
     git(seed, "commit", "-qm", "main")
     origin = tmp_path / "origin.git"
@@ -62,27 +63,43 @@ def load(name: str) -> Any:
     return YAML(typ="safe").load((REPO / "examples" / "ci" / name).read_text())
 
 
+def shell_steps(job: dict[str, Any]) -> list[str]:
+    """The job's `run` steps as a runner would run them, but for installing (this mlspec is installed)."""
+    return [s["run"] for s in job["steps"] if "run" in s and "pip install" not in s["run"]
+            and s.get("name") != "verdict"]
+
+
 def test_the_github_plan_job_comments_a_plan_of_the_branch(clone: Path, tmp_path: Path) -> None:
     workflow = load("github-actions.yml")
-    steps = [s["run"] for s in workflow["jobs"]["plan"]["steps"] if "run" in s and "pip install" not in s["run"]]
-    outputs = tmp_path / "github-output"
-    for script in steps:
-        done = run_script(script.replace("${{ github.base_ref }}", "main"), clone, env(GITHUB_OUTPUT=str(outputs)))
+    outputs, summary = tmp_path / "github-output", tmp_path / "summary.md"
+    for script in shell_steps(workflow["jobs"]["plan"]):
+        done = run_script(script.replace("${{ github.base_ref }}", "main"), clone,
+                          env(GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary)))
         assert done.returncode == 0, done.stderr
     plan = (clone / "plan.md").read_text()
     assert "Spec changes from origin/main" in plan and "`Task/b`" in plan and "`spec.params.lr`" in plan
-    assert "Plan: 2 to create" in plan
-    assert outputs.read_text().strip() == "changes=true"
+    assert "Plan: 2 to create" in plan and summary.read_text() == plan  # a fork's pull request reads it there
+    assert outputs.read_text().split() == ["code=2", "changes=true"]
+    comment = next(s for s in workflow["jobs"]["plan"]["steps"] if s.get("name") == "comment")
+    assert "updateComment" in comment["with"]["script"] and "head.repo.full_name" in comment["if"]
     assert git(clone, "status", "--porcelain") == ""  # nothing checked out or written but ignored files
 
 
-def test_the_github_plan_job_fails_on_invalid_specs(clone: Path, tmp_path: Path) -> None:
+def test_the_github_plan_job_reports_invalid_specs_then_fails(clone: Path, tmp_path: Path) -> None:
+    """The comment says what is wrong (it is posted whatever the plan's verdict); the verdict fails the job."""
     broken = "apiVersion: mlspec/v1\nkind: Task\nmetadata: {name: b}\nspec: {cmnd: []}\n"
     (clone / "specs" / "b.yaml").write_text(broken)
-    workflow = load("github-actions.yml")
-    plan = next(s["run"] for s in workflow["jobs"]["plan"]["steps"] if s.get("name") == "plan")
-    done = run_script(plan.replace("${{ github.base_ref }}", "main"), clone, env(GITHUB_OUTPUT=str(tmp_path / "o")))
-    assert done.returncode == 1 and "MLS101" in done.stderr
+    job = load("github-actions.yml")["jobs"]["plan"]
+    plan = next(s["run"] for s in job["steps"] if s.get("name") == "plan")
+    outputs = tmp_path / "o"
+    done = run_script(plan.replace("${{ github.base_ref }}", "main"), clone,
+                      env(GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(tmp_path / "s")))
+    assert done.returncode == 0, done.stderr
+    text = (clone / "plan.md").read_text()
+    assert text.startswith("### mlspec plan failed") and "MLS101" in text
+    assert "code=1" in outputs.read_text()
+    verdict = next(s for s in job["steps"] if s.get("name") == "verdict")
+    assert verdict["if"] == "steps.plan.outputs.code == '1'" and verdict["run"] == "exit 1"
 
 
 def test_the_github_apply_job_applies_main_one_at_a_time(clone: Path) -> None:
@@ -92,7 +109,8 @@ def test_the_github_apply_job_applies_main_one_at_a_time(clone: Path) -> None:
     assert any(s.get("with", {}).get("fetch-depth") == 0 for s in job["steps"])
     git(clone, "checkout", "-q", "main")
     git(clone, "merge", "-q", "--ff-only", "feature")
-    for script in [s["run"] for s in job["steps"] if "run" in s and "pip install" not in s["run"]]:
+    assert job["environment"] == "production"  # an approval gate, where reviewers are required
+    for script in shell_steps(job):
         done = run_script(script, clone, env())
         assert done.returncode == 0, done.stderr
     again = run_script("mlspec plan --detailed-exitcode", clone, env())
@@ -106,16 +124,27 @@ def test_the_gitlab_plan_job_runs_as_written(clone: Path) -> None:
     done = run_script(script, clone, env(CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main"))
     assert done.returncode == 0, done.stderr
     assert "Plan: 2 to create" in (clone / "plan.md").read_text()
+    assert "MLSPEC_GITLAB_TOKEN" in script and "<!-- mlspec-plan -->" in script  # a sticky note, when it may post
 
 
-def test_mlspec_init_writes_the_github_workflow(tmp_path: Path) -> None:
+def test_mlspec_init_writes_the_github_workflow_installing_this_mlspec(tmp_path: Path) -> None:
     from mlspec.cli import main
+    from mlspec.scaffold import EXAMPLE_INSTALL
 
-    assert main(["init", str(tmp_path / "repo")]) == 0
+    wanted = "mlspec[torch] @ git+https://github.com/acme/mlspec@0123abc"
+    assert main(["init", str(tmp_path / "repo"), "--install", wanted]) == 0
     written = (tmp_path / "repo" / ".github" / "workflows" / "mlspec.yml").read_text()
-    assert written == (REPO / "examples" / "ci" / "github-actions.yml").read_text()
+    example = (REPO / "examples" / "ci" / "github-actions.yml").read_text()
+    assert written == example.replace(EXAMPLE_INSTALL, wanted)
+    assert main(["init", str(tmp_path / "default")]) == 0  # by default: where this mlspec came from
+    line = next(x for x in (tmp_path / "default" / ".github" / "workflows" / "mlspec.yml").read_text().splitlines()
+                if "MLSPEC_INSTALL:" in x)
+    assert " @ " in line, "a direct reference: the bare name `mlspec` on the index is another project"
 
 
-def test_examples_are_valid_yaml() -> None:
-    for name in ("github-actions.yml", "gitlab-ci.yml"):
-        assert isinstance(load(name), dict)
+@pytest.mark.parametrize(("name", "schema"), [("github-actions.yml", "vendor.github-workflows"),
+                                              ("gitlab-ci.yml", "vendor.gitlab-ci")])
+def test_examples_pass_check_jsonschemas_bundled_ci_schemas(name: str, schema: str) -> None:
+    done = subprocess.run([str(Path(MLSPEC_BIN) / "check-jsonschema"), "--builtin-schema", schema,
+                           str(REPO / "examples" / "ci" / name)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

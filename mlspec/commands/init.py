@@ -9,8 +9,8 @@ from mlspec.errors import EXIT_OK
 from mlspec.scaffold import init
 
 
-def run(directory: Path, *, force: bool, fmt: str) -> int:
-    created = init(directory, force=force)
+def run(directory: Path, *, force: bool, fmt: str, install: str | None = None) -> int:
+    created = init(directory, force=force, install=install)
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", "files": [
             {"path": str(c.path), "skipped": c.skipped} for c in created]}, indent=2))
