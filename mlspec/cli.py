@@ -343,6 +343,25 @@ def state_rm(addresses: tuple[str, ...], lock_timeout: float) -> int:
     return run_rm(addresses, lock_timeout)
 
 
+@state.command("migrate")
+@click.option("--to", "to", required=True, metavar="URL",
+              help="postgresql://… (or ${env:NAME}), or a path for a local state file.")
+@click.option("--key", help="The state's name in a shared database (default: mlspec.yaml's state.key, or the "
+              "directory's name).")
+@lock_timeout_option
+@format_option("text", "json")
+def state_migrate(to: str, key: str | None, lock_timeout: float, fmt: str) -> int:
+    """Copy the state (lineage, serial, records, registry, audit chain) into another backend, verified.
+
+    \b
+    Example:
+      mlspec state migrate --to '${env:MLSPEC_STATE_URL}' --key sentiment-specs
+    """
+    from mlspec.commands.state import run_migrate
+
+    return run_migrate(to, key, lock_timeout, fmt)
+
+
 @state.command("mv")
 @click.argument("source")
 @click.argument("destination")

@@ -91,3 +91,17 @@ def run_force_unlock(lock_id: str) -> int:
 
 def audit_edit(store: StateStore, event: str, fields: dict[str, object]) -> None:
     record_edit(store, load_project().root, event, dict(fields))
+
+
+def run_migrate(to: str, key: str | None, lock_timeout: float, fmt: str) -> int:
+    from mlspec.engine.edits import migrate_state
+
+    moved = migrate_state(to, key=key, lock_timeout=lock_timeout)
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", **moved.to_json()}, indent=2))
+        return EXIT_OK
+    click.echo(f"copied {moved.resources} resource(s), {moved.registered} registry entr"
+               f"{'y' if moved.registered == 1 else 'ies'} and {moved.audit} audit entries to {moved.destination} "
+               f"(lineage {moved.lineage[:12]}, serial {moved.serial}), verified.")
+    click.echo("Point mlspec.yaml's `state:` at it, then `mlspec plan` should say No changes.")
+    return EXIT_OK

@@ -1,4 +1,5 @@
-"""Edits of the registry by hand: `mlspec promote` and `mlspec rollback`, as library calls.
+"""Edits of state by hand, as library calls: `mlspec promote` and `mlspec rollback` (the registry) and
+`mlspec state migrate` (the whole state, to another backend).
 
 Any resource whose plugin registers versions has a registry (Models today, Prompts next). A move
 takes the state lock, appends the alias move, rewrites the resource's outputs to name its new
@@ -17,7 +18,7 @@ from typing import Any
 from mlspec import registry
 from mlspec.address import Address
 from mlspec.engine.session import record_edit, writing_state
-from mlspec.errors import RegistryError, StateMissingError
+from mlspec.errors import RegistryError, StateError, StateMissingError
 from mlspec.registry import CHAMPION, Entry
 from mlspec.state.model import ResourceState, now
 
@@ -116,3 +117,59 @@ def _move(text: str, lock_timeout: float, root: Path | None, choose: Callable[[E
                     {"address": address, "alias": alias, "from": before, "to": number, "serial": serial,
                      **({"reason": reason} if reason else {}), **({"forced": True} if forced else {})})
     return AliasMove(address, alias, before, number, serial)
+
+
+@dataclass(frozen=True)
+class Migrated:
+    destination: str
+    resources: int
+    registered: int
+    audit: int
+    lineage: str
+    serial: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"destination": self.destination, "resources": self.resources, "registered": self.registered,
+                "audit_entries": self.audit, "lineage": self.lineage, "serial": self.serial}
+
+
+def migrate_state(to: str, *, key: str | None = None, lock_timeout: float = 0.0,
+                  root: Path | None = None) -> Migrated:
+    """Copy the project's state into another backend (`postgresql://…`, or a path for the local
+    one), both locked, verified by comparing snapshots; the copy records the move in its audit chain.
+    mlspec.yaml is left for the user to point at the new backend."""
+    from mlspec.project import load_project
+    from mlspec.state.snapshot import copy
+
+    project = load_project(root)
+    destination, shown = _destination(to, key or str(project.setting("state", "key") or project.root.name),
+                                      project.root)
+    try:
+        with writing_state(project) as source:
+            if source.meta().lineage == destination.meta().lineage:
+                raise StateError(f"{shown} holds this very state already (lineage {source.meta().lineage[:12]}): "
+                                 "nothing to migrate")
+        with writing_state(project) as source, source.lock("state migrate", timeout=lock_timeout), \
+                destination.lock("state migrate", timeout=lock_timeout):
+            found = copy(source, destination)
+            record_edit(destination, project.root, "state.migrated",
+                        {"to": shown, "lineage": found.lineage, "serial": found.serial})
+    finally:
+        destination.close()
+    return Migrated(shown, len(found.resources), len(found.registry), len(found.audit), found.lineage, found.serial)
+
+
+def _destination(to: str, key: str, root: Path) -> tuple[Any, str]:
+    import os
+
+    from mlspec.masking import ENV_REF
+
+    resolved = ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), to)
+    if resolved.startswith(("postgres://", "postgresql://")) or "host=" in resolved:
+        from mlspec.state.postgres import PostgresStateStore
+
+        return PostgresStateStore(resolved, key), f"postgres state `{key}`"
+    from mlspec.state.local import LocalStateStore
+
+    path = Path(resolved) if os.path.isabs(resolved) else root / resolved
+    return LocalStateStore(path, audit=path.parent / "audit" / "log.jsonl"), str(path)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mlspec.audit.log import AuditLog
     from mlspec.project import Project
     from mlspec.registry import Entry, RegistryWrite
+    from mlspec.state.snapshot import Snapshot
 
 
 class StateReader(Protocol):
@@ -75,6 +76,11 @@ class StateStore(StateReader, Protocol):
 
     def set_note(self, name: str, value: Any) -> None:
         """Under the lock. Notes are not resources: setting one does not move the serial."""
+        ...
+
+    def load(self, snapshot: Snapshot) -> None:
+        """Become exactly `snapshot` (lineage, serial, records, registry, audit chain): a migration's
+        destination, empty before; under the lock, in one transaction where the backend has them."""
         ...
 
     def remove(self, address: str) -> int: ...

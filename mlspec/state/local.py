@@ -37,6 +37,7 @@ from mlspec.state.model import FORMAT_VERSION, LockInfo, ResourceState, StateMet
 if TYPE_CHECKING:
     from mlspec.audit.log import AuditLog
     from mlspec.registry import Entry, RegistryWrite
+    from mlspec.state.snapshot import Snapshot
 
 _SCHEMA = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -331,6 +332,31 @@ class LocalStateStore:
             self._unsynced_since = time.monotonic()
             self._flush_later()
         return serial
+
+    def load(self, snapshot: Snapshot) -> None:
+        """The audit chain's file first (whole, renamed into place), then every row in one transaction."""
+        from mlspec.registry import RegistryWrite
+
+        self._sync_mode(True)
+        if snapshot.audit:
+            self.audit_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.audit_path.with_name(f".{self.audit_path.name}.{os.getpid()}.loading")
+            tmp.write_bytes(b"".join(snapshot.audit))
+            os.replace(tmp, self.audit_path)
+        with self._write() as db:
+            for table in ("resources", "registry_versions", "registry_moves"):
+                db.execute(f"DELETE FROM {table}")
+            for r in snapshot.resources:
+                db.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (r.address, r.fingerprint, _dumps(r.spec), _dumps(r.outputs), r.status.value,
+                            r.created_at, r.updated_at, r.commit))
+            for address, entry in snapshot.registry.items():
+                _register(db, RegistryWrite(address, tuple(entry.versions), tuple(entry.history)))
+            db.execute("UPDATE meta SET value = ? WHERE name = 'lineage'", (snapshot.lineage,))
+            db.execute("UPDATE meta SET value = ? WHERE name = 'serial'", (str(snapshot.serial),))
+            for name, value in (("audit_head", snapshot.audit_head), ("last_apply", snapshot.last_apply)):
+                if value is not None:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"note:{name}", _dumps(value)))
 
     def register(self, write: RegistryWrite) -> None:
         self._sync_mode(True)

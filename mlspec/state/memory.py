@@ -16,6 +16,7 @@ from mlspec.state.model import LockInfo, ResourceState, StateMeta, now
 if TYPE_CHECKING:
     from mlspec.audit.log import AuditLog
     from mlspec.registry import Entry, RegistryWrite
+    from mlspec.state.snapshot import Snapshot
 
 
 class MemoryStateStore:
@@ -26,6 +27,8 @@ class MemoryStateStore:
         self._notes: dict[str, Any] = {}
         self._registry: dict[str, Entry] = {}
         self.audit: list[dict[str, Any]] = []  # the audit entries appended, in order
+        self._loaded: list[bytes] | None = None  # a chain loaded whole (a migration's destination)
+        self._head: dict[str, Any] | None = None
         self._lock: LockInfo | None = None
         self._mutex = threading.Lock()
 
@@ -57,6 +60,8 @@ class MemoryStateStore:
             self._registry[write.address] = write.applied_to(self._registry.get(write.address))
 
     def audit_head(self) -> dict[str, Any] | None:
+        if self._head is not None:
+            return dict(self._head)
         return dict(self.audit[-1]["head"]) if self.audit else None
 
     def audit_log(self) -> AuditLog:
@@ -64,13 +69,27 @@ class MemoryStateStore:
 
         from mlspec.audit.log import LinesLog
 
-        return LinesLog([json.dumps(e, default=str).encode() + b"\n" for e in self.audit], "memory")
+        lines = self._loaded if self._loaded is not None else [
+            json.dumps(e, default=str).encode() + b"\n" for e in self.audit]
+        return LinesLog(list(lines), "memory")
+
+    def load(self, snapshot: Snapshot) -> None:
+        with self._mutex:
+            self._require_lock()
+            self._lineage, self._serial = snapshot.lineage, snapshot.serial
+            self._entries = {r.address: r for r in snapshot.resources}
+            self._registry = dict(snapshot.registry)
+            self._loaded = list(snapshot.audit)
+            self._head = snapshot.audit_head
+            if snapshot.last_apply is not None:
+                self._notes["last_apply"] = snapshot.last_apply
 
     def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         with self._mutex:
             self._require_lock()
             head = {"seq": len(self.audit) + 1, "hash": uuid.uuid4().hex}
             self.audit.append({"event": event, **fields, "head": head})
+            self._head = None
             return head
 
     def lock_info(self) -> LockInfo | None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from mlspec.registry import Entry, RegistryWrite
+    from mlspec.state.snapshot import Snapshot
 
 SCHEMA_VERSION = 1
 NAMESPACE = zlib.crc32(b"mlspec.state") & 0x7FFFFFFF  # the advisory locks' first key: mlspec's, no one else's
@@ -230,6 +231,30 @@ class PostgresStateStore:
     def register(self, write: RegistryWrite) -> None:
         with self._write() as db:
             self._register(db, write)
+
+    def load(self, snapshot: Snapshot) -> None:
+        from mlspec.registry import RegistryWrite
+
+        with self._write() as db:
+            for table in ("mlspec_resources", "mlspec_registry_versions", "mlspec_registry_moves", "mlspec_audit"):
+                db.execute(f"DELETE FROM {table} WHERE key = %s", (self.key,))
+            for r in snapshot.resources:
+                db.execute(f"INSERT INTO mlspec_resources (key, {_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+                           "%s)", (self.key, r.address, r.fingerprint, _dumps(r.spec), _dumps(r.outputs),
+                                   r.status.value, r.created_at, r.updated_at, r.commit))
+            for address, entry in snapshot.registry.items():
+                self._register(db, RegistryWrite(address, tuple(entry.versions), tuple(entry.history)))
+            for seq, line in enumerate(snapshot.audit, 1):
+                db.execute("INSERT INTO mlspec_audit VALUES (%s, %s, %s)",
+                           (self.key, seq, line.decode().rstrip("\n")))
+            db.execute("UPDATE mlspec_meta SET value = %s WHERE key = %s AND name = 'lineage'",
+                       (snapshot.lineage, self.key))
+            db.execute("UPDATE mlspec_meta SET value = %s WHERE key = %s AND name = 'serial'",
+                       (str(snapshot.serial), self.key))
+            for name, value in (("audit_head", snapshot.audit_head), ("last_apply", snapshot.last_apply)):
+                if value is not None:
+                    db.execute("INSERT INTO mlspec_meta VALUES (%s, %s, %s) ON CONFLICT (key, name) DO UPDATE SET "
+                               "value = excluded.value", (self.key, f"note:{name}", _dumps(value)))
 
     def append_audit(self, event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The chain in one table: the last line read under a row lock, the next appended, the head

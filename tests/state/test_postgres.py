@@ -117,3 +117,28 @@ def test_a_database_that_cannot_be_reached_is_a_clear_error_without_the_password
         result = mlspec(root, *command)
         assert result.code == 1 and "cannot connect to the state database" in result.err, result.output
         assert "hunter2-db-pass" not in result.output
+
+
+def test_state_migrates_to_postgres_and_back_verified(
+    url: str, project: Callable[..., Path], mlspec: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lineage, serial, records and the audit chain move; on the new backend the plan has nothing to do."""
+    monkeypatch.setenv("MLSPEC_STATE_URL", url)
+    root = project({"specs/a.yaml": TASK.replace("LR", "0.1")}, config="specs: ['specs/**/*.yaml']\n")
+    assert mlspec(root, "apply", "-y").code == 0
+    before = mlspec(root, "state", "list", "--format", "json").json()
+    key = f"moved-{uuid.uuid4().hex[:8]}"
+    moved = mlspec(root, "state", "migrate", "--to", "${env:MLSPEC_STATE_URL}", "--key", key, "--format", "json")
+    assert moved.code == 0, moved.output
+    assert moved.json()["resources"] == 1 and moved.json()["lineage"] == before["lineage"]
+    (root / "mlspec.yaml").write_text(CONFIG.replace("KEY", key))
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    after = mlspec(root, "state", "list", "--format", "json").json()
+    assert (after["lineage"], after["serial"]) == (before["lineage"], before["serial"])
+    verified = mlspec(root, "audit", "verify")
+    assert verified.code == 0 and "ok: 3 entries" in verified.out, verified.output  # + state.migrated
+    again = mlspec(root, "state", "migrate", "--to", "${env:MLSPEC_STATE_URL}", "--key", key)
+    assert again.code == 1 and "holds this very state already" in again.err, again.output
+    back = mlspec(root, "state", "migrate", "--to", "back/state.db")
+    assert back.code == 0, back.output
+    assert (root / "back" / "state.db").is_file() and (root / "back" / "audit" / "log.jsonl").is_file()

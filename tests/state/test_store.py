@@ -435,3 +435,26 @@ def test_a_full_disk_is_a_clear_error_and_the_lock_is_released(tmp_path: Path) -
             assert [e.address for e in again.list()] == ["Task/a"]
     finally:
         again.close()
+
+
+def test_a_snapshot_copies_whole_into_an_empty_store_only(tmp_path: Path) -> None:
+    from mlspec import registry
+    from mlspec.state.snapshot import copy, take
+
+    source = LocalStateStore(tmp_path / "a" / "state.db")
+    write, outputs = registry.registered(None, "Model/m", {"digest": "w1"}, ("champion",), {}, "f1", None)
+    with source.lock("apply"):
+        source.commit(ResourceState("Model/m", "f1", {}, outputs), registry=write)
+        source.append_audit("apply.finished", {"ok": True})
+    target, full = MemoryStateStore(), LocalStateStore(tmp_path / "b" / "state.db")
+    try:
+        with target.lock("migrate"):
+            copied = copy(source, target)
+        assert take(target).to_json() == copied.to_json() == take(source).to_json()
+        with full.lock("apply"):
+            full.commit(entry("Task/x"))
+            with pytest.raises(StateError, match="holds a state already"):
+                copy(source, full)
+    finally:
+        source.close()
+        full.close()
