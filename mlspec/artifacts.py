@@ -38,8 +38,9 @@ class ArtifactStore:
         self.base = url.rstrip("/") if self.remote else str((root / url.removeprefix("file://")).resolve())
         self._listed: set[str] | None = None  # the remote store's keys, listed once per store
 
-    def put(self, path: Path, suffix: str = "") -> Artifact:
-        """Store a finished local file under its digest (moved, not copied, when the store is local)."""
+    def put(self, path: Path, suffix: str = "", *, keep: bool = False) -> Artifact:
+        """Store a finished local file under its digest: moved into a local store, unless `keep` (a
+        file that must stay where it is, a Task's out), then copied."""
         digest = sha256_file(path)
         size = path.stat().st_size
         rel = f"sha256/{digest[:2]}/{digest}{suffix}"
@@ -47,20 +48,28 @@ class ArtifactStore:
             fs, target = self._fs(f"{self.base}/{rel}")
             if not fs.exists(target):  # content-addressed: what is there already is these bytes
                 _retried(lambda: fs.put_file(str(path), target), f"upload {path.name} to {self.base}")
-            path.unlink(missing_ok=True)
+            if not keep:
+                path.unlink(missing_ok=True)
             return Artifact(f"{self.base}/{rel}", digest, size)
         target_path = Path(self.base) / rel
         if target_path.exists() and target_path.stat().st_size == size:
-            path.unlink(missing_ok=True)  # the same bytes are stored already
+            if not keep:
+                path.unlink(missing_ok=True)  # the same bytes are stored already
         else:
             target_path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(path, target_path)
-            except OSError:  # another filesystem: copy beside, then rename into place
-                tmp = target_path.with_name(target_path.name + ".tmp")
+            moved = False
+            if not keep:
+                try:
+                    os.replace(path, target_path)
+                    moved = True
+                except OSError:
+                    pass  # another filesystem: copied below
+            if not moved:  # copy beside, then rename into place: readers never see part of it
+                tmp = target_path.with_name(f"{target_path.name}.{os.getpid()}.tmp")
                 shutil.copyfile(path, tmp)
                 os.replace(tmp, target_path)
-                path.unlink(missing_ok=True)
+                if not keep:
+                    path.unlink(missing_ok=True)
         return Artifact(self._name(target_path), digest, size)
 
     def _name(self, path: Path) -> str:
@@ -70,6 +79,31 @@ class ArtifactStore:
             return path.relative_to(self.root.resolve()).as_posix()
         except ValueError:
             return str(path)
+
+    def named(self, name: str) -> bytes | None:
+        """A small object kept under a name, not a digest (a run cache's index): its bytes, or None."""
+        if self.remote:
+            fs, target = self._fs(f"{self.base}/{name}")
+            try:
+                return bytes(fs.cat_file(target))
+            except FileNotFoundError:
+                return None
+        try:
+            return (Path(self.base) / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def set_named(self, name: str, data: bytes) -> None:
+        """Write a named object whole (a reader sees the old bytes or the new, never part of them)."""
+        if self.remote:
+            fs, target = self._fs(f"{self.base}/{name}")
+            _retried(lambda: fs.pipe_file(target, data), f"write {name} to {self.base}")
+            return
+        target_path = Path(self.base) / name
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target_path.with_name(f".{target_path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target_path)
 
     def path(self, uri: str) -> Path:
         """Where a local artifact's URI points (relative URIs are relative to the spec repo)."""

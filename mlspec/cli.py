@@ -287,6 +287,23 @@ def apply(plan_file: Path | None, targets: tuple[str, ...], replace: tuple[str, 
                settings=settings, auto_approve=auto_approve, style=_style())
 
 
+@cli.command()
+@click.argument("addresses", nargs=-1)
+@format_option("text", "json")
+def pull(addresses: tuple[str, ...], fmt: str) -> int:
+    """Write back, from the artifact store, the files applied resources wrote in the repo (a Task's
+    outs) that are missing here, as on a fresh clone. Without ADDRESSES, every resource's.
+
+    \b
+    Examples:
+      mlspec pull
+      mlspec pull Task/make-data
+    """
+    from mlspec.commands.state import run_pull
+
+    return run_pull(addresses, fmt)
+
+
 @cli.group()
 def state() -> None:
     """Inspect and edit the state (what mlspec last applied), like `terraform state`.

@@ -105,3 +105,17 @@ def run_migrate(to: str, key: str | None, lock_timeout: float, fmt: str) -> int:
                f"(lineage {moved.lineage[:12]}, serial {moved.serial}), verified.")
     click.echo("Point mlspec.yaml's `state:` at it, then `mlspec plan` should say No changes.")
     return EXIT_OK
+
+
+def run_pull(addresses: tuple[str, ...], fmt: str) -> int:
+    from mlspec.engine.session import pull
+
+    written = pull(addresses)
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "written": written}, indent=2))
+        return EXIT_OK
+    for address, found in written.items():
+        click.echo(f"{address}: wrote {', '.join(found)}")
+    if not written:
+        click.echo("nothing to pull: every file applied resources wrote is here")
+    return EXIT_OK

@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from mlspec import registry
+from mlspec.address import Address
 from mlspec.engine.executor import ApplyResult, Committed, Hooks, Outputs, execute, reason
 from mlspec.engine.planner import Planned, resource_of
 from mlspec.errors import PluginError, PolicyError, StalePlanError
@@ -146,6 +147,7 @@ class _Steps(Hooks):
         if step.action is Action.DELETE:
             self._destroy(plugin, step, inputs, before)
             return StepResult()
+        self._materialize_upstream(step)
         if step.action is Action.UPDATE and before is not None and before.fingerprint == step.fingerprint:
             # Metadata only: state changes, the live object does not, and nothing new reaches dependents.
             return StepResult({k: v for k, v in before.outputs.items() if k != registry.HELD})
@@ -158,6 +160,18 @@ class _Steps(Hooks):
             self._destroy(plugin, step, inputs, before)
             return made
         return self._apply(plugin, step, inputs, before)
+
+    def _materialize_upstream(self, step: Step) -> None:
+        """A step that runs may read files its upstreams wrote in the repo; on a fresh clone they are in
+        the artifact store only. Their plugins write them back first (only what is missing)."""
+        for upstream in self.planned.upstream.get(step.address, ()):
+            plugin = self.planned.plugins.get(Address(upstream).kind)
+            materialize = getattr(plugin, "materialize", None)
+            if plugin is None or materialize is None or not capabilities(plugin).writes_paths:
+                continue
+            outputs = self.live.get(upstream)
+            if outputs:
+                materialize(outputs, self.planned.specs.project.root, self.artifacts)
 
     def _check_servable(self, step: Step) -> None:
         """The plan checked this from state; a Model retrained in this very apply is checked here,

@@ -152,6 +152,34 @@ def lock_holder(root: Path | None = None) -> LockInfo | None:
         store.close()
 
 
+def pull(addresses: tuple[str, ...] = (), *, root: Path | None = None) -> dict[str, list[str]]:
+    """Write back the files that applied resources wrote in the repo and that are missing here (a
+    fresh clone), from the artifact store: address -> the paths written. State is only read."""
+    from mlspec.discovery import Registry
+    from mlspec.errors import StateError
+    from mlspec.project import load_project
+    from mlspec.sdk.contract import capabilities
+
+    project = load_project(root)
+    registry = Registry(prefer=project.setting("plugin_for"))
+    artifacts = str(project.setting("artifacts", "url"))
+    with reading_state(project) as store:
+        entries = {e.address: e for e in store.list()}
+    unknown = [a for a in addresses if a not in entries]
+    if unknown:
+        raise StateError(f"`{unknown[0]}` is not in the state: nothing of it to pull")
+    written: dict[str, list[str]] = {}
+    for address in addresses or tuple(entries):
+        kind = address.partition("/")[0]
+        plugin = registry.for_kind(kind) if registry.has(kind) else None
+        materialize = getattr(plugin, "materialize", None)
+        if plugin is not None and materialize is not None and capabilities(plugin).writes_paths:
+            found = list(materialize(entries[address].outputs, project.root, artifacts))
+            if found:
+                written[address] = found
+    return written
+
+
 def record_edit(store: StateStore, root: Path, event: str, fields: dict[str, Any]) -> None:
     """Edits of state by hand are part of its history, as applies are (the caller holds the lock)."""
     from mlspec.repo.provenance import collect

@@ -138,7 +138,9 @@ class Plugin(Protocol):
     context) -> str | None` (what an earlier, stopped apply left: "resume from step 1,200 of
     3,000", shown in the plan), `notices(resource) -> Iterable[str]` (what a reviewer must know of
     a changing step: "its command gets the secret TOKEN"), and, with `capabilities.writes_paths`,
-    `writes(resource) -> Iterable[str]`.
+    `writes(resource) -> Iterable[str]` and `materialize(outputs, workdir, artifacts) -> list[str]`
+    (write back from the artifact store the files it wrote that are missing here: a fresh clone;
+    called before a dependent step runs, and by `mlspec pull`).
     """
 
     api_version: ClassVar[int]  # the contract version this plugin was written for: API_VERSION

@@ -19,7 +19,6 @@ import os
 import re
 import select
 import shlex
-import shutil
 import stat
 import subprocess
 import time
@@ -33,12 +32,14 @@ from mlspec.sdk import (
     API_VERSION,
     ENV_REF,
     Address,
+    ArtifactStore,
     Capabilities,
     Diff,
     Estimate,
     FileDigests,
     Issue,
     Mask,
+    MlspecError,
     Observation,
     PlanContext,
     Resource,
@@ -144,16 +145,29 @@ class TaskPlugin:
         return out
 
     def refresh(self, resource: Resource, state: ResourceState, context: PlanContext) -> Observation:
+        """An out that is here with other bytes is drift; one that is absent but held by the artifact
+        store is not (a fresh clone: `mlspec pull`, or any step that reads it, writes it back)."""
+        from mlspec_task import stored as kept
+
         recorded: dict[str, str] = state.outputs.get("outs", {})
-        problems, found = [], {}
+        held = state.outputs.get("stored") or {}
+        problems, found, absent = [], {}, []
         for rel, sha in sorted(recorded.items()):
             digest = _out_digest(str(paths.inside(context.workdir, rel, "out")), context.digests)
             if digest is None:
-                problems.append(f"{rel} deleted")
+                absent.append(rel)
                 continue
             found[rel] = digest
             if digest != sha:
                 problems.append(f"{rel} modified")
+        if absent:
+            gone = set(kept.missing(kept.store_of(context.artifacts, context.workdir),
+                                    {rel: held[rel] for rel in absent if rel in held}))
+            for rel in absent:
+                if rel in held and rel not in gone:
+                    found[rel] = recorded[rel]  # not materialised here, but nothing is lost
+                else:
+                    problems.append(f"{rel} deleted")
         return Observation(exists=not any(p.endswith("deleted") for p in problems),
                            drift=", ".join(problems) if problems else None,
                            details={**state.outputs, "outs": found})
@@ -163,15 +177,18 @@ class TaskPlugin:
         return Diff.replacing(before, after)
 
     def apply(self, step: StepRequest, runtime: Runtime) -> StepResult:
+        from mlspec_task import stored as kept
+
         spec = step.resource.envelope.spec
         workdir = step.workdir
+        store = kept.store_of(step.artifacts, workdir)
+        # The run cache: the same fingerprint ran before, here or on another runner sharing the store.
         # Nothing to restore without outs; `cache: false` opts out (a command with effects elsewhere).
-        cached = _run_cache(workdir, step.fingerprint) if spec.cache and spec.outs else None
-        if step.fingerprint and cached is not None and (cached / "outs").is_dir():
-            restored = _restore(cached / "outs", workdir, spec.outs)
+        if spec.cache and spec.outs and step.fingerprint:
+            restored = _from_run_cache(store, workdir, step.fingerprint, spec.outs)
             if restored is not None:
                 runtime.log(f"{step.resource.address}: restored {len(spec.outs)} out(s) from the run cache")
-                return StepResult({"outs": restored, "seconds": 0.0, "cached": True})
+                return StepResult({**restored, "seconds": 0.0, "cached": True})
         for out in spec.outs:  # a real run starts from nothing: a stale file in a directory out is not kept
             paths.remove(workdir, out, "out")
         started = time.monotonic()
@@ -184,9 +201,20 @@ class TaskPlugin:
                 if digest is None:
                     raise TaskFailed(f"{step.resource.address}: the command succeeded but did not write `{out}`")
                 outs[out] = digest
-        if step.fingerprint and cached is not None:
-            _save(workdir, spec.outs, cached / "outs")
-        return StepResult({"outs": outs, "seconds": round(seconds, 3), "cached": False})
+        saved = kept.save(store, workdir, spec.outs) if spec.outs else {}
+        if spec.cache and spec.outs and step.fingerprint:
+            store.set_named(kept.index_name(step.fingerprint), json.dumps({"outs": outs, "stored": saved}).encode())
+        return StepResult({"outs": outs, "stored": saved, "seconds": round(seconds, 3), "cached": False})
+
+    def materialize(self, outputs: Mapping[str, Any], workdir: Path, artifacts: str) -> list[str]:
+        """Write back the outs that are missing here (a fresh clone) from the store: for a step that
+        runs and reads them, and for `mlspec pull`."""
+        from mlspec_task import stored as kept
+
+        recorded = outputs.get("stored") or {}
+        if not recorded:
+            return []
+        return kept.restore(kept.store_of(artifacts, workdir), workdir, recorded, only_missing=True)
 
     def destroy(self, step: StepRequest, runtime: Runtime) -> None:
         recorded = step.previous.outputs.get("outs", {}) if step.previous else {}
@@ -426,37 +454,18 @@ def _produced(resource: Resource, context: PlanContext) -> dict[str, str]:
             if dep in context.written and context.written[dep] != resource.address}
 
 
-def _run_cache(workdir: Path, fingerprint: str) -> Path | None:
-    return workdir / ".mlspec" / "cache" / "runs" / fingerprint if fingerprint else None
+def _from_run_cache(store: ArtifactStore, workdir: Path, fingerprint: str,
+                    outs: list[str]) -> dict[str, Any] | None:
+    """The outs of an earlier run of this fingerprint, written back from the store, or None."""
+    from mlspec_task import stored as kept
 
-
-def _save(workdir: Path, outs: list[str], target: Path) -> None:
-    staging = target.with_name(target.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    for out in outs:
-        source, dest = paths.inside(workdir, out, "out"), staging / out
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, dest)
-        else:
-            shutil.copy2(source, dest)
-    staging.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)  # a cache entry is whole or absent
-
-
-def _restore(source: Path, workdir: Path, outs: list[str]) -> dict[str, str] | None:
-    if not all((source / out).exists() for out in outs):
+    raw = store.named(kept.index_name(fingerprint))
+    if raw is None:
         return None
-    digests: dict[str, str] = {}
-    for out in outs:
-        paths.remove(workdir, out, "out")  # a symlink at the out is removed, never written through
-        dest = paths.entry(workdir, out, "out")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if (source / out).is_dir():
-            shutil.copytree(source / out, dest)
-        else:
-            shutil.copy2(source / out, dest)
-        with FileDigests(None) as fresh:
-            digests[out] = _out_digest(str(dest), fresh) or ""
-    return digests
+    try:
+        index = json.loads(raw)
+        saved = {out: index["stored"][out] for out in outs}
+        kept.restore(store, workdir, saved)
+    except (ValueError, KeyError, TypeError, MlspecError):
+        return None  # an index that does not fit, or an artifact gone or damaged: run the command instead
+    return {"outs": {out: index["outs"][out] for out in outs}, "stored": saved}

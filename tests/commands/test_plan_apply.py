@@ -193,10 +193,26 @@ def test_descriptive_edits_are_updates_that_run_nothing(mlspec: Mlspec, repo: Ca
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
 
 
-def test_a_deleted_out_is_drift(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+def test_a_deleted_out_the_store_holds_is_pulled_not_replanned(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    """Deleted here but held by the artifact store: nothing was lost (a fresh clone looks the same), so
+    there is no change to plan; `mlspec pull` writes it back."""
     root = repo(CHAIN)
     assert mlspec(root, "apply", "-y").code == 0
     (root / "out/a.txt").unlink()
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+    pulled = mlspec(root, "pull")
+    assert pulled.code == 0 and "Task/a: wrote out/a.txt" in pulled.out, pulled.output
+    assert (root / "out/a.txt").read_text() == "a"
+
+
+def test_a_deleted_out_is_drift(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    """Gone from the repo and from the store: lost, so the Task is replaced."""
+    import shutil
+
+    root = repo(CHAIN)
+    assert mlspec(root, "apply", "-y").code == 0
+    (root / "out/a.txt").unlink()
+    shutil.rmtree(root / ".mlspec" / "artifacts")
 
     plan = mlspec(root, "plan", "--detailed-exitcode")
     assert plan.code == 2, plan.output
@@ -565,3 +581,30 @@ def test_a_plan_made_during_an_apply_says_so(mlspec: Mlspec, repo: Callable[...,
     finally:
         store.close()
     assert "locked" not in mlspec(root, "plan").err
+
+
+
+def test_a_fresh_clone_on_shared_backends_is_not_drift_and_restores_what_a_step_needs(
+    mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Two checkouts sharing one state and one artifact store (a CI runner's fresh clone): the clone
+    plans No changes though the Tasks' outs are not there, and a step that runs gets the outs it reads
+    written back first."""
+    shared = tmp_path / "shared"
+    config = (f"specs: ['specs/**/*.yaml']\nstate: {{path: '{shared}/state.db'}}\n"
+              f"artifacts: {{url: '{shared}/artifacts'}}\n")
+    files = {"step.py": STEP, "data/in.txt": "one\n", **CHAIN}
+    first = project(files, config=config)
+    assert mlspec(first, "apply", "-y").code == 0
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for rel, text in {**files, "mlspec.yaml": config}.items():
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        (clone / rel).write_text(text)
+    assert not (clone / "out").exists()
+    assert mlspec(clone, "plan", "--detailed-exitcode").code == 0  # not drift: the store holds them
+    (clone / "specs/b.yaml").write_text(task("b", deps=["out/a.txt"], after=["a"], params={"n": 2}))
+    applied = mlspec(clone, "apply", "-y")
+    assert applied.code == 0, applied.output
+    assert (clone / "out/a.txt").read_text() == "a"  # written back for Task/b, which reads it; Task/a did not run
+    assert runs(clone) == ["b"]

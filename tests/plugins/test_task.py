@@ -121,7 +121,16 @@ def test_refresh_sees_deleted_or_edited_outs_and_destroy_removes_them(
     (root / "out.txt").write_text("edited")
     assert plugin.refresh(resource, state, context).drift == "out.txt modified"
     plugin.destroy(step(root, resource, previous=state), QUIET)
+    assert not (root / "out.txt").exists()
+    # Held by the artifact store, an absent out is not lost: a fresh clone is not drift ...
     observed = plugin.refresh(resource, state, context)
+    assert observed.exists and observed.drift is None
+    assert TaskPlugin().materialize(state.outputs, root, "") == ["out.txt"]  # ... and `mlspec pull` writes it back
+    assert (root / "out.txt").read_text() == "hi"
+    (root / "out.txt").unlink()
+    # ... but one the store does not hold is.
+    bare = ResourceState("Task/t", "fp", {}, {k: v for k, v in state.outputs.items() if k != "stored"})
+    observed = plugin.refresh(resource, bare, context)
     assert not observed.exists and observed.drift == "out.txt deleted"
 
 
