@@ -105,6 +105,56 @@ class ArtifactStore:
         tmp.write_bytes(data)
         os.replace(tmp, target_path)
 
+    # -- for `artifacts gc` (mlspec/engine/collect.py): the store's keys, with the store's base left out --
+
+    def key(self, uri: str) -> str:
+        """A URI as a key relative to the store's base (`sha256/ab/abc….parquet`)."""
+        if self.remote:
+            return self._fs(uri)[1].removeprefix(self._fs(self.base)[1].rstrip("/") + "/")
+        path = self.path(uri).resolve()
+        try:
+            return path.relative_to(self.base).as_posix()
+        except ValueError:
+            return str(path)
+
+    def read(self, uri: str) -> bytes | None:
+        try:
+            if self.remote:
+                fs, target = self._fs(uri)
+                return bytes(fs.cat_file(target))
+            return self.path(uri).read_bytes()
+        except (FileNotFoundError, OSError):
+            return None
+
+    def stored(self) -> list[tuple[str, int]]:
+        """Every object under `sha256/` and `runs/`, with its size."""
+        out: list[tuple[str, int]] = []
+        if self.remote:
+            fs, base = self._fs(self.base)
+            fs.invalidate_cache()
+            for top in ("sha256", "runs"):
+                try:
+                    found = fs.find(f"{base}/{top}", detail=True)
+                except FileNotFoundError:
+                    continue
+                out += [(key.removeprefix(base.rstrip("/") + "/"), int(info.get("size") or 0))
+                        for key, info in found.items()]
+            return sorted(out)
+        for top in ("sha256", "runs"):
+            where = Path(self.base) / top
+            if where.is_dir():
+                out += [(p.relative_to(self.base).as_posix(), p.stat().st_size) for p in where.rglob("*")
+                        if p.is_file() and not p.name.startswith(".")]
+        return sorted(out)
+
+    def delete_keys(self, keys: list[str]) -> None:
+        if self.remote:
+            fs, base = self._fs(self.base)
+            fs.rm([f"{base.rstrip('/')}/{k}" for k in keys])
+            return
+        for key in keys:
+            (Path(self.base) / key).unlink(missing_ok=True)
+
     def path(self, uri: str) -> Path:
         """Where a local artifact's URI points (relative URIs are relative to the spec repo)."""
         return Path(uri) if os.path.isabs(uri) else self.root / uri

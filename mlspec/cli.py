@@ -305,6 +305,28 @@ def pull(addresses: tuple[str, ...], fmt: str) -> int:
 
 
 @cli.group()
+def artifacts() -> None:
+    """The artifact store: what it holds that nothing refers to any more."""
+
+
+@artifacts.command("gc")
+@click.option("--delete", is_flag=True, help="Delete what is unreferenced (without it: a dry run).")
+@format_option("text", "json")
+def artifacts_gc(delete: bool, fmt: str) -> int:
+    """Find the artifacts that no state record, registry version or run cache of the state refers to;
+    delete them with --delete.
+
+    \b
+    Examples:
+      mlspec artifacts gc
+      mlspec artifacts gc --delete
+    """
+    from mlspec.commands.artifacts import run_gc
+
+    return run_gc(delete, fmt)
+
+
+@cli.group()
 def state() -> None:
     """Inspect and edit the state (what mlspec last applied), like `terraform state`.
 

@@ -608,3 +608,22 @@ def test_a_fresh_clone_on_shared_backends_is_not_drift_and_restores_what_a_step_
     assert applied.code == 0, applied.output
     assert (clone / "out/a.txt").read_text() == "a"  # written back for Task/b, which reads it; Task/a did not run
     assert runs(clone) == ["b"]
+
+
+def test_artifacts_gc_finds_what_nothing_refers_to_and_deletes_it_when_asked(
+    mlspec: Mlspec, repo: Callable[..., Path]
+) -> None:
+    root = repo(CHAIN)
+    assert mlspec(root, "apply", "-y").code == 0
+    (root / "data/in.txt").write_text("two\n")
+    (root / "specs/a.yaml").write_text(task("a", deps=["data/in.txt"], params={"v": 2}))
+    assert mlspec(root, "apply", "-y").code == 0  # a's old run cache index is no longer referenced
+    dry = mlspec(root, "artifacts", "gc", "--format", "json").json()
+    assert dry["unreferenced"] >= 1 and not dry["deleted"], dry
+    assert all(key.startswith(("runs/", "sha256/")) for key in dry["keys"])
+    gone = mlspec(root, "artifacts", "gc", "--delete")
+    assert gone.code == 0 and "deleted" in gone.out, gone.output
+    assert mlspec(root, "artifacts", "gc", "--format", "json").json()["unreferenced"] == 0
+    (root / "out/a.txt").unlink()
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0  # what state refers to was kept
+    assert mlspec(root, "pull").code == 0 and (root / "out/a.txt").read_text() == "a"
