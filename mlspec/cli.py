@@ -326,6 +326,25 @@ def artifacts_gc(delete: bool, fmt: str) -> int:
     return run_gc(delete, fmt)
 
 
+@artifacts.command("pull")
+@click.argument("address")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The directory to write the files into.")
+@click.option("--version", type=click.IntRange(min=1), help="A registry version (default: the champion).")
+@format_option("text", "json")
+def artifacts_pull(address: str, to: Path, version: int | None, fmt: str) -> int:
+    """Write a registered Model's files (its champion's) into a directory, each checked against its
+    digest: a directory that `transformers` or `torch` loads directly.
+
+    \b
+    Example:
+      mlspec artifacts pull Model/sentiment --to ./sentiment-model
+    """
+    from mlspec.commands.artifacts import run_pull
+
+    return run_pull(address, to, version, fmt)
+
+
 @cli.group()
 def state() -> None:
     """Inspect and edit the state (what mlspec last applied), like `terraform state`.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -27,4 +28,15 @@ def run_gc(delete: bool, fmt: str) -> int:
             click.echo(f"  … and {more} more")
         click.echo(f"{len(found.unreferenced)} unreferenced object(s), {size}; kept {found.kept}. "
                    "Delete them with --delete.")
+    return EXIT_OK
+
+
+def run_pull(address: str, to: Path, version: int | None, fmt: str) -> int:
+    from mlspec.engine.collect import export
+
+    written = export(address, to, version=version)
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "directory": str(to), "files": written}, indent=2))
+    else:
+        click.echo(f"wrote {len(written)} file(s) to {to}: {', '.join(written)}")
     return EXIT_OK

@@ -74,3 +74,34 @@ def collect(root: Path | None = None, *, delete: bool = False) -> Garbage:
         store.delete_keys(found.unreferenced)
         found.deleted = True
     return found
+
+
+def export(address: str, to: Path, *, version: int | None = None, root: Path | None = None) -> list[str]:
+    """A registered resource's files (its champion's, or `version`'s) as a plain directory, each checked
+    against its digest: what `transformers.AutoModel.from_pretrained(DIR)` or `torch.load` reads.
+    Returns the file names written."""
+    import shutil
+    import tempfile
+
+    from mlspec.engine.edits import entries, resolve
+    from mlspec.errors import RegistryError
+    from mlspec.project import load_project
+    from mlspec.registry import CHAMPION
+
+    project = load_project(root)
+    found = entries(project.root)
+    name = resolve(found, address)
+    entry = found[name]
+    record = entry.version(version) if version is not None else entry.alias(CHAMPION)
+    if record is None:
+        raise RegistryError(f"{name} has no champion: name a version (`--version N`; `mlspec models show {name}`)")
+    files = record.get("files") or {}
+    if not files:
+        raise RegistryError(f"{name} version {record['version']} names no files")
+    store = ArtifactStore(str(project.setting("artifacts", "url")), project.root)
+    to.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mlspec-export-") as scratch:
+        for file_name, artifact in sorted(files.items()):
+            local = store.local(artifact, Path(scratch))  # checks the digest
+            shutil.copyfile(local, to / file_name)
+    return sorted(files)

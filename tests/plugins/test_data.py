@@ -588,6 +588,7 @@ def test_the_bundled_repo_applies_and_converges(
     mlspec: Mlspec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Task/make-data runs `python scripts/make_data.py`: the interpreter running the tests must be on PATH."""
+    pytest.importorskip("torch")  # the bundled repo trains its Models
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     root = tmp_path / "bundled"
     shutil.copytree(REPO / "specs", root / "specs")
@@ -621,6 +622,15 @@ def test_the_bundled_repo_applies_and_converges(
     models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
     assert models["Model/sentiment"]["versions"] == 1  # not retrained
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
+    # The champion's files as a directory that transformers loads directly, each checked on the way out.
+    pulled = mlspec(root, "artifacts", "pull", "sentiment", "--to", tmp_path / "sentiment-model")
+    assert pulled.code == 0, pulled.output
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "sentiment-model", local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "sentiment-model", local_files_only=True)
+    assert model.config.num_labels == 2 and tokenizer("great product")["input_ids"]
 
 
 def test_a_moved_repo_plans_no_change(mlspec: Mlspec, project: Callable[..., Path], tmp_path: Path) -> None:
