@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mlspec.state.snapshot import Snapshot
 
 SCHEMA_VERSION = 1
+PING_S = 1.0  # how often a write checks that the connection holding the advisory lock is alive
 NAMESPACE = zlib.crc32(b"mlspec.state") & 0x7FFFFFFF  # the advisory locks' first key: mlspec's, no one else's
 _DDL = """
 CREATE TABLE IF NOT EXISTS mlspec_schema (version INTEGER NOT NULL);
@@ -60,6 +61,20 @@ CREATE TABLE IF NOT EXISTS mlspec_audit (
     key TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (key, seq));
 """
 _COLUMNS = "address, fingerprint, spec, outputs, status, created_at, updated_at, git_commit"
+_COMMIT_ONE = f"""
+WITH held AS (SELECT 1 FROM mlspec_lock WHERE key = %(key)s AND id = %(id)s FOR UPDATE),
+upserted AS (
+    INSERT INTO mlspec_resources (key, {_COLUMNS})
+    SELECT %(key)s, %(address)s, %(fingerprint)s, %(spec)s, %(outputs)s, %(status)s, %(created_at)s,
+           %(updated_at)s, %(git_commit)s WHERE EXISTS (SELECT 1 FROM held)
+    ON CONFLICT (key, address) DO UPDATE SET fingerprint = excluded.fingerprint, spec = excluded.spec,
+        outputs = excluded.outputs, status = excluded.status, updated_at = excluded.updated_at,
+        git_commit = excluded.git_commit
+    RETURNING 1)
+UPDATE mlspec_meta SET value = (CAST(value AS INTEGER) + 1)::TEXT
+WHERE key = %(key)s AND name = 'serial' AND EXISTS (SELECT 1 FROM upserted)
+RETURNING value
+"""
 
 
 class PostgresStateStore:
@@ -70,6 +85,7 @@ class PostgresStateStore:
         self.key = key
         self._held: LockInfo | None = None
         self._lock_db: psycopg.Connection[Any] | None = None
+        self._pinged = 0.0
         self._db = self._connect()
         self._migrate()
         if self._meta_row() is None:
@@ -85,13 +101,25 @@ class PostgresStateStore:
         except ImportError:
             raise StateError("state backend `postgres` needs psycopg: pip install 'mlspec[postgres]'") from None
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # Group commit, as the local store does it: a step's commit is in the server's hands when it
+            # returns, on disk within a fraction of a second (the WAL writer's delay), and releasing the
+            # lock flushes everything. A crash of the server can cost the last few steps, which the next
+            # apply redoes; it can never leave a transaction half-written.
+            db.execute("SET synchronous_commit = off")
+            return db
         except psycopg.Error as err:
             from mlspec.masking import mask
 
             raise StateError(f"cannot connect to the state database: {mask(str(err)).strip()}") from None
 
     def _migrate(self) -> None:
+        """Create or upgrade the schema; one query when it is current already (every other open)."""
+        current = self._db.execute("SELECT to_regclass('mlspec_schema') IS NOT NULL").fetchone()
+        if current and current[0]:
+            row = self._db.execute("SELECT max(version) FROM mlspec_schema").fetchone()
+            if row and row[0] == SCHEMA_VERSION:
+                return
         with self._transaction() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s, 0)", (NAMESPACE,))  # one runner creates, the others wait
             for statement in _DDL.split(";"):
@@ -195,6 +223,7 @@ class PostgresStateStore:
             self._held, self._lock_db = None, None
             try:
                 with self._transaction() as db:
+                    db.execute("SET LOCAL synchronous_commit = on")  # this commit flushes every one before it
                     db.execute("DELETE FROM mlspec_lock WHERE key = %s AND id = %s", (self.key, mine.id))
             except StateError:
                 pass  # the server is gone: the advisory lock went with our connection; the row is taken over
@@ -218,6 +247,8 @@ class PostgresStateStore:
     def commit(self, entry: ResourceState, *, registry: RegistryWrite | None = None) -> int:
         row = (self.key, entry.address, entry.fingerprint, _dumps(entry.spec), _dumps(entry.outputs),
                entry.status.value, entry.created_at, now(), entry.commit)
+        if not registry:
+            return self._commit_one(row)
         with self._write() as db:
             db.execute(
                 f"INSERT INTO mlspec_resources (key, {_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -227,6 +258,26 @@ class PostgresStateStore:
             if registry:
                 self._register(db, registry)
             return self._bump(db)
+
+    def _commit_one(self, row: tuple[Any, ...]) -> int:
+        """The common step commit in one statement, so one round trip (a statement is a transaction):
+        the lock's row checked, the record upserted, the serial bumped, or nothing at all."""
+        import psycopg
+
+        self._check_guard()
+        try:
+            names = ("address", "fingerprint", "spec", "outputs", "status", "created_at", "updated_at", "git_commit")
+            params = {"key": row[0], "id": self._held.id if self._held else "",
+                      **dict(zip(names, row[1:], strict=True))}
+            found = self._db.execute(_COMMIT_ONE, params).fetchone()
+        except psycopg.OperationalError as err:
+            from mlspec.masking import mask
+
+            raise StateError(f"cannot write the state database: {mask(str(err)).strip()}; nothing of this change "
+                             "was recorded (apply again: every step that ended is in state)") from None
+        if found is None or found[0] is None:
+            raise StateLockedError("the state's lock was taken from this run (force-unlock?): stopping before writing")
+        return int(found[0])
 
     def register(self, write: RegistryWrite) -> None:
         with self._write() as db:
@@ -314,19 +365,27 @@ class PostgresStateStore:
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._held is None or self._lock_db is None:
-            raise StateError("state changes need the lock (internal error: write outside `lock()`)")
-        try:
-            self._lock_db.execute("SELECT 1")  # the connection holding the advisory lock is still there
-        except Exception:
-            raise StateLockedError("the connection that held the state's lock dropped (the database restarted?): "
-                                   "stopping before writing; apply again") from None
+        self._check_guard()
         with self._transaction() as db:
             row = db.execute("SELECT id FROM mlspec_lock WHERE key = %s FOR UPDATE", (self.key,)).fetchone()
-            if row is None or row[0] != self._held.id:
+            if row is None or self._held is None or row[0] != self._held.id:
                 raise StateLockedError("the state's lock was taken from this run (force-unlock?): stopping before "
                                        "writing")
             yield db
+
+    def _check_guard(self) -> None:
+        if self._held is None or self._lock_db is None:
+            raise StateError("state changes need the lock (internal error: write outside `lock()`)")
+        if time.monotonic() - self._pinged > PING_S:
+            try:
+                self._lock_db.execute("SELECT 1")  # the connection holding the advisory lock is still there
+            except Exception:
+                raise StateLockedError("the connection that held the state's lock dropped (the database "
+                                       "restarted?): stopping before writing; apply again") from None
+            self._pinged = time.monotonic()
+        if self._lock_db.closed or self._lock_db.broken:
+            raise StateLockedError("the connection that held the state's lock dropped (the database restarted?): "
+                                   "stopping before writing; apply again")
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
