@@ -35,7 +35,7 @@ def run(
     except SpecError as err:
         return show_spec_errors(err, fmt, style)
     plan = planned.plan
-    holder = session.lock_holder()
+    holder = planned.lock
     if holder is not None and fmt == "text":  # JSON carries it as `lock`
         running = "a run that is gone left it" if holder.holder_gone() else "this plan may be out of date when it ends"
         click.echo(style(f"note: the state is locked by {holder.describe()}: {running}", fg="yellow"), err=True)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlspec.digests import FileDigests
     from mlspec.spec.specset import Resource, SpecSet
     from mlspec.state.base import StateReader
+    from mlspec.state.model import LockInfo
 
 T = TypeVar("T")
 
@@ -63,6 +64,7 @@ class Planned:
     plugins: dict[str, Plugin]  # kind -> plugin
     settings: dict[str, BaseModel | None] = field(default_factory=dict)  # plugin name -> settings
     mask: Mask = field(default_factory=Mask)  # the values of every ${env:NAME} the specs name
+    lock: LockInfo | None = None  # who held the state's lock as the plan was made (an apply in progress)
 
     def plugin_of(self, address: str) -> Plugin:
         return self.plugins[Address(address).kind]

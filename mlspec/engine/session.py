@@ -134,7 +134,10 @@ def plan(options: PlanOptions | None = None, *, root: Path | None = None) -> Pla
 
     project = load_project(root)
     with reading_state(project) as store:
-        return prepare(store, options or PlanOptions(), root=project.root)
+        planned = prepare(store, options or PlanOptions(), root=project.root)
+        info = getattr(store, "lock_info", None)
+        planned.lock = info() if info is not None else None
+        return planned
 
 
 def lock_holder(root: Path | None = None) -> LockInfo | None:

@@ -142,3 +142,38 @@ def test_state_migrates_to_postgres_and_back_verified(
     back = mlspec(root, "state", "migrate", "--to", "back/state.db")
     assert back.code == 0, back.output
     assert (root / "back" / "state.db").is_file() and (root / "back" / "audit" / "log.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_a_database_restarted_mid_apply_fails_the_step_cleanly_and_the_next_apply_finishes(
+    tmp_path: Path, project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes away while a step runs: the apply says so and stops (nothing half-written);
+    the server's restart released the lock with the connection; the next apply finishes the work."""
+    data = tmp_path / "pgdata"
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    url = server.get_uri()
+    monkeypatch.setenv("MLSPEC_STATE_URL", url)
+    slow = (f"apiVersion: mlspec/v1\nkind: Task\nmetadata: {{name: slow}}\nspec:\n"
+            f"  cmd: ['{PY}', -c, \"import time, pathlib; time.sleep(3); pathlib.Path('done.txt').write_text('x')\"]\n"
+            "  outs: [done.txt]\n")
+    root = project({"specs/a.yaml": slow}, config=CONFIG.replace("KEY", "restart"))
+    mlspec_bin = str(Path(PY).parent / "mlspec")
+    apply = subprocess.Popen([mlspec_bin, "-C", str(root), "apply", "-y"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    import time
+
+    time.sleep(1.5)  # the step is running
+    server.cleanup()  # the database stops ...
+    server = pgserver.get_server(data, cleanup_mode="stop")  # ... and comes back
+    try:
+        _, err = apply.communicate(timeout=60)
+        assert apply.returncode == 1, err
+        assert "state database" in err or "lock dropped" in err, err
+        assert "Traceback" not in err
+        again = subprocess.run([mlspec_bin, "-C", str(root), "apply", "-y"], capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert subprocess.run([mlspec_bin, "-C", str(root), "plan", "--detailed-exitcode"], capture_output=True,
+                              timeout=60).returncode == 0
+    finally:
+        server.cleanup()
