@@ -148,3 +148,77 @@ def test_examples_pass_check_jsonschemas_bundled_ci_schemas(name: str, schema: s
     done = subprocess.run([str(Path(MLSPEC_BIN) / "check-jsonschema"), "--builtin-schema", schema,
                            str(REPO / "examples" / "ci" / name)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+WRITES = ('apiVersion: mlspec/v1\nkind: Task\nmetadata: {{name: {name}}}\nspec:\n'
+          '  cmd: ["{py}", "-c", "open(\'{name}.out\', \'w\').write(\'{lr}\')"]\n  outs: [{name}.out]\n'
+          '  params: {{lr: {lr}}}\n')
+
+
+@pytest.mark.slow
+def test_two_clones_share_one_database_and_one_bucket_through_the_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main applied by one runner; a fresh clone of a pull request plans only what the branch changes,
+    and a fresh clone of main plans nothing: state and outs are the shared backends', not a runner's."""
+    pgserver = pytest.importorskip("pgserver")
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    database = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        shared = {"MLSPEC_STATE_URL": database.get_uri(), "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+                  "AWS_ACCESS_KEY_ID": "ci", "AWS_SECRET_ACCESS_KEY": "ci", "AWS_DEFAULT_REGION": "us-east-1",
+                  "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required"}
+        boto3.client("s3", endpoint_url=shared["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_access_key_id="ci", aws_secret_access_key="ci").create_bucket(Bucket="team-artifacts")
+        seed = tmp_path / "seed"
+        (seed / "specs").mkdir(parents=True)
+        git(seed, "init", "-q", "-b", "main")
+        git(seed, "config", "user.email", "dev@example.com")
+        git(seed, "config", "user.name", "Dev")
+        (seed / ".gitignore").write_text(".mlspec/\nplan.md\nplan.err\n*.out\n")
+        (seed / "mlspec.yaml").write_text(
+            'specs: ["specs/**/*.yaml"]\nstate: {backend: postgres, url: "${env:MLSPEC_STATE_URL}", key: team}\n'
+            "artifacts: {url: 's3://team-artifacts/specs'}\n")
+        (seed / "specs" / "a.yaml").write_text(WRITES.format(name="a", lr=0.1, py=sys.executable))
+        subprocess.run([str(Path(MLSPEC_BIN) / "mlspec"), "-C", str(seed), "schema"], check=True, capture_output=True)
+        git(seed, "add", "-A")
+        git(seed, "commit", "-qm", "main")
+        origin = tmp_path / "origin.git"
+        git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+        workflow = load("github-actions.yml")
+
+        runner = tmp_path / "runner-main"  # the apply job, on main
+        git(tmp_path, "clone", "-q", str(origin), str(runner))
+        for script in shell_steps(workflow["jobs"]["apply"]):
+            done = run_script(script, runner, env(**shared))
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        branch = tmp_path / "runner-pr"  # the plan job, on a pull request, another fresh clone
+        git(tmp_path, "clone", "-q", str(origin), str(branch))
+        git(branch, "config", "user.email", "dev@example.com")
+        git(branch, "config", "user.name", "Dev")
+        git(branch, "checkout", "-q", "-b", "feature")
+        (branch / "specs" / "b.yaml").write_text(WRITES.format(name="b", lr=0.2, py=sys.executable))
+        git(branch, "add", "-A")
+        git(branch, "commit", "-qm", "feature")
+        outputs, summary = tmp_path / "out", tmp_path / "summary"
+        for script in shell_steps(workflow["jobs"]["plan"]):
+            done = run_script(script.replace("${{ github.base_ref }}", "main"), branch,
+                              env(**shared, GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary)))
+            assert done.returncode == 0, done.stdout + done.stderr
+        plan = (branch / "plan.md").read_text()
+        assert "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 1 unchanged" in plan, plan
+
+        fresh = tmp_path / "runner-main-2"  # main again, on a runner that has nothing of the first one
+        git(tmp_path, "clone", "-q", str(origin), str(fresh))
+        again = run_script("mlspec plan --detailed-exitcode", fresh, env(**shared))
+        assert again.returncode == 0, again.stdout + again.stderr
+        pulled = run_script("mlspec pull", fresh, env(**shared))
+        assert pulled.returncode == 0 and (fresh / "a.out").read_text() == "0.1", pulled.stdout + pulled.stderr
+    finally:
+        s3.stop()
+        database.cleanup()
