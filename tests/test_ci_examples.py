@@ -22,22 +22,28 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    """origin (bare) with main; a clone on a feature branch that edits one spec and adds another."""
+def origin_of(tmp_path: Path, config: str, spec: str, ignore: str = "") -> Path:
+    """A bare origin whose main holds mlspec.yaml, specs/a.yaml and the committed JSON Schemas."""
     seed = tmp_path / "seed"
     (seed / "specs").mkdir(parents=True)
     git(seed, "init", "-q", "-b", "main")
     git(seed, "config", "user.email", "dev@example.com")
     git(seed, "config", "user.name", "Dev")
-    (seed / ".gitignore").write_text(".mlspec/\nplan.md\nplan.err\nplan.code\n")
-    (seed / "mlspec.yaml").write_text('specs: ["specs/**/*.yaml"]\n')
-    (seed / "specs" / "a.yaml").write_text(TASK.format(name="a", lr=0.1))
+    (seed / ".gitignore").write_text(".mlspec/\nplan.md\nplan.err\nplan.code\n" + ignore)
+    (seed / "mlspec.yaml").write_text(config)
+    (seed / "specs" / "a.yaml").write_text(spec)
     subprocess.run([str(Path(MLSPEC_BIN) / "mlspec"), "-C", str(seed), "schema"], check=True, capture_output=True)
     git(seed, "add", "-A")
     git(seed, "commit", "-qm", "main")
     origin = tmp_path / "origin.git"
     git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+    return origin
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """origin (bare) with main; a clone on a feature branch that edits one spec and adds another."""
+    origin = origin_of(tmp_path, 'specs: ["specs/**/*.yaml"]\n', TASK.format(name="a", lr=0.1))
     work = tmp_path / "work"
     git(tmp_path, "clone", "-q", str(origin), str(work))
     git(work, "config", "user.email", "dev@example.com")
@@ -174,21 +180,9 @@ def test_two_clones_share_one_database_and_one_bucket_through_the_templates(
                   "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required"}
         boto3.client("s3", endpoint_url=shared["AWS_ENDPOINT_URL"], region_name="us-east-1",
                      aws_access_key_id="ci", aws_secret_access_key="ci").create_bucket(Bucket="team-artifacts")
-        seed = tmp_path / "seed"
-        (seed / "specs").mkdir(parents=True)
-        git(seed, "init", "-q", "-b", "main")
-        git(seed, "config", "user.email", "dev@example.com")
-        git(seed, "config", "user.name", "Dev")
-        (seed / ".gitignore").write_text(".mlspec/\nplan.md\nplan.err\n*.out\n")
-        (seed / "mlspec.yaml").write_text(
-            'specs: ["specs/**/*.yaml"]\nstate: {backend: postgres, url: "${env:MLSPEC_STATE_URL}", key: team}\n'
-            "artifacts: {url: 's3://team-artifacts/specs'}\n")
-        (seed / "specs" / "a.yaml").write_text(WRITES.format(name="a", lr=0.1, py=sys.executable))
-        subprocess.run([str(Path(MLSPEC_BIN) / "mlspec"), "-C", str(seed), "schema"], check=True, capture_output=True)
-        git(seed, "add", "-A")
-        git(seed, "commit", "-qm", "main")
-        origin = tmp_path / "origin.git"
-        git(tmp_path, "clone", "-q", "--bare", str(seed), str(origin))
+        config = ('specs: ["specs/**/*.yaml"]\nstate: {backend: postgres, url: "${env:MLSPEC_STATE_URL}", key: team}\n'
+                  "artifacts: {url: 's3://team-artifacts/specs'}\n")
+        origin = origin_of(tmp_path, config, WRITES.format(name="a", lr=0.1, py=sys.executable), "*.out\n")
         workflow = load("github-actions.yml")
 
         runner = tmp_path / "runner-main"  # the apply job, on main
