@@ -306,7 +306,13 @@ def pull(addresses: tuple[str, ...], fmt: str) -> int:
 
 @cli.group()
 def artifacts() -> None:
-    """The artifact store: what it holds that nothing refers to any more."""
+    """The artifact store: what it holds that nothing refers to, and a Model's files as a directory.
+
+    \b
+    Examples:
+      mlspec artifacts gc
+      mlspec artifacts pull Model/sentiment --to ./sentiment-model
+    """
 
 
 @artifacts.command("gc")
