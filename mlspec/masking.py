@@ -54,7 +54,6 @@ class Mask:
         self.secrets = tuple(dict.fromkeys(s for s in secrets if len(s) >= MIN_LENGTH))
         shown = sorted({f for s in self.secrets for f in forms(s) if len(f) >= MIN_LENGTH}, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in shown)) if shown else None
-        self.count = len(shown)
 
     @classmethod
     def of_names(cls, names: Iterable[str], environ: Mapping[str, str] | None = None) -> Mask:

@@ -23,7 +23,7 @@ from mlspec.engine.planner import Planned, resource_of
 from mlspec.errors import PluginError, PolicyError, StalePlanError
 from mlspec.plan.builder import material
 from mlspec.plan.model import Action, Plan, Step
-from mlspec.sdk.contract import Capabilities, ReplaceOrder, capabilities
+from mlspec.sdk.contract import Capabilities, ReplaceOrder, capabilities, materializer
 from mlspec.sdk.step import Runtime, StepRequest, StepResult
 from mlspec.state.base import StateStore
 from mlspec.state.model import ResourceState, Status, now
@@ -93,7 +93,13 @@ class _Steps(Hooks):
         self.versions = store.registry()  # read here: steps run in worker threads
         self.live: dict[str, Outputs] = {a: e.outputs for a, e in self.previous.items()}
         project = planned.specs.project
+        self.root = project.root
         self.artifacts = str(project.setting("artifacts", "url"))
+        self.outside = tuple(project.setting("paths", "outside"))
+        self.prefer = dict(project.setting("plugin_for") or {})
+        # Per plugin, once: what every request carries of its settings (JSON).
+        self.settings = {name: model.model_dump(mode="json") if model is not None else None
+                         for name, model in planned.settings.items()}
         from mlspec.policy import rules
 
         self.gated = bool(rules(project.setting("policies")).get("gated_serving"))
@@ -122,14 +128,11 @@ class _Steps(Hooks):
 
     def request(self, step: Step, upstream: Mapping[str, Outputs], before: ResourceState | None) -> StepRequest:
         plugin = self.planned.plugin_of(step.address)
-        settings = self.planned.settings.get(plugin.name)
         entry = self.versions.get(step.address)
         return StepRequest(
-            resource_of(self.planned, step.address, before), upstream, before, self.planned.specs.project.root,
-            self.artifacts, step.fingerprint or "",
-            settings.model_dump(mode="json") if settings is not None else None,
-            entry.to_json() if entry is not None else None, self.run_id,
-            tuple(self.planned.specs.project.setting("paths", "outside")),
+            resource_of(self.planned, step.address, before), upstream, before, self.root, self.artifacts,
+            step.fingerprint or "", self.settings.get(plugin.name), entry.to_json() if entry is not None else None,
+            self.run_id, self.outside,
         )
 
     def runtime(self, step: Step) -> Runtime:
@@ -165,13 +168,10 @@ class _Steps(Hooks):
         """A step that runs may read files its upstreams wrote in the repo; on a fresh clone they are in
         the artifact store only. Their plugins write them back first (only what is missing)."""
         for upstream in self.planned.upstream.get(step.address, ()):
-            plugin = self.planned.plugins.get(Address(upstream).kind)
-            materialize = getattr(plugin, "materialize", None)
-            if plugin is None or materialize is None or not capabilities(plugin).writes_paths:
-                continue
+            materialize = materializer(self.planned.plugins.get(Address(upstream).kind))
             outputs = self.live.get(upstream)
-            if outputs:
-                materialize(outputs, self.planned.specs.project.root, self.artifacts)
+            if materialize is not None and outputs:
+                materialize(outputs, self.root, self.artifacts)
 
     def _check_servable(self, step: Step) -> None:
         """The plan checked this from state; a Model retrained in this very apply is checked here,
@@ -190,8 +190,7 @@ class _Steps(Hooks):
         if self.runner is not None:
             from mlspec.engine.worker import run_request
 
-            prefer = dict(self.planned.specs.project.setting("plugin_for") or {})
-            found = StepResult.from_json(self.runner.submit(run_request, request.to_json(), prefer).result())
+            found = StepResult.from_json(self.runner.submit(run_request, request.to_json(), self.prefer).result())
         else:
             found = plugin.apply(request, self.runtime(step))
         return self._checked(plugin, step, found)
@@ -205,10 +204,7 @@ class _Steps(Hooks):
         if not isinstance(found, StepResult):
             raise PluginError(f"plugin {plugin.name}: apply of {step.address} returned {type(found).__name__}, "
                               "not a StepResult")
-        try:
-            outputs = json.loads(json.dumps(dict(found.outputs), allow_nan=False))
-        except (TypeError, ValueError) as err:
-            raise PluginError(f"plugin {plugin.name}: {step.address}'s outputs are not JSON values: {err}") from err
+        outputs = _plain(found.outputs, f"plugin {plugin.name}: {step.address}'s outputs")
         found_caps = capabilities(plugin)
         if found.version is not None and not found_caps.registers_versions:
             raise PluginError(f"plugin {plugin.name} returned a version for {step.address} but does not declare "
@@ -306,15 +302,17 @@ def _read_steps(plan: Plan, store: StateStore, previous: Mapping[str, ResourceSt
             store.remove(step.address)
         else:
             old = previous[step.address]
-            store.commit(ResourceState(old.address, old.fingerprint, old.spec, _plain(step.observed), old.status,
-                                       old.created_at, now(), old.commit))
+            store.commit(ResourceState(old.address, old.fingerprint, old.spec,
+                                       _plain(step.observed, f"the outputs refresh found of {step.address}"),
+                                       old.status, old.created_at, now(), old.commit))
         result.done.append(step.address)
     return result
 
 
-def _plain(outputs: Mapping[str, Any]) -> dict[str, Any]:
+def _plain(outputs: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """Outputs must be JSON values (the contract): refuse anything else before it reaches state."""
     try:
-        return dict(json.loads(json.dumps(outputs, allow_nan=False)))
+        return dict(json.loads(json.dumps(dict(outputs), allow_nan=False)))
     except (TypeError, ValueError) as err:
-        raise PluginError(f"refresh found outputs that are not JSON values: {err}") from err
+        raise PluginError(f"{what} are not JSON values: {err}") from err
 

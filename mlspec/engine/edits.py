@@ -162,9 +162,9 @@ def migrate_state(to: str, *, key: str | None = None, lock_timeout: float = 0.0,
 def _destination(to: str, key: str, root: Path) -> tuple[Any, str]:
     import os
 
-    from mlspec.masking import ENV_REF
+    from mlspec.state.base import resolve_url
 
-    resolved = ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), to)
+    resolved = resolve_url(to, "--to")
     if resolved.startswith(("postgres://", "postgresql://")) or "host=" in resolved:
         from mlspec.state.postgres import PostgresStateStore
 

@@ -93,6 +93,7 @@ def make_plan(
     plugins, unmanaged = _plugins(specs, registry, order, upstream)
     settings = {p.name: plugin_settings(p, (project.setting("plugins") or {}).get(p.name)) for p in plugins.values()}
     outside = tuple(project.setting("paths", "outside"))
+    artifacts = str(project.setting("artifacts", "url"))
     _check_resources(specs, plugins, digests, settings, outside)
 
     state = {entry.address: entry for entry in store.list()}
@@ -104,8 +105,8 @@ def make_plan(
             continue
         resource = specs.resources[address]
         plugin = plugins[resource.kind]
-        context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                              specs.resources, upstream[address], written, outside=outside)
+        context = PlanContext(workdir, digests, artifacts, settings[plugin.name], specs.resources, upstream[address],
+                              written, outside=outside)
         inputs = dict(_call(plugin, "inputs", address, plugin.inputs, resource, context))
         desired[address] = Desired(
             address, resource.kind, resource.metadata_data(), resource.spec_data(),
@@ -121,8 +122,8 @@ def make_plan(
             if previous is None or previous.status is not Status.APPLIED:
                 continue
             resource, plugin = specs.resources[address], plugins[want.kind]
-            context = PlanContext(workdir, digests, str(project.setting("artifacts", "url")), settings[plugin.name],
-                                  specs.resources, upstream[address], written, outside=outside)
+            context = PlanContext(workdir, digests, artifacts, settings[plugin.name], specs.resources,
+                                  upstream[address], written, outside=outside)
             seen = _call(plugin, "refresh", address, plugin.refresh, resource, previous, context)
             if not seen.exists or seen.drift:
                 drift[address] = seen.drift or "the live object is gone"
@@ -179,11 +180,11 @@ def _written(specs: SpecSet, plugins: Mapping[str, Plugin]) -> dict[str, str]:
 def _with_notices(plan: Plan, specs: SpecSet, plugins: Mapping[str, Plugin], digests: FileDigests) -> Plan:
     """A plugin's optional `notices(resource)`: what a reviewer must know of a changing step."""
     steps = []
+    context = PlanContext(specs.project.root, digests, outside=tuple(specs.project.setting("paths", "outside")))
     for step in plan.steps:
         plugin = plugins.get(Address(step.address).kind)
         notices = getattr(plugin, "notices", None)
         if notices is not None and step.action.is_change and step.address in specs.resources:
-            context = PlanContext(specs.project.root, digests, outside=tuple(specs.project.setting("paths", "outside")))
             extra = (context,) if wants_context(notices) else ()
             found = tuple(str(n) for n in _call(plugin, "notices", step.address, notices,  # type: ignore[arg-type]
                                                 specs.resources[step.address], *extra))

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from mlspec.plan.model import Step
     from mlspec.project import Project
     from mlspec.state.base import StateReader, StateStore
-    from mlspec.state.model import LockInfo
 
 
 @dataclass(frozen=True)
@@ -140,28 +139,14 @@ def plan(options: PlanOptions | None = None, *, root: Path | None = None) -> Pla
         return planned
 
 
-def lock_holder(root: Path | None = None) -> LockInfo | None:
-    """Who holds the state's lock now (an apply in progress), or None; nothing is created or taken."""
-    from mlspec.project import load_project
-    from mlspec.state import open_state
-
-    try:
-        store = open_state(load_project(root), create=False)
-    except StateMissingError:
-        return None
-    try:
-        return store.lock_info()
-    finally:
-        store.close()
-
-
 def pull(addresses: tuple[str, ...] = (), *, root: Path | None = None) -> dict[str, list[str]]:
     """Write back the files that applied resources wrote in the repo and that are missing here (a
     fresh clone), from the artifact store: address -> the paths written. State is only read."""
+    from mlspec.address import Address
     from mlspec.discovery import Registry
     from mlspec.errors import StateError
     from mlspec.project import load_project
-    from mlspec.sdk.contract import capabilities
+    from mlspec.sdk.contract import materializer
 
     project = load_project(root)
     registry = Registry(prefer=project.setting("plugin_for"))
@@ -173,10 +158,9 @@ def pull(addresses: tuple[str, ...] = (), *, root: Path | None = None) -> dict[s
         raise StateError(f"`{unknown[0]}` is not in the state: nothing of it to pull")
     written: dict[str, list[str]] = {}
     for address in addresses or tuple(entries):
-        kind = address.partition("/")[0]
-        plugin = registry.for_kind(kind) if registry.has(kind) else None
-        materialize = getattr(plugin, "materialize", None)
-        if plugin is not None and materialize is not None and capabilities(plugin).writes_paths:
+        kind = Address(address).kind
+        materialize = materializer(registry.for_kind(kind)) if registry.has(kind) else None
+        if materialize is not None:
             found = list(materialize(entries[address].outputs, project.root, artifacts))
             if found:
                 written[address] = found
@@ -215,7 +199,8 @@ def apply(
     settings = settings or ApplySettings()
     project = load_project(root)
     tree = collect(project.root)
-    found = tree.covering(_spec_files(project))
+    spec_files = _spec_files(project)
+    found = tree.covering(spec_files)
     if not settings.allow_dirty:  # before anything is written: a refused apply leaves no state behind
         check_clean(found)
     cancel = cancel or threading.Event()
@@ -235,7 +220,7 @@ def apply(
             check_forward(project.root, found, store.note("last_apply"))
         planned = prepare(store, options, root=project.root)
         # What the plan read besides the specs: a script nobody added to git makes the tree dirty too.
-        found = tree.covering(_spec_files(project), {name for want in planned.desired.values() for name in want.inputs})
+        found = tree.covering(spec_files, {name for want in planned.desired.values() for name in want.inputs})
         if not settings.allow_dirty:
             check_clean(found)
         if saved is not None and already_applied(saved, planned.plan):

@@ -14,7 +14,7 @@ replace is carried out.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -190,3 +190,9 @@ def capabilities(plugin: object) -> Capabilities:
     """A plugin's declared capabilities; none when it declares none."""
     found = getattr(plugin, "capabilities", None)
     return found if isinstance(found, Capabilities) else NO_CAPABILITIES
+
+
+def materializer(plugin: object) -> Callable[..., Iterable[str]] | None:
+    """A `writes_paths` plugin's optional `materialize(outputs, workdir, artifacts)`, or None."""
+    found = getattr(plugin, "materialize", None)
+    return found if callable(found) and capabilities(plugin).writes_paths else None

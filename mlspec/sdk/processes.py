@@ -18,7 +18,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 RUN_MARK = "MLSPEC_RUN"
@@ -121,6 +121,3 @@ def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
 
-
-def environment(base: Mapping[str, str], run: str, step: str) -> dict[str, str]:
-    return {**base, **marks(run, step)}

@@ -110,19 +110,27 @@ def open_state(project: Project, *, create: bool = True) -> StateStore:
 
 
 def _url(project: Project) -> str:
-    """state.url with its `${env:NAME}` resolved (the password is a secret: the mask knows it)."""
+    raw = project.setting("state", "url")
+    if not raw:
+        from mlspec.errors import StateError
+
+        raise StateError("mlspec.yaml: state.backend is postgres but state.url is not set; write "
+                         "`url: ${env:MLSPEC_STATE_URL}` and set that variable (a libpq URI)")
+    return resolve_url(raw, "mlspec.yaml: state.url")
+
+
+def resolve_url(raw: str, where: str) -> str:
+    """A state URL with its `${env:NAME}` resolved, wherever it was written (mlspec.yaml, `state
+    migrate --to`): a variable that is not set is an error naming it, and the password, and every
+    value substituted, join the process's mask."""
     import os
 
     from mlspec.errors import StateError
     from mlspec.masking import ENV_REF, Mask, use
 
-    raw = project.setting("state", "url")
-    if not raw:
-        raise StateError("mlspec.yaml: state.backend is postgres but state.url is not set; write "
-                         "`url: ${env:MLSPEC_STATE_URL}` and set that variable (a libpq URI)")
     missing = [m.group(1) for m in ENV_REF.finditer(raw) if m.group(1) not in os.environ]
     if missing:
-        raise StateError(f"mlspec.yaml: state.url needs the environment variable {missing[0]}, which is not set")
+        raise StateError(f"{where} needs the environment variable {missing[0]}, which is not set")
     url = ENV_REF.sub(lambda m: os.environ[m.group(1)], raw)
     from urllib.parse import urlsplit
 

@@ -174,9 +174,7 @@ class LocalStateStore:
 
     def _create(self, db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")  # (executescript would commit it: one statement at a time)
-        for statement in _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").split(";"):
-            if statement.strip():
-                db.execute(statement)
+        _create_tables(db)
         db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('format_version', ?), ('lineage', ?), ('serial', '0')",
             (str(FORMAT_VERSION), uuid.uuid4().hex),
@@ -467,22 +465,27 @@ def _register(db: sqlite3.Connection, write: RegistryWrite) -> None:
             db.execute("INSERT INTO registry_moves VALUES (?, ?, ?)", (write.address, seq, _dumps(move)))
 
 
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Every table of the current format that is not there yet (inside the caller's transaction)."""
+    for statement in _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _upgrade(db: sqlite3.Connection) -> None:
     """Format 1 -> 2 in one transaction: the registry document becomes rows of versions and moves."""
     if int(dict(db.execute("SELECT name, value FROM meta")).get("format_version", "0")) >= FORMAT_VERSION:
         return
-    from mlspec.registry import Entry, RegistryWrite
+    from mlspec.registry import NOTE, Entry, RegistryWrite
 
     db.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS").split(";"):
-            if "registry_" in statement:
-                db.execute(statement)
-        row = db.execute("SELECT value FROM meta WHERE name = 'note:registry'").fetchone()
+        _create_tables(db)  # the registry's (the others are there already)
+        row = db.execute("SELECT value FROM meta WHERE name = ?", (f"note:{NOTE}",)).fetchone()
         for address, data in (json.loads(row[0]) if row else {}).items():
             entry = Entry.from_json(data)
             _register(db, RegistryWrite(address, tuple(entry.versions), tuple(entry.history)))
-        db.execute("DELETE FROM meta WHERE name = 'note:registry'")
+        db.execute("DELETE FROM meta WHERE name = ?", (f"note:{NOTE}",))
         db.execute("UPDATE meta SET value = ? WHERE name = 'format_version'", (str(FORMAT_VERSION),))
     except BaseException:
         db.execute("ROLLBACK")

@@ -271,10 +271,7 @@ class PostgresStateStore:
                       **dict(zip(names, row[1:], strict=True))}
             found = self._db.execute(_COMMIT_ONE, params).fetchone()
         except psycopg.OperationalError as err:
-            from mlspec.masking import mask
-
-            raise StateError(f"cannot write the state database: {mask(str(err)).strip()}; nothing of this change "
-                             "was recorded (apply again: every step that ended is in state)") from None
+            raise _unwritable(err) from None
         if found is None or found[0] is None:
             raise StateLockedError("the state's lock was taken from this run (force-unlock?): stopping before writing")
         return int(found[0])
@@ -399,14 +396,18 @@ class PostgresStateStore:
             with self._db.transaction():
                 yield self._db
         except psycopg.OperationalError as err:
-            from mlspec.masking import mask
-
-            raise StateError(f"cannot write the state database: {mask(str(err)).strip()}; nothing of this change "
-                             "was recorded (apply again: every step that ended is in state)") from None
+            raise _unwritable(err) from None
 
 
 def _entry(row: tuple[Any, ...]) -> ResourceState:
     return ResourceState.from_row(row)
+
+
+def _unwritable(err: Exception) -> StateError:
+    from mlspec.masking import mask
+
+    return StateError(f"cannot write the state database: {mask(str(err)).strip()}; nothing of this change was "
+                      "recorded (apply again: every step that ended is in state)")
 
 
 def _one(row: Any) -> Any:

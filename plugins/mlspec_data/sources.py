@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlspec.sdk import StepFailed
+from mlspec.sdk.paths import leaves
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,7 @@ def resolve(workdir: Path, paths: str | list[str], address: str, allowed: tuple[
     found: list[Path] = []
     inside = (workdir.resolve(), *(a.resolve() for a in allowed))
     for pattern in [paths] if isinstance(paths, str) else paths:
-        if (os.path.isabs(pattern) or ".." in Path(pattern).parts) and not _allowed(workdir / pattern, inside[1:]):
+        if leaves(workdir, pattern, [str(a) for a in allowed]):
             raise DataError(f"{address}: source `{pattern}` leaves the spec repo; use a path inside it, or list its "
                             "directory in mlspec.yaml's `paths.outside`")
         if any(ch in pattern for ch in "*?["):
@@ -54,11 +55,6 @@ def resolve(workdir: Path, paths: str | list[str], address: str, allowed: tuple[
                 raise DataError(f"{address}: `{repo_path(match, workdir)}` resolves outside the spec repo ({real})")
             found.append(match)
     return sorted(dict.fromkeys(found))
-
-
-def _allowed(path: Path, outside: tuple[Path, ...]) -> bool:
-    normal = Path(os.path.normpath(path))
-    return any(normal == root or root in normal.parents for root in outside)
 
 
 def repo_path(path: Path, workdir: Path) -> str:

@@ -112,7 +112,7 @@ class TaskPlugin:
     def validate(self, resource: Resource, context: PlanContext | None = None) -> Iterator[Issue]:
         spec = resource.envelope.spec
         root, outside = (context.workdir, context.outside) if context is not None else (None, ())
-        if spec.cwd is not None and _leaves(spec.cwd):
+        if spec.cwd is not None and paths.leaves(None, spec.cwd):  # a cwd outside is never allowed
             yield Issue(("spec", "cwd"), f"`{spec.cwd}` leaves the spec repo", expected="a relative directory")
         for i, dep in enumerate(spec.deps):
             if isinstance(dep, str) and paths.leaves(root, dep, outside):
@@ -347,10 +347,6 @@ def _tail(path: Path, size: int = 64 * 1024) -> str:
             return fh.read().decode(errors="replace")
     except OSError:
         return ""
-
-
-def _leaves(path: str) -> bool:
-    return path.startswith("/") or ".." in path.split("/")
 
 
 def _env_name(name: str) -> str:

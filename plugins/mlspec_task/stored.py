@@ -52,11 +52,13 @@ def restore(store: ArtifactStore, workdir: Path, stored: Mapping[str, Mapping[st
             only_missing: bool = False) -> list[str]:
     """Write the outs back from the store, each file checked against its digest and renamed into
     place whole; returns the outs written. A symlink at an out is removed, never written through."""
+    todo = {out: ref for out, ref in stored.items()
+            if not (only_missing and paths.entry(workdir, out, "out").exists())}
+    if not todo:  # the common case before a step runs: everything is here, no scratch directory made
+        return []
     written = []
     with tempfile.TemporaryDirectory(prefix=".mlspec-restore-") as scratch:
-        for out, ref in stored.items():
-            if only_missing and paths.entry(workdir, out, "out").exists():
-                continue
+        for out, ref in todo.items():
             paths.remove(workdir, out, "out")
             if "file" in ref:
                 _place(store.local(ref["file"], Path(scratch)), paths.entry(workdir, out, "out"))
