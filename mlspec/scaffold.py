@@ -106,7 +106,7 @@ class Created:
     skipped: bool
 
 
-EXTRAS = "torch,postgres,s3"  # what a team's CI needs: training, shared state, shared artifacts
+EXTRAS = "torch,onnx,postgres,s3"  # what a team's CI needs: training, optimization, shared state and artifacts
 EXAMPLE_INSTALL = f"mlspec[{EXTRAS}] @ git+https://github.com/YOUR-ORG/mlspec@v{__version__}"
 
 

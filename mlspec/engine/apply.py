@@ -263,7 +263,8 @@ class _Steps(Hooks):
         before = self.previous.get(step.address)
         if before is None or before.status is not Status.APPLIED:
             return None
-        return ResourceState(step.address, step.fingerprint or "", material(self.planned.desired[step.address]),
+        fingerprint = step.cutoff_fingerprint or step.fingerprint or ""
+        return ResourceState(step.address, fingerprint, material(self.planned.desired[step.address]),
                              dict(before.outputs), Status.APPLIED, before.created_at, now(), before.commit)
 
 

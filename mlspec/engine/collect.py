@@ -80,9 +80,6 @@ def export(address: str, to: Path, *, version: int | None = None, root: Path | N
     """A registered resource's files (its champion's, or `version`'s) as a plain directory, each checked
     against its digest: what `transformers.AutoModel.from_pretrained(DIR)` or `torch.load` reads.
     Returns the file names written."""
-    import shutil
-    import tempfile
-
     from mlspec.engine.edits import entries, resolve
     from mlspec.errors import RegistryError
     from mlspec.project import load_project
@@ -98,10 +95,5 @@ def export(address: str, to: Path, *, version: int | None = None, root: Path | N
     files = record.get("files") or {}
     if not files:
         raise RegistryError(f"{name} version {record['version']} names no files")
-    store = ArtifactStore(str(project.setting("artifacts", "url")), project.root)
-    to.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mlspec-export-") as scratch:
-        for file_name, artifact in sorted(files.items()):
-            local = store.local(artifact, Path(scratch))  # checks the digest
-            shutil.copyfile(local, to / file_name)
+    ArtifactStore(str(project.setting("artifacts", "url")), project.root).fetch(files, to)
     return sorted(files)

@@ -13,6 +13,7 @@ plugin): that is what lets a plan name the field, input file, plugin version or 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from mlspec.errors import PlanError
 from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, canonical, fingerprint
 from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
 from mlspec.state.model import ResourceState, StateMeta, Status
+
+_DIGEST = re.compile(r"(sha256:|tree:)?[0-9a-f]{16,}")  # an input recorded as a digest, not as a value
 
 MAX_LISTED = 5  # fields named in one cause; the rest are counted
 
@@ -83,6 +86,8 @@ def build_plan(
         step = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place, published)
         if step.conditional_on and not _explained_by(want, upstream, step.conditional_on, state):
             step = dataclasses.replace(step, conditional_on=())
+        if step.conditional_on:
+            step = dataclasses.replace(step, cutoff_fingerprint=_cutoff_fingerprint(want, upstream, step, steps, state))
         steps[want.address] = step
         seen[want.address] = _seen_downstream(fp, step, state.get(want.address), published)
     deletes: list[Step] = []
@@ -116,6 +121,22 @@ def _explained_by(want: Desired, upstream: Mapping[str, Fingerprint], conditiona
         value = recorded.outputs.get("published")
         before[address] = Fingerprint(value if isinstance(value, str) and value else recorded.fingerprint)
     return previous is not None and _fingerprint(want, before).data == previous.fingerprint
+
+
+def _cutoff_fingerprint(want: Desired, upstream: Mapping[str, Fingerprint], step: Step, steps: Mapping[str, Step],
+                        state: Mapping[str, ResourceState]) -> str:
+    """The fingerprint to commit if `step` is cut off: what the next plan will compute. An upstream that
+    publishes a champion and is cut off keeps publishing its old champion's fingerprint (its cut-off
+    run registered nothing); one that is itself cut off with another fingerprint hands on that one."""
+    cut = dict(upstream)
+    for address in step.conditional_on:
+        recorded = state.get(address)
+        value = recorded.outputs.get("published") if recorded is not None else None
+        if isinstance(value, str) and value:
+            cut[address] = Fingerprint(value)
+        elif address in steps and steps[address].cutoff_fingerprint:
+            cut[address] = Fingerprint(str(steps[address].cutoff_fingerprint))
+    return _fingerprint(want, cut).data
 
 
 def _seen_downstream(fp: Fingerprint, step: Step, previous: ResourceState | None,
@@ -227,6 +248,8 @@ def _input_change(name: str, old: str | None, new: str | None) -> str:
         return f"{name} added"
     if new is None:
         return f"{name} removed"
+    if not (_DIGEST.fullmatch(old) or _DIGEST.fullmatch(new)) and max(len(old), len(new)) <= 48:
+        return f"{name} changed ({old} -> {new})"  # a version, a GPU: readable as it is
     return f"{name} changed ({old[:8]}… -> {new[:8]}…)"
 
 

@@ -56,6 +56,9 @@ class Step:
     # content as state holds, this step is cut off (not run, its outputs kept). Empty: it runs.
     conditional_on: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what a reviewer must know beyond the changes ("gets the secret TOKEN")
+    # A conditional step's fingerprint if it is cut off: made with what its upstreams hand on once
+    # they are cut off themselves (an upstream with a champion keeps publishing that champion's).
+    cutoff_fingerprint: str | None = None
 
     @property
     def is_conditional(self) -> bool:
@@ -111,7 +114,7 @@ class Plan:
                 {"address": s.address, "action": s.action.value, "causes": list(s.causes), "fingerprint": s.fingerprint,
                  "changes": [{"path": c.path, "before": c.before, "after": c.after} for c in s.changes],
                  "estimate": s.estimate, "replace_order": s.replace_order, "conditional_on": list(s.conditional_on),
-                 "notes": list(s.notes),
+                 "notes": list(s.notes), "cutoff_fingerprint": s.cutoff_fingerprint,
                  **({"observed": s.observed} if s.action is Action.READ else {})}
                 for s in self.steps
             ],
@@ -131,7 +134,7 @@ class Plan:
                 Step(s["address"], Action(s["action"]), tuple(s["causes"]),
                      tuple(Change(c["path"], c["before"], c["after"]) for c in s["changes"]), s["fingerprint"],
                      s.get("estimate"), s.get("observed"), s.get("replace_order"),
-                     tuple(s.get("conditional_on") or ()), tuple(s.get("notes") or ()))
+                     tuple(s.get("conditional_on") or ()), tuple(s.get("notes") or ()), s.get("cutoff_fingerprint"))
                 for s in data["steps"]
             ),
             tuple(data.get("orphans", ())),

@@ -100,13 +100,32 @@ class ModelOutputs(Published):
 
 
 class OptimizationOutputs(Published):
-    """An Optimization: the optimized artifact (an ONNX graph, a TensorRT engine) and its runtime."""
+    """An Optimization: the optimized artifact (an ONNX graph with its weights beside it, a TensorRT
+    engine), what runs it, and the proof that it is the same model: what a Service loads and serves.
+
+    `entry` is the file to load; `inputs` the named inputs (dtype, dims with `batch`/`sequence`
+    dynamic); `source` the Model version it was made from, with that version's files (its tokenizer
+    or encoder turn a request into inputs). Parity and benchmark figures vary with the machine and
+    are not what dependents receive: early cutoff leaves them out.
+    """
+
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"parity", "benchmark", "seconds", "sizes"})
 
     digest: str
     format: str  # "onnx", "tensorrt"
     files: dict[str, ArtifactRef] = Field(default_factory=dict)
     source_digest: str = ""  # the weights it was made from
     precision: str = "fp32"
+    runtime: str = ""  # "onnxruntime", "tensorrt"
+    provider: str = ""  # "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT 10.3.0"
+    entry: str = ""
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    output: str = ""
+    profiles: list[dict[str, Any]] = Field(default_factory=list)
+    source: dict[str, Any] = Field(default_factory=dict)
+    parity: dict[str, Any] = Field(default_factory=dict)
+    benchmark: dict[str, Any] = Field(default_factory=dict)
+    machine: dict[str, Any] | None = None  # a TensorRT engine's: TensorRT, GPU, compute capability, CUDA
 
 
 class ServiceOutputs(Published):

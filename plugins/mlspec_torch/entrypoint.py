@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlspec.sdk import StepInterrupted, did_you_mean
+from mlspec_torch.inference import Input
 from mlspec_torch.loop import LoopSettings, TrainingFailed, TrainResult
 
 
@@ -78,6 +79,8 @@ class EntrypointJob:
 
     library = "pytorch"
     base_model: str | None = None
+    signature: list[Input] | None = None  # the module's own encode() says (inference.py)
+    classes: list[Any] = []  # noqa: RUF012  # its outputs' meaning is the entrypoint's
 
     def __init__(self, spec: Any, splits: Mapping[str, Any], context: Any, device: Any, checkpoints: Path,
                  scratch: Path) -> None:

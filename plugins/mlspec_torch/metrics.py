@@ -44,6 +44,19 @@ def classification(labels: np.ndarray, predicted: np.ndarray, scores: np.ndarray
     return out
 
 
+def from_outputs(task: str, outputs: np.ndarray, targets: np.ndarray, wanted: Sequence[str]) -> dict[str, float]:
+    """Metrics from a model's raw outputs: logits (rows x classes) for a classifier, one value per row
+    for a regression. Training, an Optimization's parity check and a Service score the same way."""
+    import numpy as np
+
+    if "classification" in task:
+        shifted = outputs - outputs.max(axis=1, keepdims=True) if len(outputs) else outputs
+        scores = np.exp(shifted)
+        scores /= scores.sum(axis=1, keepdims=True) if len(outputs) else 1
+        return classification(targets, scores.argmax(axis=1), scores, wanted)
+    return regression(targets, outputs.reshape(len(outputs), -1)[:, 0], wanted)
+
+
 def regression(targets: np.ndarray, predicted: np.ndarray, wanted: Sequence[str]) -> dict[str, float]:
     import numpy as np
 

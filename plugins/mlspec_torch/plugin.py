@@ -43,7 +43,7 @@ from mlspec.sdk import (
     position,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # 0.2: mlspec-model.json beside the weights
 # Trainings in this process take turns: torch's random generators (dropout, shuffling, init) are
 # process-wide, so two Models trained side by side at --parallelism 4 would each consume the other's
 # random numbers and neither would be reproducible. Runs through torchrun are processes of their own.

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 from mlspec.sdk import ArtifactStore, DatasetOutputs, StepRequest, listing_digest, paths
 from mlspec_torch.card import CardFacts
 from mlspec_torch.card import render as render_card
+from mlspec_torch.inference import BATCH, MANIFEST, SEQUENCE, Input, manifest
 from mlspec_torch.loop import LoopSettings, Meter, TrainingFailed, TrainResult, train
-from mlspec_torch.metrics import classification, gates, regression
+from mlspec_torch.metrics import from_outputs, gates
 from mlspec_torch.splits import dataset_address, dataset_outputs, load_split, require_columns
 
 
@@ -129,6 +130,11 @@ def run(context: RunContext) -> dict[str, Any] | None:
         for verdict in verdicts:
             context.log(f"{address}: gate `{verdict.gate}` {verdict.why}")
         files = job.save(scratch / "model")
+        evaluated = {"validation": spec.splits.validation, "test": roles["test"]}
+        files[MANIFEST] = _manifest(spec, job, dataset, {role: outputs.splits[name].model_dump(mode="json")
+                                                         for role, name in evaluated.items()
+                                                         if name and name in outputs.splits},
+                                    scratch / "model" / MANIFEST)
         seconds = time.monotonic() - started
         facts = _facts(context, outputs, dataset, found, verdicts, hardware(device), seconds, job)
         (scratch / "model").mkdir(parents=True, exist_ok=True)
@@ -155,6 +161,19 @@ def run(context: RunContext) -> dict[str, Any] | None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _manifest(spec: Any, job: Job, dataset: str, evaluated_on: Mapping[str, Mapping[str, Any]],
+              path: Path) -> Path:
+    """`mlspec-model.json`, beside the weights: what a consumer needs to run the model (inference.py)."""
+    architecture = spec.architecture
+    data = manifest(task=spec.task, family=architecture.family, entrypoint=architecture.entrypoint,
+                    inputs=job.signature, features=spec.features, label=spec.label, classes=job.classes,
+                    max_length=getattr(job, "max_length", None), metrics=spec.evaluation.metrics, dataset=dataset,
+                    evaluated_on=evaluated_on)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def _facts(context: RunContext, outputs: DatasetOutputs, dataset: str, found: Mapping[str, float],
            verdicts: list[Any], device: str, seconds: float, job: Job) -> CardFacts:
     spec = context.spec
@@ -176,6 +195,8 @@ class Job(Protocol):
     rows: int
     library: str
     base_model: str | None
+    signature: list[Input] | None  # the module's named inputs; None: an entrypoint's own (its encode())
+    classes: list[Any]
 
     def train(self, settings: LoopSettings, device: Any, checkpoints: Path, context: RunContext,
               metrics: Path) -> TrainResult: ...
@@ -193,6 +214,8 @@ class _Job:
     rows: int
     library = "pytorch"
     base_model: str | None = None
+    signature: list[Input] | None = None
+    classes: list[Any]
 
     def train(self, settings: LoopSettings, device: Any, checkpoints: Path, context: RunContext,
               metrics: Path) -> TrainResult:
@@ -237,12 +260,14 @@ class _Tabular(_Job):
             self.test = self.encoder.transform(splits["test"])
         except ValueError as err:
             raise TrainingFailed(str(err)) from None
-        self.classify = spec.task == "tabular-classification"
+        self.task, self.classify = spec.task, spec.task == "tabular-classification"
         self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
         outputs = len(self.encoder.classes) if self.classify else 1
         config = spec.architecture.config or {}
         self.model = mlp(inputs.shape[1], outputs, config.get("hidden_sizes", [64, 32]), config.get("dropout", 0.0))
         self.batch_size, self.seed, self.rows = spec.hyperparameters.batch_size, spec.seed, len(inputs)
+        self.classes = list(self.encoder.classes)
+        self.signature = [Input("features", "float32", (BATCH, self.encoder.width))]
         self.batches_per_epoch = -(-len(inputs) // self.batch_size)
 
     def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
@@ -266,10 +291,7 @@ class _Tabular(_Job):
         self.model.eval()
         with torch.no_grad():
             out = self.model(torch.from_numpy(inputs).to(device)).float().cpu()
-        if self.classify:
-            scores = torch.softmax(out, dim=-1).numpy()
-            return classification(targets, scores.argmax(axis=1), scores, wanted)
-        return regression(targets, out.squeeze(-1).numpy(), wanted)
+        return from_outputs(self.task, out.numpy(), targets, wanted)
 
     def save(self, directory: Path) -> dict[str, Path]:
         from safetensors.torch import save_file
@@ -329,6 +351,7 @@ class _Text(_Job):
         self.test = (test["input_ids"], test["attention_mask"],
                      [index[str(v)] for v in splits["test"].column(label).to_pylist()])
         self.batch_size, self.seed, self.rows = spec.hyperparameters.batch_size, spec.seed, len(self.ids)
+        self.signature = [Input(name, "int64", (BATCH, SEQUENCE)) for name in ("input_ids", "attention_mask")]
         self.batches_per_epoch = -(-len(self.ids) // self.batch_size)
 
     def batches(self, epoch: int) -> Iterator[tuple[Any, ...]]:
@@ -346,14 +369,14 @@ class _Text(_Job):
 
         ids, mask, labels = self.test
         self.model.eval()
-        scores = []
+        logits = []
         with torch.no_grad():
             for start in range(0, len(ids), 256):
-                logits = self.model(input_ids=ids[start : start + 256].to(device),
-                                    attention_mask=mask[start : start + 256].to(device)).logits
-                scores.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-        probabilities = np.concatenate(scores) if scores else np.zeros((0, len(self.classes)))
-        return classification(np.array(labels), probabilities.argmax(axis=1), probabilities, wanted)
+                logits.append(self.model(input_ids=ids[start : start + 256].to(device),
+                                         attention_mask=mask[start : start + 256].to(device)).logits.float().cpu()
+                              .numpy())
+        out = np.concatenate(logits) if logits else np.zeros((0, len(self.classes)), dtype=np.float32)
+        return from_outputs("text-classification", out, np.array(labels), wanted)
 
     def save(self, directory: Path) -> dict[str, Path]:
         from transformers.utils import logging

@@ -187,6 +187,21 @@ def test_a_held_version_leaves_the_chain_and_registry_commands_take_any_register
     assert "because Model/sentiment's champion is now version 2" in plan.out, plan.out
 
 
+def test_a_cutoff_through_a_model_leaves_nothing_to_do_next_time(chain: Path, mlspec: Callable[..., Result]) -> None:
+    """The Dataset re-runs and hands on the same content: the Model (which registers versions) and
+    everything built on it are cut off, and the next plan is empty. The dependents' fingerprints are
+    committed as built on the Model's champion, which the cut-off run did not move."""
+    assert mlspec(chain, "apply", "-y").code == 0
+    (chain / "specs/data.yaml").write_text(DATASET.replace("test: 0.1}}", "test: 0.1}, seed: 9}"))
+    (chain / "calls.log").unlink()
+    applied = mlspec(chain, "apply", "-y")
+    assert applied.code == 0, applied.output
+    assert "3 steps cut off: Dataset/reviews came out unchanged" in applied.out, applied.out
+    assert calls(chain) == ["apply Dataset/reviews"]
+    again = mlspec(chain, "plan", "--detailed-exitcode")
+    assert again.code == 0, again.output
+
+
 def test_gated_serving_follows_the_whole_upstream_chain(chain: Path, mlspec: Callable[..., Result]) -> None:
     """The Service is two hops from the Model: a Model without a champion still gates it."""
     from mlspec.state.local import LocalStateStore

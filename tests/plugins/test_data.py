@@ -599,7 +599,7 @@ def test_the_bundled_repo_applies_and_converges(
     assert applied.code == 0, applied.output
     again = mlspec(root, "plan", "--detailed-exitcode")
     assert again.code == 0, again.output
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 5 unchanged." in again.out
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 6 unchanged." in again.out
     for name in ("reviews", "customers"):
         out = outputs(mlspec, root, f"Dataset/{name}")
         assert out["rows"] == 4000 and set(out["splits"]) == {"train", "validation", "test"}
@@ -618,7 +618,8 @@ def test_the_bundled_repo_applies_and_converges(
     assert "Model/sentiment  replace (conditional: runs only if Dataset/reviews publishes something new)" in plan.out
     edited = mlspec(root, "apply", "-y")
     assert edited.code == 0, edited.output
-    assert "1 step cut off: Dataset/reviews came out unchanged (Model/sentiment kept what they had)" in edited.out
+    assert ("2 steps cut off: Dataset/reviews came out unchanged (Model/sentiment, Optimization/sentiment-onnx kept "
+            "what they had)") in edited.out, edited.out
     models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
     assert models["Model/sentiment"]["versions"] == 1  # not retrained
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0

@@ -119,7 +119,7 @@ def test_an_entrypoint_model_trains_with_the_documented_context(mlspec: Mlspec, 
     assert applied.code == 0, applied.output
     out = outputs(mlspec, root, "Model/custom")
     assert out["gates_passed"] and out["metrics"]["accuracy"] > 0.5 and out["metrics"]["rows_seen"] > 200
-    assert set(out["files"]) == {"rule.json", "README.md"} and out["steps"] == 3
+    assert set(out["files"]) == {"rule.json", "mlspec-model.json", "README.md"} and out["steps"] == 3
     assert json.loads((root / out["files"]["rule.json"]["uri"]).read_text()) == {"tenure_below": 12}
     logged = (root / out["metrics_log"]["uri"]).read_text().splitlines()
     assert [json.loads(line)["step"] for line in logged] == [1, 2, 3]

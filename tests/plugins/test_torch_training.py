@@ -106,7 +106,7 @@ def test_a_tabular_model_trains_evaluates_and_is_gated(mlspec: Mlspec, project: 
     out = run(context(root, model, upstream))
     assert out["metrics"]["roc_auc"] > 0.8 and out["gates_passed"], out["gates"]
     assert out["gates"][1]["why"] == "no champion yet: nothing to beat"
-    assert set(out["files"]) == {"encoder.json", "model.safetensors", "README.md"}
+    assert set(out["files"]) == {"encoder.json", "model.safetensors", "mlspec-model.json", "README.md"}
     assert all((root / f["uri"]).is_file() for f in out["files"].values())
     assert out["dataset"]["version"] == upstream["Dataset/customers"]["version"] and out["device"].startswith("cpu")
     beaten = run(context(root, model, upstream, champion={"f1": 0.999}))
