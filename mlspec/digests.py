@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -107,6 +108,14 @@ class FileDigests:
             self._pending.clear()
             self._db.close()
             self._db = None
+
+
+_DIGEST = re.compile(r"(sha256:|tree:)?[0-9a-f]{16,}")
+
+
+def is_digest(value: str) -> bool:
+    """Is an observed input a digest (of a file, a tree) rather than a value to show as it is (a version)?"""
+    return _DIGEST.fullmatch(value) is not None
 
 
 def listing_digest(entries: Iterable[tuple[str, str]]) -> str:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from mlspec.graph import SpecGraph
     from mlspec.state.model import ResourceState
 
-SHOWN_OUTPUTS = ("version", "rows", "held")
+SHOWN_OUTPUTS = ("version", "rows", "held", "summary")  # summary: a plugin's one line for people
 
 
 def tree(graph: SpecGraph, recorded: Mapping[str, ResourceState], address: str) -> dict[str, Any]:

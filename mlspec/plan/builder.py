@@ -13,17 +13,15 @@ plugin): that is what lets a plan name the field, input file, plugin version or 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlspec.digests import is_digest
 from mlspec.errors import PlanError
 from mlspec.plan.fingerprint import DESCRIPTIVE_SPEC_FIELDS, METADATA_FIELDS, Fingerprint, canonical, fingerprint
 from mlspec.plan.model import SENSITIVE, Action, Change, Plan, Step
 from mlspec.state.model import ResourceState, StateMeta, Status
-
-_DIGEST = re.compile(r"(sha256:|tree:)?[0-9a-f]{16,}")  # an input recorded as a digest, not as a value
 
 MAX_LISTED = 5  # fields named in one cause; the rest are counted
 
@@ -248,7 +246,7 @@ def _input_change(name: str, old: str | None, new: str | None) -> str:
         return f"{name} added"
     if new is None:
         return f"{name} removed"
-    if not (_DIGEST.fullmatch(old) or _DIGEST.fullmatch(new)) and max(len(old), len(new)) <= 48:
+    if not (is_digest(old) or is_digest(new)) and max(len(old), len(new)) <= 48:
         return f"{name} changed ({old} -> {new})"  # a version, a GPU: readable as it is
     return f"{name} changed ({old[:8]}… -> {new[:8]}…)"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mlspec.digests import is_digest
+
 
 def render_text(tree: dict[str, Any], style: Callable[..., str]) -> str:
     lines: list[str] = []
@@ -22,7 +24,10 @@ def _node(data: dict[str, Any], depth: int, lines: list[str], style: Callable[..
     else:
         head += style("  (not applied yet)", fg="yellow")
     lines.append(pad + head)
-    lines.extend(f"{pad}    {path}  sha256 {sha[:12]}" for path, sha in data.get("files", {}).items())
+    if data.get("summary"):
+        lines.append(f"{pad}    {data['summary']}")
+    lines.extend(f"{pad}    {path}  " + (f"sha256 {value[:12]}" if is_digest(value) else value)
+                 for path, value in data.get("files", {}).items())
     for parent in data["from"]:
         _node(parent, depth + 1, lines, style)
 

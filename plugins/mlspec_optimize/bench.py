@@ -1,8 +1,10 @@
 """Latency and throughput, original against optimized, at the spec's batch sizes, in the step itself.
 
-The two models take turns in rounds (a few iterations of one, then of the other), so a burst of noise
-from a neighbour on a shared machine lands on both instead of deciding the comparison. p50 and p99
-are of single calls; throughput is rows over the mean call.
+The two models take turns in rounds (a block of calls of one, then of the other), so a burst of noise
+from a neighbour on a shared machine lands on both instead of deciding the comparison. Each block
+starts with an untimed call and follows a short pause: the other runtime's worker threads go idle, and
+this one's wake, before the clock starts (on 2 cores, without that, whichever ran second paid for the
+first's threads). p50 and p99 are of single calls; throughput is rows over the mean call.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ROUNDS = 5
+PAUSE_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ def compare(runners: Mapping[str, Callable[[], Any]], rows: int, *, warmup: int,
     while any(len(t) < iterations for t in times.values()):
         cancelled()
         for name, run in runners.items():
+            time.sleep(PAUSE_S)
+            run()
             for _ in range(min(per_round, iterations - len(times[name]))):
                 started = time.perf_counter()
                 run()

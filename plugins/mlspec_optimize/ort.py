@@ -63,16 +63,19 @@ class Session:
 
 
 def fuse_transformer(graph: Path, target: Path) -> Path:
-    """ONNX Runtime's transformer optimizer on a BERT-style graph (SkipLayerNormalization, BiasGelu and,
-    where the pattern matches, Attention): the fusions its BERT guide applies before serving or
-    quantizing. Heads and hidden size are detected from the graph. A graph it cannot fuse is kept."""
+    """Fuse a BERT-style graph for ONNX Runtime (Attention, SkipLayerNormalization, BiasGelu): onnxscript's
+    `optimize_for_ort`, the rewriter written for the dynamo exporter's graphs (ONNX Runtime's own
+    transformer optimizer matches the TorchScript exporter's patterns, and finds no attention in
+    these). A graph it cannot rewrite is kept as exported: still correct, only slower."""
     try:
-        from onnxruntime.transformers.optimizer import optimize_model
+        import onnx_ir as ir
+        from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
         with _quiet_logs():
-            fused = optimize_model(str(graph), model_type="bert", num_heads=0, hidden_size=0, opt_level=1)
-            fused.save_model_to_file(str(target), use_external_data_format=True, all_tensors_to_one_file=True)
-    except Exception:  # a graph the fusion patterns do not know: the exported one is still correct
+            model = ir.load(str(graph))
+            fused = optimize_for_ort(model)
+            ir.save(fused[0] if isinstance(fused, tuple) else fused, str(target), external_data=f"{target.name}.data")
+    except Exception:  # a graph the rewrite rules do not know: the exported one is still correct
         return graph
     return target
 

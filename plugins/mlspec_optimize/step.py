@@ -99,6 +99,8 @@ def optimize(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         log(f"parity: {checked.summary()}")
         runtime.check(address)
         figures = _benchmark(spec, source, built, feeds["validation"], runtime, address)
+        sizes = {"original": _size(source.directory, "model.safetensors"),
+                 "optimized": sum(p.stat().st_size for p in built.files.values())}
         stored = {name: store.put(path, _suffix(name)).to_json() for name, path in sorted(built.files.items())}
         from mlspec.sdk import listing_digest
 
@@ -112,9 +114,10 @@ def optimize(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
             "source": {"address": source_address, "version": model.version, "digest": model.digest,
                        "files": {k: v.model_dump(mode="json") for k, v in model.files.items()}},
             "source_digest": model.digest, "parity": checked.to_json(), "benchmark": figures,
-            "sizes": {"original": _size(source.directory, "model.safetensors"),
-                      "optimized": sum(p.stat().st_size for p in built.files.values() if p.exists())},
+            "sizes": sizes,
             **built.extra, "seconds": round(time.monotonic() - started, 3),
+            "summary": f"{built.runtime} {spec.effective_precision} on {built.provider}, {checked.summary()}, "
+                       + ", ".join(f"{data['speedup']:.2f}x at batch {size}" for size, data in figures.items()),
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
