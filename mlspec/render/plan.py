@@ -204,6 +204,9 @@ def _markdown_step(step: Step) -> str:
     lines.extend(f"{'because' if i == 0 else '&nbsp;&nbsp;because'} {_cell(cause)}<br>"
                  for i, cause in enumerate(step.causes))
     lines.extend(f"⚠️ {_cell(note)}<br>" for note in step.notes)
+    estimate = step.estimate or {}
+    if estimate.get("seconds") is not None and estimate.get("basis"):  # the basis says what the last run measured
+        lines.append(f"⏱️ ~{duration(estimate['seconds'])}, {_cell(str(estimate['basis']))}<br>")
     if step.changes:
         lines += ["", "| Field | Before | After |", "|---|---|---|"]
         lines.extend(f"| `{c.path}` | {_cell(value(c.before)) if c.before is not None else ''} | "

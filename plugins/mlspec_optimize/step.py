@@ -162,9 +162,12 @@ def _tensorrt(request: StepRequest, source: Stored, graph: Path, scratch: Path, 
         graph = ort.quantize_qdq(graph, scratch / "qdq.onnx", scratch, _calibration(request, source, store, scratch))
         log("calibrated int8 (symmetric Q/DQ) for a strongly typed network")
     dims = [(i.name, i.dims) for i in source.inputs]
-    shapes = [trt.profile_shapes(dims, (p.batch.min, p.batch.opt, p.batch.max),
-                                 (p.sequence.min, p.sequence.opt, p.sequence.max) if p.sequence else None)
-              for p in spec.profiles]
+    try:
+        shapes = [trt.profile_shapes(dims, (p.batch.min, p.batch.opt, p.batch.max),
+                                     (p.sequence.min, p.sequence.opt, p.sequence.max) if p.sequence else None)
+                  for p in spec.profiles]
+    except ValueError as err:  # a text model's profile without `sequence`, say
+        raise StepFailed(f"{address}: spec.profiles do not fit {model_address(spec)}'s inputs: {err}") from None
     cache_name = timing_cache_name(here)
     moment = time.monotonic()
     try:
@@ -176,7 +179,10 @@ def _tensorrt(request: StepRequest, source: Stored, graph: Path, scratch: Path, 
     log(f"TensorRT {here.tensorrt} engine built on {here.gpu} in {time.monotonic() - moment:.1f}s")
     path = scratch / "model.plan"
     path.write_bytes(plan)
-    engine = trt.Engine(plan, log)
+    try:
+        engine = trt.Engine(plan, log)
+    except (RuntimeError, TypeError) as err:
+        raise StepFailed(f"{address}: the engine TensorRT built does not load here: {err}") from None
     return Built({"model.plan": path}, engine.run, "tensorrt", f"TensorRT {here.tensorrt}", "tensorrt",
                  {"machine": here.to_json(), "timing_cache": cache_name})
 
