@@ -125,8 +125,16 @@ class OptimizationPlugin:
         return Estimate(seconds=seconds, basis="the last run" + (f" (speedup {measured})" if measured else ""))
 
 
+# The distributions a module may come from: a GPU build of onnxruntime is another distribution.
+DISTRIBUTIONS = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu")}
+
+
 def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
+    """The release, less a local label: torch 2.13.0+cpu and 2.13.0+cu128 export the same graph, so a CPU
+    CI runner and a GPU workstation must not re-plan each other's Optimizations."""
+    for name in DISTRIBUTIONS.get(package, (package,)):
+        try:
+            return importlib.metadata.version(name).split("+")[0]
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "none"
