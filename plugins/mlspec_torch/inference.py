@@ -16,7 +16,7 @@ a classifier, one value per row for a regression).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,13 +102,7 @@ class Stored:
         """A table's rows as the module's named inputs, batch first, as training encoded them."""
         if self._loader is not None:
             return _checked_encoding(self._loader.encode(table), self.inputs)
-        if self.task == "text-classification":
-            text = self.data["features"][0]
-            encoded = self._encoder([t or "" for t in table.column(text).to_pylist()], padding="max_length",
-                                    truncation=True, max_length=self.data["max_length"], return_tensors="np")
-            return {name: encoded[name].astype("int64") for name in ("input_ids", "attention_mask")}
-        features, _ = self._encoder.transform(table)
-        return {"features": features}
+        return self._encoder(table)  # type: ignore[no-any-return]
 
     def targets(self, table: pa.Table) -> np.ndarray:
         import numpy as np
@@ -163,13 +157,42 @@ def load(directory: Path, workdir: Path | None = None, address: str = "") -> Sto
     return _tabular(directory, data)
 
 
+def encoder(directory: Path, data: Mapping[str, Any]) -> Callable[[pa.Table], dict[str, np.ndarray]]:
+    """How a built-in model's inputs are made from a table, from its files alone and without torch: what
+    a Service runs in front of an ONNX graph. Text: the `tokenizers` library on `tokenizer.json`, padded
+    and truncated to max_length (the ids transformers' tokenizer gave in training; tested). Tables: the
+    encoder fitted on the train split (`encoder.json`)."""
+    if data["task"] == "text-classification":
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        length = int(data["max_length"])
+        pad = tokenizer.token_to_id("[PAD]")
+        tokenizer.enable_truncation(length)
+        tokenizer.enable_padding(length=length, pad_id=pad if pad is not None else 0, pad_token="[PAD]")
+        column = data["features"][0]
+
+        def text(table: pa.Table) -> dict[str, np.ndarray]:
+            import numpy as np
+
+            found = tokenizer.encode_batch([t or "" for t in table.column(column).to_pylist()])
+            return {"input_ids": np.array([e.ids for e in found], dtype=np.int64).reshape(len(found), length),
+                    "attention_mask": np.array([e.attention_mask for e in found], dtype=np.int64)
+                    .reshape(len(found), length)}
+
+        return text
+    from mlspec_torch.tabular import Encoder
+
+    fitted = Encoder.from_json(json.loads((directory / "encoder.json").read_text()))
+    return lambda table: {"features": fitted.transform(table)[0]}
+
+
 def _text(directory: Path, data: Mapping[str, Any]) -> Stored:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
 
     class Logits(torch.nn.Module):
@@ -183,16 +206,14 @@ def _text(directory: Path, data: Mapping[str, Any]) -> Stored:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
 
     inputs = [Input.from_json(i) for i in data["inputs"]]
-    return Stored(directory, data, Logits(model).eval(), inputs, tokenizer)
+    return Stored(directory, data, Logits(model).eval(), inputs, encoder(directory, data))
 
 
 def _tabular(directory: Path, data: Mapping[str, Any]) -> Stored:
     from safetensors.torch import load_file
 
     from mlspec_torch.architectures import mlp
-    from mlspec_torch.tabular import Encoder
 
-    encoder = Encoder.from_json(json.loads((directory / "encoder.json").read_text()))
     weights = load_file(str(directory / "model.safetensors"))
     # The MLP's layout is in its weights: Linear layers at indices of a Sequential, ReLU (and Dropout,
     # a no-op in eval mode) between them. Rebuilt from the shapes, its state dict's keys are the same.
@@ -202,7 +223,7 @@ def _tabular(directory: Path, data: Mapping[str, Any]) -> Stored:
     module = mlp(int(weights[f"{linear[0]}.weight"].shape[1]), sizes[-1], sizes[:-1], dropout)
     module.load_state_dict(weights)
     inputs = [Input.from_json(i) for i in data["inputs"]]
-    return Stored(directory, data, _named(module, "features").eval(), inputs, encoder)
+    return Stored(directory, data, _named(module, "features").eval(), inputs, encoder(directory, data))
 
 
 def _named(module: Any, name: str) -> Any:
