@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from mlspec_torch.architectures import train_tokenizer  # noqa: E402
-from mlspec_torch.inference import MANIFEST, NotLoadable, encoder, load  # noqa: E402
+from mlspec_torch.architectures import train_tokenizer
+from mlspec_torch.inference import MANIFEST, NotLoadable, encoder, load
 
 
 def test_serving_tokenization_is_trainings(tmp_path: Path) -> None:
