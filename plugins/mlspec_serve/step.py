@@ -1,0 +1,197 @@
+"""One Service step: what it serves (a Model, or an Optimization of one), the bento, the server.
+
+The server the step starts is the one state then names (pid, port, bento tag), so refresh can tell a
+server that is down, or one that serves something else, from the one that was planned. A new version
+replaces the old in place: the old server stops, the new one starts on the Service's port and must
+answer its health check, or the old one is started again and the step fails with the new one's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlspec.sdk import (
+    ENV_REF,
+    Address,
+    ArtifactStore,
+    ModelOutputs,
+    OptimizationOutputs,
+    Runtime,
+    StepFailed,
+    StepRequest,
+)
+from mlspec_serve import supervise
+from mlspec_serve.schema import features, json_schema
+
+WEIGHTS = ("model.safetensors",)  # what an Optimization's graph replaces among the Model's files
+MAX_BODY = 1 << 20  # a request body over 1 MiB is refused (413) before it is parsed
+
+
+def served_address(spec: Any) -> str:
+    return str(Address.parse(spec.model, default_kind="Model"))
+
+
+def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
+    spec, address = request.spec, str(request.address)
+    started = time.monotonic()
+    name = request.resource.envelope.metadata.name
+    workdir = request.workdir
+    store = ArtifactStore(request.artifacts, workdir)
+    (workdir / ".mlspec").mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".serve-", dir=workdir / ".mlspec"))
+    try:
+        what = _what(request)
+        model_dir = store.fetch(what["files"], scratch / "model")
+        manifest = json.loads((model_dir / "mlspec-model.json").read_text())
+        fitted = model_dir / "encoder.json"
+        encoder = json.loads(fitted.read_text()) if fitted.is_file() else None
+        fields = features(manifest, encoder)
+        config = {
+            "name": name, "address": address, "digest": what["digest"], "version": what["version"],
+            "runtime": what["runtime"], "entry": what["entry"], "features": fields,
+            "batching": spec.batching.model_dump(), "timeout_s": max(1, int(spec.health.timeout_s)),
+            "max_body_bytes": MAX_BODY,
+            "request_log": {"path": str(supervise.directory(workdir, name) / "requests.jsonl"), "sample": 1.0},
+        }
+        built = _bento(request, name, config, model_dir, scratch)
+        runtime.log(f"{address}: built bento {built['bento']} ({what['version']})")
+        runtime.check(address)
+        running = _swap(request, name, built["bento"], _environment(request), runtime)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    curl = (f"curl -s -X POST {running.url}/predict -H 'content-type: application/json' "
+            f"-d '{json.dumps({'inputs': [_example(fields)]})}'")
+    runtime.log(f"{address}: serving at {running.url}; try: {curl}")
+    return {
+        "url": running.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
+        "serves": what["address"], "version": what["version"], "runtime": what["runtime"],
+        "pid": running.pid, "host": running.host, "port": running.port, "log": running.log,
+        "command": running.command, "container": built["container"], "schema": json_schema(fields), "try": curl,
+        "summary": f"{running.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _what(request: StepRequest) -> dict[str, Any]:
+    """The files to serve, their runtime and digest, and the version a response names."""
+    upstream = served_address(request.spec)
+    kind = upstream.split("/", 1)[0]
+    if kind == "Optimization":
+        made = request.published(upstream, OptimizationOutputs)
+        if made.format != "onnx":
+            raise StepFailed(f"{request.address}: serving a {made.format} artifact is not built yet; serve an "
+                             f"ONNX Runtime Optimization or the Model itself")
+        source = made.source or {}
+        files = {k: dict(v) for k, v in (source.get("files") or {}).items() if k not in WEIGHTS and k != "README.md"}
+        files |= {k: v.model_dump() for k, v in made.files.items()}
+        version = f"{source.get('address', '?')} v{source.get('version', '?')} via {upstream}"
+        return {"address": upstream, "files": files, "runtime": "onnxruntime", "entry": made.entry or "model.onnx",
+                "digest": made.digest, "version": version}
+    model = request.published(upstream, ModelOutputs)
+    files = {k: v.model_dump() for k, v in model.files.items() if k != "README.md"}
+    return {"address": upstream, "files": files, "runtime": "torch", "entry": "", "digest": model.digest,
+            "version": f"{upstream} v{model.version}"}
+
+
+def _bento(request: StepRequest, name: str, config: dict[str, Any], model_dir: Path, scratch: Path) -> dict[str, Any]:
+    place = supervise.directory(request.workdir, name)
+    job = {
+        "model_name": _slug(name), "model_dir": str(model_dir), "class": _class_name(name), "config": config,
+        "labels": {"mlspec-address": _slug(config["address"]), "mlspec-digest": config["digest"][:32]},
+        "metadata": {"address": config["address"], "serves": config["version"], "digest": config["digest"]},
+        "service_dir": str(scratch / "service"), "container_dir": str(place / "container"),
+        "packages": [_install_requirement()], "result": str(scratch / "built.json"),
+    }
+    (scratch / "job.json").write_text(json.dumps(job))
+    done = subprocess.run([sys.executable, "-m", "mlspec_serve.bento", str(scratch / "job.json")], capture_output=True,
+                          text=True, env=_bentoml_env(request.workdir), check=False, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise StepFailed(f"{request.address}: the bento could not be built: " + "\n".join(said[-15:]))
+    return dict(json.loads((scratch / "built.json").read_text()))
+
+
+def _swap(request: StepRequest, name: str, bento: str, env: dict[str, str], runtime: Runtime) -> supervise.Running:
+    """Stop the old server (if any), start the new one; on failure, start the old one again."""
+    spec, address = request.spec, str(request.address)
+    old = (request.previous.outputs if request.previous is not None else {}) or {}
+    if old.get("pid") and supervise.alive(int(old["pid"])) and _ours(request.workdir, name, int(old["pid"])):
+        supervise.stop(int(old["pid"]))
+    try:
+        return supervise.start(request.workdir, name, bento, spec.host, spec.port, env, timeout_s=spec.health.timeout_s,
+                               health=spec.health.path, log=lambda line: runtime.log(f"{address}: {line}"))
+    except supervise.ServeFailed as err:
+        message = f"{address}: {err}"
+        if old.get("bento") and old.get("bento") != bento:
+            try:
+                supervise.start(request.workdir, name, str(old["bento"]), spec.host, spec.port, env,
+                                timeout_s=spec.health.timeout_s, health=spec.health.path)
+                message += f"\nthe previous version ({old['bento']}) serves again at {old.get('url')}"
+            except supervise.ServeFailed as again:
+                message += f"\nand the previous version ({old['bento']}) did not come back either: {again}"
+        raise StepFailed(message) from None
+
+
+def _ours(workdir: Path, name: str, pid: int) -> bool:
+    """Is `pid` the server mlspec started for this Service (not a recycled pid)?"""
+    try:
+        recorded = json.loads((supervise.directory(workdir, name) / "server.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return int(recorded.get("pid") or 0) == pid
+
+
+def _environment(request: StepRequest) -> dict[str, str]:
+    """BentoML's home in the repo, no telemetry, and the spec's `env` (secrets resolved only here)."""
+    env = _bentoml_env(request.workdir)
+    for key, value in request.spec.env.items():
+        found = ENV_REF.fullmatch(str(value))
+        if found is None:
+            env[key] = str(value)
+            continue
+        variable = found.group(1)
+        if variable not in os.environ:
+            raise StepFailed(f"{request.address}: spec.env.{key} names ${{env:{variable}}}, which is not set here")
+        env[key] = os.environ[variable]
+    return env
+
+
+def _bentoml_env(workdir: Path) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in supervise.RUN_MARKS},
+            "BENTOML_HOME": str(workdir / ".mlspec" / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+
+
+def _install_requirement() -> str:
+    """What the bento's image installs to run mlspec's service code: this mlspec, with the runtime."""
+    from importlib.metadata import version
+
+    return f"mlspec[onnx,torch,bentoml]=={version('mlspec')}"
+
+
+def _example(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in fields:
+        if field["type"] == "text":
+            out[field["name"]] = "great product, works as described"
+        elif field["type"] == "number":
+            out[field["name"]] = 1.0
+        else:
+            out[field["name"]] = (field.get("examples") or ["x"])[0]
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.")[:63] or "service"
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Service"
