@@ -477,6 +477,58 @@ def models_show(address: str, fmt: str) -> int:
     return run_show(address, fmt, _style())
 
 
+@cli.group()
+def serve() -> None:
+    """The servers mlspec supervises on this machine (applied Services): status, logs, stop, start.
+
+    \b
+    Examples:
+      mlspec serve status
+      mlspec serve logs Service/sentiment-api -n 100
+      mlspec serve stop Service/sentiment-api
+    """
+
+
+@serve.command("status")
+@click.argument("address", required=False)
+@format_option("text", "json")
+def serve_status(address: str | None, fmt: str) -> int:
+    """Each server: its URL, whether it is running, live (/livez) and ready (/readyz). With ADDR, exit 1
+    unless it is ready."""
+    from mlspec.commands.serve import run_status
+
+    return run_status(address, fmt, _style())
+
+
+@serve.command("logs")
+@click.argument("address")
+@click.option("-n", "--lines", type=click.IntRange(1, 100_000), default=50, show_default=True)
+def serve_logs(address: str, lines: int) -> int:
+    """The end of a server's log (.mlspec/serving/<name>/server.log)."""
+    from mlspec.commands.serve import run_logs
+
+    return run_logs(address, lines)
+
+
+@serve.command("stop")
+@click.argument("address")
+def serve_stop(address: str) -> int:
+    """Stop a server. State keeps it: the next plan says it is down, and apply starts it again."""
+    from mlspec.commands.serve import run_stop
+
+    return run_stop(address)
+
+
+@serve.command("start")
+@click.argument("address")
+@lock_timeout_option
+def serve_start(address: str, lock_timeout: float) -> int:
+    """Start a stopped server again, as the last apply started it, and record it in state (audited)."""
+    from mlspec.commands.serve import run_start
+
+    return run_start(address, lock_timeout)
+
+
 class VersionNumber(_IntParam):
     """`3` or `v3`, as `mlspec models show` prints it."""
 

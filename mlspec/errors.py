@@ -11,6 +11,7 @@
     ├── StalePlanError         exit 1    a saved plan no longer matches the state or specs it was made from
     ├── ApprovalError          exit 1    apply would change things and has no way to ask (no terminal, no -y)
     ├── RegistryError          exit 1    a registry command named a resource, version or alias that is not there
+    ├── ServeError             exit 1    `mlspec serve` named no server mlspec started, or it would not start
     ├── AuditError             exit 1    the audit log cannot be read or written, or its chain is broken
     ├── ArtifactError          exit 1    an artifact cannot be stored or read, or its bytes are not its digest
     ├── StepFailed             exit 1    base of the failures plugins raise from a step (TaskFailed, DataError)
@@ -91,6 +92,10 @@ class ApprovalError(MlspecError):
 
 class RegistryError(MlspecError):
     """A registry command named a resource, version or alias that does not exist."""
+
+
+class ServeError(MlspecError):
+    """`mlspec serve` named a resource with no server mlspec started here, or the server would not start."""
 
 
 class AuditError(MlspecError):

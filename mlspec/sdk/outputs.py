@@ -129,11 +129,19 @@ class OptimizationOutputs(Published):
 
 
 class ServiceOutputs(Published):
-    """A Service: where it answers, and which bento it runs."""
+    """A Service: where it answers, which bento it runs and the digest of what that serves; and, for a
+    server mlspec supervises on this machine, how to find it again (`mlspec serve status|logs|stop|start`):
+    its pid, log file, command and the environment it was started with (no secrets)."""
+
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"pid", "log", "command", "env", "seconds"})
 
     url: str
     bento: str = ""
     digest: str = ""
+    pid: int | None = None
+    log: str = ""
+    command: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
 
 
 class PromptOutputs(Published):

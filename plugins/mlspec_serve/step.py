@@ -75,7 +75,7 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         "url": running.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
         "serves": what["address"], "version": what["version"], "runtime": what["runtime"],
         "pid": running.pid, "host": running.host, "port": running.port, "log": running.log,
-        "command": running.command, "container": built["container"], "schema": json_schema(fields), "try": curl,
+        "command": running.command, "env": _bentoml_env(workdir, inherit=False), "container": built["container"], "schema": json_schema(fields), "try": curl,
         "summary": f"{running.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
         "seconds": round(time.monotonic() - started, 3),
     }
@@ -165,9 +165,11 @@ def _environment(request: StepRequest) -> dict[str, str]:
     return env
 
 
-def _bentoml_env(workdir: Path) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if k not in supervise.RUN_MARKS},
-            "BENTOML_HOME": str(workdir / ".mlspec" / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
+def _bentoml_env(workdir: Path, *, inherit: bool = True) -> dict[str, str]:
+    """This process's environment (less the run's marks) with BentoML's home in the repo; `inherit=False`:
+    only what mlspec adds, which state keeps so `mlspec serve start` can start the server again."""
+    base = {k: v for k, v in os.environ.items() if k not in supervise.RUN_MARKS} if inherit else {}
+    return {**base, "BENTOML_HOME": str(workdir / ".mlspec" / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
 
 
 def _install_requirement() -> str:

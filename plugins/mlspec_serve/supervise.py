@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,11 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlspec.sdk import StepFailed
+from mlspec.sdk import StepFailed, processes
 
 LOG_TAIL = 30
 STOP_GRACE_S = 10.0
-RUN_MARKS = ("MLSPEC_RUN", "MLSPEC_STEP")
+RUN_MARKS = (processes.RUN_MARK, processes.STEP_MARK)
 
 
 class ServeFailed(StepFailed):
@@ -131,43 +130,14 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return processes.alive(pid)
 
 
 def stop(pid: int, grace_s: float = STOP_GRACE_S) -> bool:
-    """SIGTERM to the server's process group, SIGKILL after the grace period. True when it was running."""
-    try:
-        group = os.getpgid(pid)
-    except ProcessLookupError:
+    """SIGTERM to the server's process group and its children, SIGKILL after the grace period."""
+    if not processes.alive(pid):
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _group_alive(group):
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    return True
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts for killpg: reap it when it is our child.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(group, os.WNOHANG)
+    processes.stop({pid} | processes.descendants(pid), grace_s)
     return True
 
 
