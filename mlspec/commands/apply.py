@@ -88,6 +88,7 @@ def _summary(outcome: ApplyOutcome, style: Callable[..., str]) -> None:
         cut = f", {len(result.cutoff)} cut off" if result.cutoff else ""
         ran = len(result.done)
         click.echo(style(f"Apply complete: {ran} step(s) done{held}{cut}.", fg="green", bold=True))
+        _tries(result)
         return
     parts = [f"{len(result.done)} done", f"{len(result.failed)} failed", f"{len(result.skipped)} skipped"]
     if result.interrupted:
@@ -95,6 +96,16 @@ def _summary(outcome: ApplyOutcome, style: Callable[..., str]) -> None:
     head = "Apply interrupted" if outcome.cancelled else "Apply failed"
     click.echo(style(f"{head}: {', '.join(parts)}.", fg="red", bold=True))
     click.echo("State holds every step that ended; run `mlspec apply` again to redo the rest.")
+
+
+def _tries(result: ApplyResult) -> None:
+    """What a step said a person can run to see its result (outputs' `try`: a service's curl line)."""
+    shown = [(a, result.outputs.get(a) or {}) for a in result.done]
+    tries = [(a, o) for a, o in shown if isinstance(o.get("try"), str)]
+    if tries:
+        click.echo()
+    for address, out in tries:
+        click.echo(f"{address}: {out.get('url') or ''}".rstrip(": ") + f"\n  {out['try']}")
 
 
 @contextmanager

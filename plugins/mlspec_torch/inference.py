@@ -184,7 +184,7 @@ def encoder(directory: Path, data: Mapping[str, Any]) -> Callable[[pa.Table], di
     from mlspec_torch.tabular import Encoder
 
     fitted = Encoder.from_json(json.loads((directory / "encoder.json").read_text()))
-    return lambda table: {"features": fitted.transform(table)[0]}
+    return lambda table: {"features": fitted.inputs(table)}
 
 
 def _text(directory: Path, data: Mapping[str, Any]) -> Stored:

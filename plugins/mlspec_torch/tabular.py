@@ -67,6 +67,10 @@ class Encoder:
 
     def transform(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(inputs float32 [rows, width], targets: int64 class indices or float32 values)."""
+        return self.inputs(table), self._targets(table)
+
+    def inputs(self, table: pa.Table) -> np.ndarray:
+        """The features alone, float32 [rows, width]: what serving has (no label)."""
         import numpy as np
         import pyarrow as pa
 
@@ -90,7 +94,7 @@ class Encoder:
                 codes = np.array([index.get(v, len(known)) for v in column.to_pylist()], dtype=np.int64)
                 out[np.arange(rows), at + codes] = 1.0
                 at += len(known) + 1
-        return out, self._targets(table)
+        return out
 
     def _targets(self, table: pa.Table) -> np.ndarray:
         import numpy as np

@@ -594,12 +594,31 @@ def test_the_bundled_repo_applies_and_converges(
     shutil.copytree(REPO / "specs", root / "specs")
     shutil.copytree(REPO / "scripts", root / "scripts")
     shutil.copy(REPO / "mlspec.yaml", root / "mlspec.yaml")
+    api = root / "specs" / "serving" / "sentiment-api.yaml"  # its own port: the README's run may hold 3311
+    port = _free_port()
+    api.write_text(api.read_text().replace("port: 3311", f"port: {port}"))
+    try:
+        _bundled(mlspec, root, tmp_path, port)
+    finally:
+        mlspec(root, "serve", "stop", "Service/sentiment-api")
 
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _bundled(mlspec: Mlspec, root: Path, tmp_path: Path, port: int) -> None:
     applied = mlspec(root, "apply", "-y")
     assert applied.code == 0, applied.output
+    assert f"Service/sentiment-api: http://127.0.0.1:{port}\n  curl -s -X POST http://127.0.0.1:{port}/predict" in (
+        applied.out), applied.out
     again = mlspec(root, "plan", "--detailed-exitcode")
     assert again.code == 0, again.output
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 6 unchanged." in again.out
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 7 unchanged." in again.out
     for name in ("reviews", "customers"):
         out = outputs(mlspec, root, f"Dataset/{name}")
         assert out["rows"] == 4000 and set(out["splits"]) == {"train", "validation", "test"}
@@ -618,8 +637,8 @@ def test_the_bundled_repo_applies_and_converges(
     assert "Model/sentiment  replace (conditional: runs only if Dataset/reviews publishes something new)" in plan.out
     edited = mlspec(root, "apply", "-y")
     assert edited.code == 0, edited.output
-    assert ("2 steps cut off: Dataset/reviews came out unchanged (Model/sentiment, Optimization/sentiment-onnx kept "
-            "what they had)") in edited.out, edited.out
+    assert ("3 steps cut off: Dataset/reviews came out unchanged (Model/sentiment, Optimization/sentiment-onnx, "
+            "Service/sentiment-api kept what they had)") in edited.out, edited.out
     models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
     assert models["Model/sentiment"]["versions"] == 1  # not retrained
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0

@@ -1,0 +1,175 @@
+"""The Service plugin through the command line, against real BentoML servers on 127.0.0.1: apply builds a
+bento and starts a supervised server that outlives the apply; requests are typed (422 naming the field,
+413 over the limit); a server that dies is drift; `mlspec serve` stops and starts it; a taken port is
+named with its holder. Every server a test starts is stopped when it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("bentoml")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+
+from mlspec.cli import main  # noqa: E402
+from mlspec.sdk import processes  # noqa: E402
+from tests.cli import Result  # noqa: E402
+from tests.plugins.test_optimize import optimization  # noqa: E402
+from tests.plugins.test_torch_training import DATASET, TABULAR, customers  # noqa: E402
+
+pytestmark = pytest.mark.slow
+Mlspec = Callable[..., Result]
+CONFIG = "specs: ['specs/**/*.yaml']\n"
+SERVICE = """apiVersion: mlspec/v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  model: {model}
+  host: 127.0.0.1
+  port: {port}
+  batching: {{max_batch_size: 16, max_latency_ms: 1000}}
+  health: {{timeout_s: 90}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Dataset, Model and an ONNX Runtime Optimization of it, applied once for the module."""
+    root = tmp_path_factory.mktemp("served") / "repo"
+    files = {"specs/customers.yaml": DATASET.format(name="customers"), "data/customers.csv": customers(),
+             "specs/churn.yaml": TABULAR, "specs/churn-onnx.yaml": optimization("churn-onnx", "churn")}
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(content)
+    (root / "mlspec.yaml").write_text(CONFIG)
+    assert main(["-C", str(root), "apply", "-y"]) == 0
+    yield root
+
+
+@pytest.fixture
+def repo(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    made: list[Path] = []
+
+    def make(**services: str) -> Path:
+        root = tmp_path / "repo"
+        shutil.copytree(trained, root, ignore=shutil.ignore_patterns("*.lock"))
+        for name, text in services.items():
+            (root / "specs" / f"{name}.yaml").write_text(text)
+        made.append(root)
+        return root
+
+    yield make
+    for root in made:  # every server this test started, stopped
+        for server in (root / ".mlspec" / "serving").glob("*/server.json"):
+            pid = int(json.loads(server.read_text())["pid"])
+            processes.stop({pid} | processes.descendants(pid), 5.0)
+
+
+def service(name: str, model: str, port: int) -> str:
+    return SERVICE.format(name=name, model=model, port=port)
+
+
+def post(url: str, body: Any, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def outputs(mlspec: Mlspec, root: Path, address: str) -> dict[str, Any]:
+    return dict(mlspec(root, "state", "show", address, "--format", "json").json()["outputs"])
+
+
+ROW = {"tenure": 3, "spend": 20.5, "plan": "basic"}
+
+
+def test_an_optimization_is_served_with_typed_requests_and_a_request_log(
+    mlspec: Mlspec, repo: Callable[..., Path]
+) -> None:
+    port = free_port()
+    root = repo(api=service("api", "Optimization/churn-onnx", port))
+    applied = mlspec(root, "apply", "-y")
+    assert applied.code == 0, applied.output
+    assert f"Service/api: serving at http://127.0.0.1:{port}; try: curl -s -X POST" in applied.err
+    out = outputs(mlspec, root, "Service/api")
+    assert out["url"] == f"http://127.0.0.1:{port}" and out["runtime"] == "onnxruntime"
+    assert out["version"] == "Model/churn v1 via Optimization/churn-onnx"
+    assert {"Dockerfile", "bentofile.yaml"} <= set(out["container"])
+    code, answer = post(out["url"] + "/predict", {"inputs": [ROW, {**ROW, "tenure": 50, "plan": "pro"}]})
+    assert code == 200, answer
+    assert [a["label"] for a in answer] == [a["label"] for a in answer] and len(answer) == 2
+    assert set(answer[0]["scores"]) == {"False", "True"} and answer[0]["version"] == out["version"]
+    code, problem = post(out["url"] + "/predict", {"inputs": [{**ROW, "tenure": "three"}]})
+    assert code == 422 and problem["field"] == "inputs.0.tenure", problem
+    code, problem = post(out["url"] + "/predict", {"inputs": [{**ROW, "tenur": 3}]})
+    assert code == 422 and "inputs.0.tenur" in json.dumps(problem), problem
+    code, problem = post(out["url"] + "/predict", None, raw=b'{"inputs": [' + b'{"plan": "basic"},' * 90_000 + b"{}]}")
+    assert code == 413, problem
+    logged = [json.loads(line) for line in (root / ".mlspec/serving/api/requests.jsonl").read_text().splitlines()]
+    assert logged[0]["features"] == {"tenure": 3.0, "spend": 20.5, "plan": "basic"}
+    assert logged[0]["version"] == out["version"] and logged[0]["prediction"] in ("False", "True")
+    status = mlspec(root, "serve", "status", "Service/api")
+    assert status.code == 0 and "ready" in status.out, status.output
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
+
+def test_a_server_that_dies_is_drift_and_serve_stop_and_start_bring_it_back(
+    mlspec: Mlspec, repo: Callable[..., Path]
+) -> None:
+    port = free_port()
+    root = repo(api=service("api", "churn", port))  # the torch Model itself, no Optimization
+    assert mlspec(root, "apply", "-y").code == 0
+    out = outputs(mlspec, root, "Service/api")
+    assert out["runtime"] == "torch" and out["version"] == "Model/churn v1"
+    assert post(out["url"] + "/predict", {"inputs": [ROW]})[0] == 200
+    stopped = mlspec(root, "serve", "stop", "Service/api")
+    assert stopped.code == 0 and "stopped" in stopped.out
+    assert mlspec(root, "serve", "status", "Service/api").code == 1
+    plan = mlspec(root, "plan")
+    assert f"because drift: the server is down (pid {out['pid']} is gone)" in plan.out, plan.out
+    started = mlspec(root, "serve", "start", "Service/api")
+    assert started.code == 0, started.output
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0  # the pid it started is the one state names
+    assert post(out["url"] + "/predict", {"inputs": [ROW]})[0] == 200
+    logs = mlspec(root, "serve", "logs", "Service/api", "-n", "5")
+    assert logs.code == 0 and logs.out.strip(), logs.output
+
+
+def test_a_port_in_use_is_named_with_its_holder(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        root = repo(api=service("api", "churn", port))
+        applied = mlspec(root, "apply", "-y")
+    assert applied.code == 1
+    assert f"port {port} on 127.0.0.1 is in use by pid {os.getpid()} (" in applied.err, applied.err
+
+
+def test_serve_commands_name_what_is_not_served(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    root = repo()
+    shown = mlspec(root, "serve", "status")
+    assert shown.code == 0 and "No servers" in shown.out
+    missing = mlspec(root, "serve", "stop", "Service/nope")
+    assert missing.code == 1 and "Service/nope has no server mlspec started here" in missing.err
