@@ -22,11 +22,11 @@ pytest.importorskip("bentoml")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
-from mlspec.cli import main  # noqa: E402
-from mlspec.sdk import processes  # noqa: E402
-from tests.cli import Result  # noqa: E402
-from tests.plugins.test_optimize import optimization  # noqa: E402
-from tests.plugins.test_torch_training import DATASET, TABULAR, customers  # noqa: E402
+from mlspec.cli import main
+from mlspec.sdk import processes
+from tests.cli import Result
+from tests.plugins.test_optimize import optimization
+from tests.plugins.test_torch_training import DATASET, TABULAR, customers
 
 pytestmark = pytest.mark.slow
 Mlspec = Callable[..., Result]
