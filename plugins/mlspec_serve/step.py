@@ -75,7 +75,8 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         "url": running.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
         "serves": what["address"], "version": what["version"], "runtime": what["runtime"],
         "pid": running.pid, "host": running.host, "port": running.port, "log": running.log,
-        "command": running.command, "env": _bentoml_env(workdir, inherit=False), "container": built["container"], "schema": json_schema(fields), "try": curl,
+        "command": running.command, "env": _bentoml_env(workdir, inherit=False), "container": built["container"],
+        "schema": json_schema(fields), "try": curl,
         "summary": f"{running.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
         "seconds": round(time.monotonic() - started, 3),
     }
