@@ -58,8 +58,14 @@ def status(entries: list[ResourceState], address: str | None = None) -> list[Ser
     return [_status(a, o) for a, o in sorted(found.items())]
 
 
+def _pids(outputs: ServiceOutputs) -> list[int]:
+    """Every process of the server (a router and its backend), or the one pid."""
+    listed = [int(p.get("pid") or 0) for p in getattr(outputs, "processes", None) or () if isinstance(p, dict)]
+    return [p for p in listed if p] or ([int(outputs.pid)] if outputs.pid else [])
+
+
 def _status(address: str, outputs: ServiceOutputs) -> Server:
-    running = bool(outputs.pid) and processes.alive(int(outputs.pid or 0))
+    running = bool(_pids(outputs)) and all(processes.alive(p) for p in _pids(outputs))
     return Server(address, outputs.url, outputs.pid, running, running and answers(outputs.url + "/livez"),
                   running and answers(outputs.url + "/readyz"), outputs.bento, outputs.log)
 
@@ -93,42 +99,47 @@ def logs(entries: list[ResourceState], address: str, lines: int = 50) -> list[st
 def stop(entries: list[ResourceState], address: str) -> bool:
     """Stop the server; True when it was running. State keeps it: the next plan says it is down."""
     outputs = _one(served(entries), address)
-    pid = int(outputs.pid or 0)
-    if not processes.alive(pid):
-        return False
-    processes.stop({pid} | processes.descendants(pid), 10.0)
-    return True
+    running = [p for p in _pids(outputs) if processes.alive(p)]
+    for pid in running:
+        processes.stop({pid} | processes.descendants(pid), 10.0)
+    return bool(running)
 
 
 def start(current: ResourceState, timeout_s: float = 60.0) -> ResourceState:
     """Run the recorded command again (detached, in its own session, without any run's mark) and wait
     for /readyz; the entry to commit, with the new pid."""
     outputs = ServiceOutputs.model_validate(current.outputs)
-    if outputs.pid and processes.alive(int(outputs.pid)):
-        raise NotServed(f"{current.address} is running already (pid {outputs.pid}); `mlspec serve stop` it first")
-    if not outputs.command:
+    if any(processes.alive(p) for p in _pids(outputs)):
+        raise NotServed(f"{current.address} is running already; `mlspec serve stop` it first")
+    listed = [p for p in current.outputs.get("processes") or () if isinstance(p, dict) and p.get("command")]
+    if not listed and outputs.command:
+        listed = [{"role": "server", "pid": outputs.pid, "command": outputs.command, "log": outputs.log}]
+    if not listed:
         raise NotServed(f"{current.address}: state records no command to start it with; run `mlspec apply`")
-    log = Path(outputs.log)
     env = {k: v for k, v in {**os.environ, **outputs.env}.items() if k not in (processes.RUN_MARK, processes.STEP_MARK)}
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(outputs.command, cwd=log.parent, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    started: list[dict[str, Any]] = []
+    for process in listed:  # in the order the apply started them: backends, then the router
+        log = Path(str(process["log"]))
+        with open(log, "ab") as sink:
+            child = subprocess.Popen([str(c) for c in process["command"]], cwd=log.parent, env=env, stdout=sink,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        started.append({**process, "pid": child.pid})
+        _record_pid(log.with_suffix(".json"), child.pid)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise NotServed(f"{current.address}: the server exited at startup (code {process.returncode}); "
+    while not answers(outputs.url + "/readyz"):
+        if time.monotonic() > deadline or not all(processes.alive(p["pid"]) for p in started):
+            processes.stop({int(p["pid"]) for p in started}, 5.0)
+            raise NotServed(f"{current.address}: the server did not come back (no /readyz within {timeout_s:g}s); "
                             f"`mlspec serve logs {current.address}`")
-        if answers(outputs.url + "/readyz"):
-            break
         time.sleep(0.25)
-    else:
-        processes.stop({process.pid}, 5.0)
-        raise NotServed(f"{current.address}: the server did not answer /readyz within {timeout_s:g}s")
-    _record_pid(log.parent / "server.json", process.pid)
     from mlspec.state.model import now
 
-    return ResourceState(current.address, current.fingerprint, current.spec, {**current.outputs, "pid": process.pid},
-                         current.status, current.created_at, now(), current.commit)
+    roles = {p.get("role"): p for p in started}
+    changed = {**current.outputs, "processes": started, "pid": started[-1]["pid"],
+               **{role: {**(current.outputs.get(role) or {}), "pid": roles[role]["pid"]}
+                  for role in ("router", "backend") if role in roles}}
+    return ResourceState(current.address, current.fingerprint, current.spec, changed, current.status,
+                         current.created_at, now(), current.commit)
 
 
 def start_recorded(address: str, *, lock_timeout: float = 0.0, root: Path | None = None) -> ResourceState:
@@ -144,7 +155,8 @@ def start_recorded(address: str, *, lock_timeout: float = 0.0, root: Path | None
             raise NotServed(f"{address} has no server mlspec started here")
         started = start(current)
         store.commit(started)
-        record_edit(store, project.root, "serve.start", {"address": address, "pid": started.outputs["pid"]})
+        record_edit(store, project.root, "serve.start", {"address": address,
+                                                         "pids": [p["pid"] for p in started.outputs["processes"]]})
     return started
 
 

@@ -133,7 +133,7 @@ class ServiceOutputs(Published):
     server mlspec supervises on this machine, how to find it again (`mlspec serve status|logs|stop|start`):
     its pid, log file, command and the environment it was started with (no secrets)."""
 
-    VOLATILE: ClassVar[frozenset[str]] = frozenset({"pid", "log", "command", "env", "seconds"})
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"pid", "log", "command", "env", "processes", "seconds"})
 
     url: str
     bento: str = ""
@@ -142,6 +142,7 @@ class ServiceOutputs(Published):
     log: str = ""
     command: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    processes: list[dict[str, Any]] = Field(default_factory=list)  # each: role, pid, command, log (start order)
 
 
 class PromptOutputs(Published):

@@ -54,19 +54,23 @@ class ServicePlugin:
         from mlspec_serve import supervise
 
         outputs = state.outputs
-        pid, url = int(outputs.get("pid") or 0), str(outputs.get("url") or "")
-        if not pid or not supervise.alive(pid):
-            return Observation(exists=False, drift=f"the server is down (pid {pid} is gone)")
-        place = supervise.directory(context.workdir, resource.envelope.metadata.name)
+        url = str(outputs.get("url") or "")
+        name = resource.envelope.metadata.name
+        for role in ("router", "backend"):
+            pid = int((outputs.get(role) or {}).get("pid") or 0)
+            if not pid or not supervise.alive(pid) or not supervise.ours(context.workdir, name, pid):
+                return Observation(exists=False, drift=f"the server is down (its {role}, pid {pid}, is gone)")
         try:
-            recorded = json.loads((place / "server.json").read_text())
+            routes = json.loads((supervise.directory(context.workdir, name) / "routes.json").read_text())
         except (OSError, ValueError):
-            recorded = {}
-        if recorded.get("pid") != pid or recorded.get("bento") != outputs.get("bento"):
-            return Observation(exists=True, drift=f"the server on {url} is not the one state names "
-                                                  f"(bento {recorded.get('bento')!s}, not {outputs.get('bento')})")
+            routes = {}
+        serving = sorted({str(b.get("bento")) for b in routes.get("backends") or () if float(b.get("weight", 0)) > 0})
+        if serving != [outputs.get("bento")]:
+            shown = ", ".join(serving) or "nothing"
+            return Observation(exists=True, drift=f"the router on {url} sends traffic to {shown}, not to "
+                                                  f"{outputs.get('bento')} as state says")
         if not supervise.answers(f"{url}/livez"):
-            return Observation(exists=True, drift=f"the server (pid {pid}) does not answer {url}/livez")
+            return Observation(exists=True, drift=f"the server does not answer {url}/livez")
         return Observation(exists=True)
 
     def diff(self, resource: Resource, before: Mapping[str, Any], after: Mapping[str, Any]) -> Diff:
@@ -78,16 +82,16 @@ class ServicePlugin:
         return StepResult(serve(request, runtime))
 
     def destroy(self, request: StepRequest, runtime: Runtime) -> None:
-        """Stop the server state names, if it is still the one mlspec started."""
+        """Stop the backend and the router state names, if they are still the ones mlspec started."""
         from mlspec_serve import supervise
-        from mlspec_serve.step import _ours
 
         outputs = request.previous.outputs if request.previous is not None else {}
-        pid = int(outputs.get("pid") or 0)
         name = request.resource.envelope.metadata.name
-        if pid and supervise.alive(pid) and _ours(request.workdir, name, pid):
-            supervise.stop(pid)
-            runtime.log(f"{request.address}: stopped the server (pid {pid})")
+        for role in ("router", "backend"):
+            pid = int((outputs.get(role) or {}).get("pid") or 0)
+            if pid and supervise.alive(pid) and supervise.ours(request.workdir, name, pid):
+                supervise.stop(pid)
+                runtime.log(f"{request.address}: stopped its {role} (pid {pid})")
 
     def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
         seconds = float((previous.outputs if previous is not None else {}).get("seconds") or 0)

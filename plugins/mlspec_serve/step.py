@@ -30,6 +30,7 @@ from mlspec.sdk import (
     StepRequest,
 )
 from mlspec_serve import supervise
+from mlspec_serve.rollout import roll_out
 from mlspec_serve.schema import features, json_schema
 
 WEIGHTS = ("model.safetensors",)  # what an Optimization's graph replaces among the Model's files
@@ -65,19 +66,27 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         built = _bento(request, name, config, model_dir, scratch)
         runtime.log(f"{address}: built bento {built['bento']} ({what['version']})")
         runtime.check(address)
-        running = _swap(request, name, built["bento"], _environment(request), runtime)
+        previous = (request.previous.outputs if request.previous is not None else {}) or {}
+        try:
+            live = roll_out(workdir, name, spec, built["bento"], _environment(request), previous,
+                            lambda line: runtime.log(f"{address}: {line}"))
+        except supervise.ServeFailed as err:
+            raise StepFailed(f"{address}: {err}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    curl = (f"curl -s -X POST {running.url}/predict -H 'content-type: application/json' "
+    router, backend = live.router, live.backend
+    curl = (f"curl -s -X POST {router.url}/predict -H 'content-type: application/json' "
             f"-d '{json.dumps({'inputs': [_example(fields)]})}'")
-    runtime.log(f"{address}: serving at {running.url}; try: {curl}")
+    runtime.log(f"{address}: serving at {router.url}; try: {curl}")
     return {
-        "url": running.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
+        "url": router.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
         "serves": what["address"], "version": what["version"], "runtime": what["runtime"],
-        "pid": running.pid, "host": running.host, "port": running.port, "log": running.log,
-        "command": running.command, "env": _bentoml_env(workdir, inherit=False), "container": built["container"],
+        "pid": router.pid, "host": router.host, "port": router.port, "log": backend.log,
+        "router": router.to_json(), "backend": backend.to_json(),
+        "processes": [{"role": "backend", **backend.to_json()}, {"role": "router", **router.to_json()}],
+        "env": _bentoml_env(workdir, inherit=False), "container": built["container"],
         "schema": json_schema(fields), "try": curl,
-        "summary": f"{running.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
+        "summary": f"{router.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -119,36 +128,6 @@ def _bento(request: StepRequest, name: str, config: dict[str, Any], model_dir: P
         said = (done.stderr or done.stdout).strip().splitlines()
         raise StepFailed(f"{request.address}: the bento could not be built: " + "\n".join(said[-15:]))
     return dict(json.loads((scratch / "built.json").read_text()))
-
-
-def _swap(request: StepRequest, name: str, bento: str, env: dict[str, str], runtime: Runtime) -> supervise.Running:
-    """Stop the old server (if any), start the new one; on failure, start the old one again."""
-    spec, address = request.spec, str(request.address)
-    old = (request.previous.outputs if request.previous is not None else {}) or {}
-    if old.get("pid") and supervise.alive(int(old["pid"])) and _ours(request.workdir, name, int(old["pid"])):
-        supervise.stop(int(old["pid"]))
-    try:
-        return supervise.start(request.workdir, name, bento, spec.host, spec.port, env, timeout_s=spec.health.timeout_s,
-                               health=spec.health.path, log=lambda line: runtime.log(f"{address}: {line}"))
-    except supervise.ServeFailed as err:
-        message = f"{address}: {err}"
-        if old.get("bento") and old.get("bento") != bento:
-            try:
-                supervise.start(request.workdir, name, str(old["bento"]), spec.host, spec.port, env,
-                                timeout_s=spec.health.timeout_s, health=spec.health.path)
-                message += f"\nthe previous version ({old['bento']}) serves again at {old.get('url')}"
-            except supervise.ServeFailed as again:
-                message += f"\nand the previous version ({old['bento']}) did not come back either: {again}"
-        raise StepFailed(message) from None
-
-
-def _ours(workdir: Path, name: str, pid: int) -> bool:
-    """Is `pid` the server mlspec started for this Service (not a recycled pid)?"""
-    try:
-        recorded = json.loads((supervise.directory(workdir, name) / "server.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return int(recorded.get("pid") or 0) == pid
 
 
 def _environment(request: StepRequest) -> dict[str, str]:

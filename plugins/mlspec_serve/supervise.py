@@ -92,21 +92,23 @@ def _holder_from_proc(port: int) -> str | None:
 
 
 def start(workdir: Path, name: str, bento: str, host: str, port: int, env: Mapping[str, str], *,
-          timeout_s: float, health: str = "/readyz", log: Callable[[str], None] = print) -> Running:
-    """Start the bento's server in the background and wait until `health` answers 200."""
+          timeout_s: float, health: str = "/readyz", log: Callable[[str], None] = print,
+          command: list[str] | None = None, label: str = "server") -> Running:
+    """Start a server in the background (the bento's, or `command`) and wait until `health` answers 200.
+    `label` names its files: `<label>.json` (what it is) and `<label>.log`."""
     holder = port_holder(host, port)
     if holder is not None:
         raise ServeFailed(f"port {port} on {host} is in use by {holder}: stop it, or set `port:` in the spec")
     place = directory(workdir, name)
     place.mkdir(parents=True, exist_ok=True)
-    log_path = place / "server.log"
-    command = [sys.executable, "-m", "bentoml", "serve", bento, "--host", host, "--port", str(port)]
+    log_path = place / f"{label}.log"
+    command = command or [sys.executable, "-m", "bentoml", "serve", bento, "--host", host, "--port", str(port)]
     environment = {k: v for k, v in {**os.environ, **env}.items() if k not in RUN_MARKS}
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(command, cwd=place, env=environment, stdout=sink, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     running = Running(process.pid, host, port, bento, str(log_path), command, time.time())
-    (place / "server.json").write_text(json.dumps(running.to_json(), indent=2))
+    (place / f"{label}.json").write_text(json.dumps(running.to_json(), indent=2))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -119,6 +121,24 @@ def start(workdir: Path, name: str, bento: str, host: str, port: int, env: Mappi
     stop(running.pid)
     raise ServeFailed(f"the server did not answer {health} within {timeout_s:g}s (health.timeout_s); its log ends:\n"
                       + tail(log_path))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel has free now, for a backend behind the router (only the router's port is the spec's)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def ours(workdir: Path, name: str, pid: int) -> bool:
+    """Is `pid` a process mlspec started for this Service (its record is here), not a recycled pid?"""
+    for record in directory(workdir, name).glob("*.json"):
+        try:
+            if int(json.loads(record.read_text()).get("pid") or 0) == pid:
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:

@@ -78,9 +78,10 @@ def repo(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
     yield make
     for root in made:  # every server this test started, stopped
-        for server in (root / ".mlspec" / "serving").glob("*/server.json"):
-            pid = int(json.loads(server.read_text())["pid"])
-            processes.stop({pid} | processes.descendants(pid), 5.0)
+        for record in (root / ".mlspec" / "serving").glob("*/*.json"):  # routers and backends
+            pid = int(json.loads(record.read_text()).get("pid") or 0)
+            if pid and processes.alive(pid):
+                processes.stop({pid} | processes.descendants(pid), 5.0)
 
 
 def service(name: str, model: str, port: int) -> str:
@@ -147,7 +148,7 @@ def test_a_server_that_dies_is_drift_and_serve_stop_and_start_bring_it_back(
     assert stopped.code == 0 and "stopped" in stopped.out
     assert mlspec(root, "serve", "status", "Service/api").code == 1
     plan = mlspec(root, "plan")
-    assert f"because drift: the server is down (pid {out['pid']} is gone)" in plan.out, plan.out
+    assert f"because drift: the server is down (its router, pid {out['router']['pid']}, is gone)" in plan.out, plan.out
     started = mlspec(root, "serve", "start", "Service/api")
     assert started.code == 0, started.output
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0  # the pid it started is the one state names
@@ -173,3 +174,94 @@ def test_serve_commands_name_what_is_not_served(mlspec: Mlspec, repo: Callable[.
     assert shown.code == 0 and "No servers" in shown.out
     missing = mlspec(root, "serve", "stop", "Service/nope")
     assert missing.code == 1 and "Service/nope has no server mlspec started here" in missing.err
+
+
+class Load:
+    """A client sending requests one after another until stopped, counting every answer by status."""
+
+    def __init__(self, url: str) -> None:
+        import collections
+        import threading
+
+        self.url, self.codes = url, collections.Counter[str]()
+        self.versions = collections.Counter[str]()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                code, answer = post(self.url + "/predict", {"inputs": [ROW]})
+            except OSError as err:
+                code, answer = 0, str(err)
+            self.codes[str(code)] += 1
+            if code == 200:
+                self.versions[answer[0]["version"]] += 1
+
+    def stop(self) -> dict[str, int]:
+        self.done.set()
+        self.thread.join(timeout=30)
+        return dict(self.codes)
+
+
+CANARY = """  rollout:
+    strategy: canary
+    canary: {traffic: 0.3, duration_s: 4}
+"""
+
+
+def test_a_canary_takes_traffic_in_steps_and_no_request_fails(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    port = free_port()
+    root = repo(api=service("api", "churn", port) + CANARY)
+    assert mlspec(root, "apply", "-y").code == 0
+    before = outputs(mlspec, root, "Service/api")
+    (root / "specs/api.yaml").write_text(service("api", "churn", port).replace("max_batch_size: 16", "max_batch_size: 8")
+                                         + CANARY)
+    load = Load(before["url"])
+    applied = mlspec(root, "apply", "-y")
+    codes = load.stop()
+    assert applied.code == 0, applied.output
+    after = outputs(mlspec, root, "Service/api")
+    assert f"canary: 30% of traffic on {after['bento']} for 4s" in applied.err
+    assert f"all traffic on {after['bento']}; stopped {before['bento']}" in applied.err
+    assert set(codes) == {"200"} and codes["200"] > 10, codes  # the rollout cost no request
+    assert after["port"] == port and after["router"]["pid"] == before["router"]["pid"]  # one router throughout
+    assert not processes.alive(before["backend"]["pid"])
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0
+
+
+def test_a_canary_that_fails_its_health_check_is_rolled_back(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    import threading
+    import time
+
+    port = free_port()
+    slow = CANARY.replace("duration_s: 4", "duration_s: 30")
+    root = repo(api=service("api", "churn", port) + slow)
+    assert mlspec(root, "apply", "-y").code == 0
+    before = outputs(mlspec, root, "Service/api")
+    (root / "specs/api.yaml").write_text(service("api", "churn", port).replace("max_batch_size: 16", "max_batch_size: 8")
+                                         + slow)
+    place = root / ".mlspec/serving/api"
+
+    def kill_the_canary() -> None:  # once the new backend is up, it dies: its health check fails
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            backends = json.loads((place / "routes.json").read_text())["backends"]
+            canary = [b["pid"] for b in backends if b["pid"] != before["backend"]["pid"]]
+            if len(backends) > 1 and canary:  # the canary takes its share of traffic now
+                processes.stop({canary[0]} | processes.descendants(canary[0]), 2.0)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_canary, daemon=True)
+    killer.start()
+    load = Load(before["url"])
+    applied = mlspec(root, "apply", "-y")
+    codes = load.stop()
+    killer.join(timeout=5)
+    assert applied.code == 1
+    assert "failed: its server exited; all traffic is back on " + before["bento"] in applied.err, applied.err
+    assert set(codes) == {"200"}, codes  # the stable version answered throughout
+    assert outputs(mlspec, root, "Service/api")["bento"] == before["bento"]  # state still names it
+    assert post(before["url"] + "/predict", {"inputs": [ROW]})[0] == 200

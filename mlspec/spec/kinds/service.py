@@ -31,6 +31,8 @@ class Health(Strict):
 class Canary(Strict):
     traffic: float = Field(0.1, gt=0, lt=1, description="share of requests the new version receives")
     duration_s: int = Field(300, gt=0, description="how long the canary runs before full rollout")
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="roll back when more of the canary's requests fail")
+    max_p99_ms: float | None = Field(None, gt=0, description="roll back when the canary's p99 latency is higher")
 
 
 class Rollout(Strict):

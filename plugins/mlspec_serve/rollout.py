@@ -1,0 +1,131 @@
+"""A new version beside the old one, behind the router, then all traffic on it: create before destroy.
+
+The Service's port belongs to the router (router.py); versions are backends on loopback ports. A
+rollout starts the new backend, waits for its health check, then moves traffic: at once (`recreate`),
+or in Argo Rollouts' manner (`canary`: setWeight to `traffic`, pause `duration_s` while its health
+and error rate are watched, then 100%). A failure puts all traffic back on the stable backend, stops
+the new one and fails the step with the reason; the old version never stopped serving. The old
+backend is stopped only once the router no longer sends it anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlspec.sdk import StepFailed
+from mlspec_serve import supervise
+from mlspec_serve.router import ADMIN, write_routes
+
+LOOPBACK = "127.0.0.1"
+DRAIN_S = 1.0  # the router re-reads its routes every 0.2 s; requests in flight finish within this
+
+
+@dataclass(frozen=True)
+class Live:
+    router: supervise.Running
+    backend: supervise.Running
+
+
+def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, str], previous: Mapping[str, Any],
+             log: Callable[[str], None]) -> Live:
+    place = supervise.directory(workdir, name)
+    place.mkdir(parents=True, exist_ok=True)
+    routes = place / "routes.json"
+    stable = _stable(workdir, name, previous)
+    port = supervise.free_port()
+    backend = supervise.start(workdir, name, bento, LOOPBACK, port, env, timeout_s=spec.health.timeout_s,
+                              health=spec.health.path, log=log, label=f"backend-{port}")
+    try:
+        router = _router(workdir, name, spec, routes, previous, backend if stable is None else stable, env, log)
+    except supervise.ServeFailed:
+        supervise.stop(backend.pid)  # nothing routes to it
+        raise
+    if stable is None:
+        write_routes(routes, spec.host, spec.port, [_weighted(backend, 1.0)])
+        return Live(router, backend)
+    if spec.rollout.strategy == "canary" and spec.rollout.canary is not None:
+        _canary(routes, spec, stable, backend, router, log)
+    write_routes(routes, spec.host, spec.port, [_weighted(backend, 1.0)])
+    time.sleep(DRAIN_S)
+    supervise.stop(stable.pid)
+    log(f"all traffic on {backend.bento}; stopped {stable.bento}")
+    return Live(router, backend)
+
+
+def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.Running, router: supervise.Running,
+            log: Callable[[str], None]) -> None:
+    canary = spec.rollout.canary
+    write_routes(routes, spec.host, spec.port, [_weighted(stable, 1 - canary.traffic), _weighted(new, canary.traffic)])
+    log(f"canary: {canary.traffic:.0%} of traffic on {new.bento} for {canary.duration_s}s")
+    deadline = time.monotonic() + canary.duration_s
+    while time.monotonic() < deadline:
+        time.sleep(min(spec.health.interval_s, max(0.0, deadline - time.monotonic())))
+        problem = _judge(new, router, canary, spec.health.path)
+        if problem is not None:
+            write_routes(routes, spec.host, spec.port, [_weighted(stable, 1.0)])
+            time.sleep(DRAIN_S)
+            supervise.stop(new.pid)
+            raise StepFailed(f"the canary {new.bento} failed: {problem}; all traffic is back on {stable.bento}, "
+                             f"and the canary is stopped (its log: {new.log})")
+
+
+def _judge(new: supervise.Running, router: supervise.Running, canary: Any, health: str) -> str | None:
+    """Why the canary must be rolled back now, or None: health, then the router's figures for it."""
+    if not supervise.alive(new.pid):
+        return "its server exited"
+    if not supervise.answers(new.url + health):
+        return f"it does not answer {health}"
+    stats = (_routes(router.url).get("stats") or {}).get(new.url) or {}
+    requests, failures = int(stats.get("requests") or 0), int(stats.get("failures") or 0)
+    if requests and failures / requests > canary.max_error_rate:
+        return f"{failures} of {requests} requests failed ({failures / requests:.1%} > {canary.max_error_rate:.1%})"
+    p99 = stats.get("p99_ms")
+    if canary.max_p99_ms is not None and p99 is not None and p99 > canary.max_p99_ms:
+        return f"p99 latency {p99:.0f} ms > {canary.max_p99_ms:g} ms"
+    return None
+
+
+def _router(workdir: Path, name: str, spec: Any, routes: Path, previous: Mapping[str, Any],
+            first: supervise.Running, env: Mapping[str, str], log: Callable[[str], None]) -> supervise.Running:
+    """The router on the Service's port: the one running, or a new one routing to `first`."""
+    recorded = previous.get("router") or {}
+    pid = int(recorded.get("pid") or 0)
+    if pid and supervise.alive(pid) and supervise.ours(workdir, name, pid) and recorded.get("port") == spec.port \
+            and recorded.get("host") == spec.host:
+        return supervise.Running(**{k: recorded[k] for k in ("pid", "host", "port", "bento", "log", "command",
+                                                             "started_at")})
+    if pid and supervise.alive(pid) and supervise.ours(workdir, name, pid):
+        supervise.stop(pid)  # the spec moved the Service to another host or port
+    write_routes(routes, spec.host, spec.port, [_weighted(first, 1.0)])
+    command = [sys.executable, "-m", "mlspec_serve.router", str(routes)]
+    return supervise.start(workdir, name, "", spec.host, spec.port, env, timeout_s=30, health=ADMIN, log=log,
+                           command=command, label="router")
+
+
+def _stable(workdir: Path, name: str, previous: Mapping[str, Any]) -> supervise.Running | None:
+    """The backend serving now, if the last apply's is still running."""
+    recorded = previous.get("backend") or {}
+    pid = int(recorded.get("pid") or 0)
+    if not pid or not supervise.alive(pid) or not supervise.ours(workdir, name, pid):
+        return None
+    return supervise.Running(**{k: recorded[k] for k in ("pid", "host", "port", "bento", "log", "command",
+                                                         "started_at")})
+
+
+def _weighted(backend: supervise.Running, weight: float) -> dict[str, Any]:
+    return {"url": backend.url, "weight": round(weight, 6), "bento": backend.bento, "pid": backend.pid}
+
+
+def _routes(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url + ADMIN, timeout=2) as response:
+            return dict(json.loads(response.read()))
+    except (OSError, ValueError):
+        return {}
