@@ -20,6 +20,7 @@ from mlspec.sdk import (
     Issue,
     Observation,
     PlanContext,
+    ReplaceOrder,
     Resource,
     ResourceState,
     Runtime,
@@ -38,7 +39,9 @@ class ServicePlugin:
     version: ClassVar[str] = __version__
     settings_model: ClassVar[None] = None
     # It serves what its upstream publishes: with policy gated_serving, only a champion that passed its gates.
-    capabilities: ClassVar[Capabilities] = Capabilities(publishes=ServiceOutputs, serves=True)
+    # A new version starts beside the old one behind the router, which then moves traffic (rollout.py).
+    capabilities: ClassVar[Capabilities] = Capabilities(publishes=ServiceOutputs, serves=True,
+                                                        replace_order=ReplaceOrder.CREATE_BEFORE_DESTROY)
 
     def validate(self, resource: Resource) -> Iterator[Issue]:
         missing = [m for m in ("bentoml", "onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
@@ -82,13 +85,19 @@ class ServicePlugin:
         return StepResult(serve(request, runtime))
 
     def destroy(self, request: StepRequest, runtime: Runtime) -> None:
-        """Stop the backend and the router state names, if they are still the ones mlspec started."""
+        """Stop what state names that no longer takes traffic. After a create-before-destroy replace that
+        is nothing (the rollout stopped the old backend; the router serves the new one); after a delete,
+        the backend and then the router."""
         from mlspec_serve import supervise
+        from mlspec_serve.rollout import live
 
         outputs = request.previous.outputs if request.previous is not None else {}
         name = request.resource.envelope.metadata.name
-        for role in ("router", "backend"):
-            pid = int((outputs.get(role) or {}).get("pid") or 0)
+        router, taking = live(request.workdir, name)
+        backend = int((outputs.get("backend") or {}).get("pid") or 0)
+        replaced = taking is not None and taking.pid != backend  # a newer version is behind the router
+        stops = [("backend", backend)] + ([] if replaced or router is None else [("router", router.pid)])
+        for role, pid in stops:
             if pid and supervise.alive(pid) and supervise.ours(request.workdir, name, pid):
                 supervise.stop(pid)
                 runtime.log(f"{request.address}: stopped its {role} (pid {pid})")

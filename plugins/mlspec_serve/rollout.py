@@ -33,17 +33,19 @@ class Live:
     backend: supervise.Running
 
 
-def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, str], previous: Mapping[str, Any],
+def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, str],
              log: Callable[[str], None]) -> Live:
+    """What serves now is read from the live world (the router's and backends' records beside the
+    routes), not from state: the engine applies a create-before-destroy replace without `previous`."""
     place = supervise.directory(workdir, name)
     place.mkdir(parents=True, exist_ok=True)
     routes = place / "routes.json"
-    stable = _stable(workdir, name, previous)
+    running_router, stable = live(workdir, name)
     port = supervise.free_port()
     backend = supervise.start(workdir, name, bento, LOOPBACK, port, env, timeout_s=spec.health.timeout_s,
                               health=spec.health.path, log=log, label=f"backend-{port}")
     try:
-        router = _router(workdir, name, spec, routes, previous, backend if stable is None else stable, env, log)
+        router = _router(workdir, name, spec, routes, running_router, backend if stable is None else stable, env, log)
     except supervise.ServeFailed:
         supervise.stop(backend.pid)  # nothing routes to it
         raise
@@ -92,31 +94,44 @@ def _judge(new: supervise.Running, router: supervise.Running, canary: Any, healt
     return None
 
 
-def _router(workdir: Path, name: str, spec: Any, routes: Path, previous: Mapping[str, Any],
+def _router(workdir: Path, name: str, spec: Any, routes: Path, running: supervise.Running | None,
             first: supervise.Running, env: Mapping[str, str], log: Callable[[str], None]) -> supervise.Running:
     """The router on the Service's port: the one running, or a new one routing to `first`."""
-    recorded = previous.get("router") or {}
-    pid = int(recorded.get("pid") or 0)
-    if pid and supervise.alive(pid) and supervise.ours(workdir, name, pid) and recorded.get("port") == spec.port \
-            and recorded.get("host") == spec.host:
-        return supervise.Running(**{k: recorded[k] for k in ("pid", "host", "port", "bento", "log", "command",
-                                                             "started_at")})
-    if pid and supervise.alive(pid) and supervise.ours(workdir, name, pid):
-        supervise.stop(pid)  # the spec moved the Service to another host or port
+    if running is not None and (running.host, running.port) == (spec.host, spec.port):
+        return running
+    if running is not None:
+        supervise.stop(running.pid)  # the spec moved the Service to another host or port
     write_routes(routes, spec.host, spec.port, [_weighted(first, 1.0)])
     command = [sys.executable, "-m", "mlspec_serve.router", str(routes)]
     return supervise.start(workdir, name, "", spec.host, spec.port, env, timeout_s=30, health=ADMIN, log=log,
                            command=command, label="router")
 
 
-def _stable(workdir: Path, name: str, previous: Mapping[str, Any]) -> supervise.Running | None:
-    """The backend serving now, if the last apply's is still running."""
-    recorded = previous.get("backend") or {}
-    pid = int(recorded.get("pid") or 0)
-    if not pid or not supervise.alive(pid) or not supervise.ours(workdir, name, pid):
+def live(workdir: Path, name: str) -> tuple[supervise.Running | None, supervise.Running | None]:
+    """The router and the backend taking most traffic now, each if it is running."""
+    place = supervise.directory(workdir, name)
+    router = _record(place / "router.json")
+    try:
+        backends = json.loads((place / "routes.json").read_text()).get("backends") or []
+    except (OSError, ValueError):
+        backends = []
+    taking = sorted((b for b in backends if float(b.get("weight") or 0) > 0), key=lambda b: -float(b["weight"]))
+    for backend in taking:
+        port = str(backend.get("url", "")).rsplit(":", 1)[-1]
+        stable = _record(place / f"backend-{port}.json")
+        if stable is not None:
+            return router, stable
+    return router, None
+
+
+def _record(path: Path) -> supervise.Running | None:
+    try:
+        data = json.loads(path.read_text())
+        found = supervise.Running(**{k: data[k] for k in ("pid", "host", "port", "bento", "log", "command",
+                                                          "started_at")})
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return supervise.Running(**{k: recorded[k] for k in ("pid", "host", "port", "bento", "log", "command",
-                                                         "started_at")})
+    return found if supervise.alive(found.pid) else None
 
 
 def _weighted(backend: supervise.Running, weight: float) -> dict[str, Any]:

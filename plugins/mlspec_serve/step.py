@@ -66,9 +66,8 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         built = _bento(request, name, config, model_dir, scratch)
         runtime.log(f"{address}: built bento {built['bento']} ({what['version']})")
         runtime.check(address)
-        previous = (request.previous.outputs if request.previous is not None else {}) or {}
         try:
-            live = roll_out(workdir, name, spec, built["bento"], _environment(request), previous,
+            live = roll_out(workdir, name, spec, built["bento"], _environment(request),
                             lambda line: runtime.log(f"{address}: {line}"))
         except supervise.ServeFailed as err:
             raise StepFailed(f"{address}: {err}") from None

@@ -218,6 +218,8 @@ def test_a_canary_takes_traffic_in_steps_and_no_request_fails(mlspec: Mlspec, re
     before = outputs(mlspec, root, "Service/api")
     (root / "specs/api.yaml").write_text(service("api", "churn", port).replace("max_batch_size: 16", "max_batch_size: 8")
                                          + CANARY)
+    plan = mlspec(root, "plan")
+    assert "Service/api  replace (create before destroy)" in plan.out, plan.out
     load = Load(before["url"])
     applied = mlspec(root, "apply", "-y")
     codes = load.stop()
