@@ -529,6 +529,30 @@ def serve_start(address: str, lock_timeout: float) -> int:
     return run_start(address, lock_timeout)
 
 
+@cli.group()
+def render() -> None:
+    """Resources in another system's terms, from the specs and state.
+
+    \b
+    Examples:
+      mlspec render k8s --out k8s/
+      mlspec render k8s Service/sentiment-api --image registry.example.com/sentiment-api:v2
+    """
+
+
+@render.command("k8s")
+@click.argument("address", required=False)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write one YAML file per resource here (default: stdout)")
+@click.option("--image", default=None, help="the container image (default: the bento's tag)")
+def render_k8s(address: str | None, out: Path | None, image: str | None) -> int:
+    """Kubernetes manifests: per Service a Deployment (an Argo Rollout with its canary steps), a Service
+    and a HorizontalPodAutoscaler, with resources, GPU requests and probes on /livez and /readyz."""
+    from mlspec.commands.render import run_k8s
+
+    return run_k8s(address, out, image, _style())
+
+
 class VersionNumber(_IntParam):
     """`3` or `v3`, as `mlspec models show` prints it."""
 

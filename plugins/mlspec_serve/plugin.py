@@ -102,6 +102,13 @@ class ServicePlugin:
                 supervise.stop(pid)
                 runtime.log(f"{request.address}: stopped its {role} (pid {pid})")
 
+    def manifests(self, resource: Resource, outputs: Mapping[str, Any], image: str | None = None
+                  ) -> list[dict[str, Any]]:
+        """Kubernetes manifests for this Service (`mlspec render k8s`)."""
+        from mlspec_serve.kubernetes import manifests
+
+        return manifests(resource, outputs, image)
+
     def estimate(self, resource: Resource, previous: ResourceState | None) -> Estimate:
         seconds = float((previous.outputs if previous is not None else {}).get("seconds") or 0)
         if seconds:
