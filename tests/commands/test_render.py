@@ -80,6 +80,7 @@ def test_a_service_renders_a_deployment_a_service_and_an_autoscaler_that_kuberne
 
 def test_a_canary_rollout_renders_an_argo_rollout_with_its_steps(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     rollout, service, autoscaler = rendered(mlspec, project, SERVICE + CANARY)
+    kubernetes_validate.validate(service, "1.30", strict=True)
     assert rollout["apiVersion"] == "argoproj.io/v1alpha1" and rollout["kind"] == "Rollout"
     assert rollout["spec"]["strategy"]["canary"]["steps"] == [{"setWeight": 20}, {"pause": {"duration": "60s"}},
                                                               {"setWeight": 100}]
