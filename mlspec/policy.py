@@ -110,8 +110,9 @@ def plan_diagnostics(
 ) -> list[Diagnostic]:
     """Checks on what a plan would do. `deletes`: (address, its labels, the protected resources that
     stay and were built from it, directly or through others); `serving`: (server, gated upstream,
-    whether it may be served: it has a champion) for every serving resource the plan creates or
-    changes, and every gated resource anywhere upstream of it."""
+    whether it may be served: True, False when it has no champion, "ungated" when its champion was
+    judged by no gate at all and the server does not say `allow_ungated`) for every serving resource
+    the plan creates or changes, and every gated resource anywhere upstream of it."""
     from mlspec.spec.vocabulary import PROJECT_FILE
 
     out = []
@@ -130,7 +131,12 @@ def plan_diagnostics(
                     hint="pass --allow-destroy if this delete is intended"))
     if policies.get("gated_serving"):
         for service, model, passed in serving:
-            if passed is False:
+            if passed == "ungated":
+                out.append(Diagnostic(
+                    codes.POLICY_GATED_SERVING, f"{service} would serve {model}, whose champion passed no gate: "
+                    "it has no evaluation gates", PROJECT_FILE, field="policies.gated_serving",
+                    hint=f"give {model} evaluation gates, or set `allow_ungated: true` on {service}"))
+            elif passed is False:
                 out.append(Diagnostic(
                     codes.POLICY_GATED_SERVING, f"{service} would serve {model}, which has no champion: no version "
                     "passed its evaluation gates", PROJECT_FILE, field="policies.gated_serving",

@@ -183,6 +183,11 @@ class _Steps(Hooks):
             if outputs is not None and not registry.servable(outputs):
                 raise PolicyError(f"policy gated_serving: {step.address} would serve {ancestor}, whose evaluation "
                                   "gates did not pass; it keeps serving what it served")
+            spec = self.planned.specs.resources[step.address].envelope.spec
+            if outputs is not None and outputs.get("gates") == [] and not getattr(spec, "allow_ungated", False):
+                raise PolicyError(f"policy gated_serving: {step.address} would serve {ancestor}, whose champion "
+                                  f"passed no gate (it has no evaluation gates); set `allow_ungated: true` on "
+                                  f"{step.address} to serve it anyway")
 
     def _apply(self, plugin: Plugin, step: Step, inputs: Mapping[str, Outputs],
                before: ResourceState | None) -> StepResult:

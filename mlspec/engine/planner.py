@@ -396,7 +396,6 @@ def _check_policies(
     (Service -> Optimization -> Model) is gated by it, and what a protected resource was built from
     is protected with it."""
     from mlspec.policy import plan_diagnostics, rules
-    from mlspec.registry import servable
 
     policies = rules(specs.project.setting("policies"))
     if not policies.get("protect") and not policies.get("gated_serving"):
@@ -418,7 +417,7 @@ def _check_policies(
                             and _protected(policies, _labels(a, specs, state)))
             deletes.append((address, _labels(address, specs, state), guards))
     serving = [
-        (s.address, ancestor, (servable(state[ancestor].outputs) if ancestor in state else None))
+        (s.address, ancestor, _verdict(state.get(ancestor), specs.resources.get(s.address)))
         for s in plan.steps if s.action.is_change and s.action is not Action.DELETE and declares(s.address, "serves")
         for ancestor in sorted(specs.graph.upstream(s.address) - {s.address})
         if declares(ancestor, "gates_dependents") and ancestor not in moving
@@ -426,6 +425,20 @@ def _check_policies(
     found = plan_diagnostics(policies, deletes, serving, allow_destroy=allow_destroy)
     if found:
         raise SpecError(found)
+
+
+def _verdict(gated: ResourceState | None, server: Resource | None) -> bool | str | None:
+    """May `server` serve the gated upstream state records? None: not applied yet; False: no champion;
+    "ungated": a champion no gate judged (its run recorded an empty list of gates), unless the server's
+    spec says `allow_ungated: true`."""
+    from mlspec.registry import servable
+
+    if gated is None:
+        return None
+    if not servable(gated.outputs):
+        return False
+    allowed = bool(getattr(server.envelope.spec, "allow_ungated", False)) if server is not None else False
+    return "ungated" if gated.outputs.get("gates") == [] and not allowed else True
 
 
 def _labels(address: str, specs: SpecSet, state: Mapping[str, ResourceState]) -> Mapping[str, str]:

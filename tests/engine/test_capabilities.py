@@ -69,7 +69,8 @@ STUBS = textwrap.dedent('''
         def apply(self, request, runtime):
             log(request, "apply")
             passed = (request.workdir / "verdict.txt").read_text().strip() == "pass"
-            outputs = {"digest": request.fingerprint, "metrics": {"f1": 0.9 if passed else 0.1}}
+            outputs = {"digest": request.fingerprint, "metrics": {"f1": 0.9 if passed else 0.1},
+                       "gates": [] if (request.workdir / "ungated").exists() else [{"gate": "f1 >= 0.5"}]}
             if passed:
                 return StepResult(outputs, Version({**outputs, "gates_passed": True}, ("champion",)))
             return StepResult(outputs, Version({**outputs, "gates_passed": False}, (CANDIDATE,)),
@@ -200,6 +201,24 @@ def test_a_cutoff_through_a_model_leaves_nothing_to_do_next_time(chain: Path, ml
     assert calls(chain) == ["apply Dataset/reviews"]
     again = mlspec(chain, "plan", "--detailed-exitcode")
     assert again.code == 0, again.output
+
+
+def test_gated_serving_refuses_a_model_no_gate_judged_unless_the_service_allows_it(
+    chain: Path, mlspec: Callable[..., Result]
+) -> None:
+    (chain / "ungated").write_text("")
+    first = mlspec(chain, "apply", "-y")  # nothing was applied when it planned: apply checks what the Model made
+    assert first.code == 1
+    assert "Service/sentiment-api would serve Model/sentiment, whose champion passed no gate" in first.out, first.out
+    (chain / "specs/service.yaml").write_text(SERVICE.replace("PORT", "3312"))
+    refused = mlspec(chain, "plan")
+    assert refused.code == 1
+    assert ("Service/sentiment-api would serve Model/sentiment, whose champion passed no gate: it has no evaluation "
+            "gates") in refused.err, refused.output
+    assert "set `allow_ungated: true` on Service/sentiment-api" in refused.err
+    (chain / "specs/service.yaml").write_text(SERVICE.replace("PORT", "3312, allow_ungated: true"))
+    allowed = mlspec(chain, "plan")
+    assert allowed.code == 0, allowed.output
 
 
 def test_gated_serving_follows_the_whole_upstream_chain(chain: Path, mlspec: Callable[..., Result]) -> None:

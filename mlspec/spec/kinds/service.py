@@ -60,6 +60,8 @@ class ServiceSpec(SpecBase):
     health: Health = Field(default_factory=Health)
     rollout: Rollout = Field(default_factory=Rollout)
     env: dict[str, EnvStr] = Field(default_factory=dict)
+    allow_ungated: bool = Field(False, description="with policy gated_serving: may serve a Model that has no "
+                                "evaluation gates")
 
 
 class Service(Envelope):
