@@ -1,9 +1,9 @@
-"""One Service step: what it serves (a Model, or an Optimization of one), the bento, the server.
+"""One Service step: what it serves (a Model, or an Optimization of one), the bento, the rollout.
 
-The server the step starts is the one state then names (pid, port, bento tag), so refresh can tell a
-server that is down, or one that serves something else, from the one that was planned. A new version
-replaces the old in place: the old server stops, the new one starts on the Service's port and must
-answer its health check, or the old one is started again and the step fails with the new one's log.
+The processes the step leaves running (the router on the Service's port, the backend behind it) are
+the ones state then names, so refresh can tell a server that is down, or one that routes to another
+bento, from the one that was planned. A new version starts beside the old one and takes its traffic
+(rollout.py): create before destroy, as the plan says.
 """
 
 from __future__ import annotations
