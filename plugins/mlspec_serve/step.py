@@ -59,7 +59,7 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         config = {
             "name": name, "address": address, "digest": what["digest"], "version": what["version"],
             "runtime": what["runtime"], "entry": what["entry"], "features": fields,
-            "batching": spec.batching.model_dump(), "timeout_s": max(1, int(spec.health.timeout_s)),
+            "batching": spec.batching.model_dump(), "timeout_s": max(1, int(spec.timeout_s)),
             "max_body_bytes": MAX_BODY,
             "request_log": {"path": str(supervise.directory(workdir, name) / "requests.jsonl"), "sample": 1.0},
         }

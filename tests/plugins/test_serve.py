@@ -267,3 +267,23 @@ def test_a_canary_that_fails_its_health_check_is_rolled_back(mlspec: Mlspec, rep
     assert set(codes) == {"200"}, codes  # the stable version answered throughout
     assert outputs(mlspec, root, "Service/api")["bento"] == before["bento"]  # state still names it
     assert post(before["url"] + "/predict", {"inputs": [ROW]})[0] == 200
+
+
+def test_a_version_that_crashes_at_startup_fails_the_step_and_the_old_one_serves_on(
+    mlspec: Mlspec, repo: Callable[..., Path]
+) -> None:
+    port = free_port()
+    root = repo(api=service("api", "churn", port))
+    assert mlspec(root, "apply", "-y").code == 0
+    before = outputs(mlspec, root, "Service/api")
+    # The new version's server cannot find its bento: it exits at once.
+    (root / "specs/api.yaml").write_text(service("api", "churn", port) + "  env: {BENTOML_HOME: /nonexistent-home}\n")
+    load = Load(before["url"])
+    applied = mlspec(root, "apply", "-y")
+    codes = load.stop()
+    assert applied.code == 1
+    assert "Service/api: the server exited at startup (code " in applied.out, applied.output
+    assert "its log ends:\n" in applied.out and "  │ " in applied.out  # the tail of its log, framed
+    assert set(codes) == {"200"}, codes
+    assert outputs(mlspec, root, "Service/api")["bento"] == before["bento"]
+    assert post(before["url"] + "/predict", {"inputs": [ROW]})[0] == 200

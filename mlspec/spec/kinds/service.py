@@ -55,6 +55,8 @@ class ServiceSpec(SpecBase):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     replicas: int = Field(1, ge=1)
+    timeout_s: float = Field(60, gt=0, le=3600, description="how long one request may take before the server "
+                             "answers 504 (a slow model is reported, not waited on forever)")
     batching: Batching = Field(default_factory=Batching)
     resources: ServiceResources = Field(default_factory=ServiceResources)
     health: Health = Field(default_factory=Health)
