@@ -90,6 +90,7 @@ class Predictor:
             stored = load(directory)
             self.forward = stored.run
         self.log = RequestLog(config.get("request_log") or {}, config)
+        self.counted = _counter()
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         import numpy as np
@@ -107,8 +108,26 @@ class Predictor:
                       "scores": {c: round(float(x), 6) for c, x in zip(self.classes, s, strict=True)}} for s in scores]
         for item in found:
             item["version"] = self.config["version"]
+            self.counted.labels(address=self.config["address"], version=self.config["version"],
+                                label=str(item["label"])).inc()
         self.log.write(rows, found)
         return found
+
+
+def _counter() -> Any:
+    """`mlspec_predictions_total{address, version, label}` on the server's /metrics, beside BentoML's own:
+    what a dashboard or an alert (the Monitor kind's rules) counts per version and class."""
+    import bentoml
+
+    global _COUNTER
+    if _COUNTER is None:
+        _COUNTER = bentoml.metrics.Counter(name="mlspec_predictions", documentation="predictions answered, by mlspec "
+                                           "Service, model version and predicted class",
+                                           labelnames=["address", "version", "label"])
+    return _COUNTER
+
+
+_COUNTER: Any = None
 
 
 def model_path(config: Mapping[str, Any]) -> str:

@@ -130,6 +130,9 @@ def test_an_optimization_is_served_with_typed_requests_and_a_request_log(
     logged = [json.loads(line) for line in (root / ".mlspec/serving/api/requests.jsonl").read_text().splitlines()]
     assert logged[0]["features"] == {"tenure": 3.0, "spend": 20.5, "plan": "basic"}
     assert logged[0]["version"] == out["version"] and logged[0]["prediction"] in ("False", "True")
+    with urllib.request.urlopen(out["url"] + "/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'mlspec_predictions_total{address="Service/api",label="' in metrics, metrics[-2000:]
     status = mlspec(root, "serve", "status", "Service/api")
     assert status.code == 0 and "ready" in status.out, status.output
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
