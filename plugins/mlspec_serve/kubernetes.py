@@ -33,9 +33,9 @@ def manifests(resource: Any, outputs: Mapping[str, Any], image: str | None = Non
     canary = spec.rollout.canary if spec.rollout.strategy == "canary" else None
     if canary is not None:
         workload = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", **workload}
-        workload["spec"]["strategy"] = {"canary": {"steps": [
-            {"setWeight": round(canary.traffic * 100)}, {"pause": {"duration": f"{canary.duration_s}s"}},
-            {"setWeight": 100}]}}
+        steps = [{"setWeight": round(value * 100)} if kind == "weight" else {"pause": {"duration": f"{value:g}s"}}
+                 for kind, value in canary.plan()]
+        workload["spec"]["strategy"] = {"canary": {"steps": [*steps, {"setWeight": 100}]}}
         target = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": name}
     else:
         workload = {"apiVersion": "apps/v1", "kind": "Deployment", **workload}

@@ -63,19 +63,25 @@ def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, 
 
 def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.Running, router: supervise.Running,
             log: Callable[[str], None]) -> None:
+    """The canary's steps in order: each weight moves traffic, each pause watches the new version."""
     canary = spec.rollout.canary
-    write_routes(routes, spec.host, spec.port, [_weighted(stable, 1 - canary.traffic), _weighted(new, canary.traffic)])
-    log(f"canary: {canary.traffic:.0%} of traffic on {new.bento} for {canary.duration_s}s")
-    deadline = time.monotonic() + canary.duration_s
-    while time.monotonic() < deadline:
-        time.sleep(min(spec.health.interval_s, max(0.0, deadline - time.monotonic())))
-        problem = _judge(new, router, canary, spec.health.path)
-        if problem is not None:
-            write_routes(routes, spec.host, spec.port, [_weighted(stable, 1.0)])
-            time.sleep(DRAIN_S)
-            supervise.stop(new.pid)
-            raise StepFailed(f"the canary {new.bento} failed: {problem}; all traffic is back on {stable.bento}, "
-                             f"and the canary is stopped (its log: {new.log})")
+    share = 0.0
+    for kind, value in canary.plan():
+        if kind == "weight":
+            share = value
+            write_routes(routes, spec.host, spec.port, [_weighted(stable, 1 - share), _weighted(new, share)])
+            continue
+        log(f"canary: {share:.0%} of traffic on {new.bento} for {value:g}s")
+        deadline = time.monotonic() + value
+        while time.monotonic() < deadline:
+            time.sleep(min(spec.health.interval_s, max(0.0, deadline - time.monotonic())))
+            problem = _judge(new, router, canary, spec.health.path)
+            if problem is not None:
+                write_routes(routes, spec.host, spec.port, [_weighted(stable, 1.0)])
+                time.sleep(DRAIN_S)
+                supervise.stop(new.pid)
+                raise StepFailed(f"the canary {new.bento} failed at {share:.0%} of traffic: {problem}; all traffic "
+                                 f"is back on {stable.bento}, and the canary is stopped (its log: {new.log})")
 
 
 def _judge(new: supervise.Running, router: supervise.Running, canary: Any, health: str) -> str | None:

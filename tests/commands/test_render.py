@@ -94,7 +94,33 @@ def test_a_canary_rollout_renders_an_argo_rollout_with_its_steps(mlspec: Mlspec,
     assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == "churn-api:latest"  # never applied
 
 
+def test_canary_steps_render_as_argo_steps(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    steps = SERVICE + """  rollout:
+    strategy: canary
+    canary:
+      steps: [{set_weight: 10}, {pause_s: 30}, {set_weight: 50}, {pause_s: 60}]
+"""
+    rollout = rendered(mlspec, project, steps)[0]
+    assert rollout["spec"]["strategy"]["canary"]["steps"] == [
+        {"setWeight": 10}, {"pause": {"duration": "30s"}}, {"setWeight": 50}, {"pause": {"duration": "60s"}},
+        {"setWeight": 100}]
+
+
 def test_rendering_a_resource_no_plugin_renders_says_so(mlspec: Mlspec, project: Callable[..., Path]) -> None:
     root = project({"specs/customers.yaml": DATASET, "data/customers.csv": "tenure,churned\n1,true\n"}, config=CONFIG)
     done = mlspec(root, "render", "k8s", "Dataset/customers")
     assert done.code == 1 and "Dataset/customers's plugin renders no Kubernetes manifests" in done.err
+
+
+def test_a_canary_step_is_a_weight_or_a_pause(mlspec: Mlspec, project: Callable[..., Path]) -> None:
+    bad = SERVICE + """  rollout:
+    strategy: canary
+    canary:
+      steps: [{set_weight: 10, pause_s: 30}]
+"""
+    root = project({"specs/customers.yaml": DATASET, "specs/churn.yaml": MODEL, "specs/api.yaml": bad,
+                    "data/customers.csv": "tenure,churned\n1,true\n"}, config=CONFIG)
+    checked = mlspec(root, "validate")
+    assert checked.code == 1
+    assert "a canary step is either `set_weight` or `pause_s`" in checked.out, checked.out
+    assert "spec.rollout.canary.steps[0]" in checked.out or "spec.rollout.canary.steps.0" in checked.out

@@ -266,7 +266,8 @@ def test_a_canary_that_fails_its_health_check_is_rolled_back(mlspec: Mlspec, rep
     codes = load.stop()
     killer.join(timeout=5)
     assert applied.code == 1
-    assert "failed: its server exited; all traffic is back on " + before["bento"] in applied.err, applied.err
+    assert "failed at 30% of traffic: its server exited; all traffic is back on " + before["bento"] in applied.err, (
+        applied.err)
     assert set(codes) == {"200"}, codes  # the stable version answered throughout
     assert outputs(mlspec, root, "Service/api")["bento"] == before["bento"]  # state still names it
     assert post(before["url"] + "/predict", {"inputs": [ROW]})[0] == 200

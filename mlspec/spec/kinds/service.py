@@ -28,11 +28,32 @@ class Health(Strict):
     interval_s: float = Field(2, gt=0)
 
 
+class CanaryStep(Strict):
+    """One step of a canary, as Argo Rollouts writes them: move traffic, or hold it while watching."""
+
+    set_weight: int | None = Field(None, ge=1, le=99, description="percent of requests on the new version")
+    pause_s: int | None = Field(None, gt=0, description="hold, checking health, error rate and p99")
+
+    def issues(self) -> Iterator[Issue]:
+        if (self.set_weight is None) == (self.pause_s is None):
+            yield Issue((), "a canary step is either `set_weight` or `pause_s`", code="MLS100",
+                        expected="{set_weight: 20} or {pause_s: 60}")
+
+
 class Canary(Strict):
     traffic: float = Field(0.1, gt=0, lt=1, description="share of requests the new version receives")
     duration_s: int = Field(300, gt=0, description="how long the canary runs before full rollout")
+    steps: list[CanaryStep] | None = Field(None, min_length=1, description="Argo Rollouts-style steps; without "
+                                           "them: set_weight `traffic`, pause `duration_s`")
     max_error_rate: float = Field(0.01, ge=0, le=1, description="roll back when more of the canary's requests fail")
     max_p99_ms: float | None = Field(None, gt=0, description="roll back when the canary's p99 latency is higher")
+
+    def plan(self) -> list[tuple[str, float]]:
+        """The steps as ("weight", share) and ("pause", seconds), ending before the move to 100%."""
+        if self.steps is None:
+            return [("weight", self.traffic), ("pause", float(self.duration_s))]
+        return [("weight", s.set_weight / 100) if s.set_weight is not None else ("pause", float(s.pause_s or 0))
+                for s in self.steps]
 
 
 class Rollout(Strict):
