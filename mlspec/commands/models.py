@@ -82,6 +82,9 @@ def _shown(move: edits.AliasMove, fmt: str) -> int:
     if fmt == "json":
         click.echo(json.dumps({"format_version": "1", **move.to_json()}, indent=2))
     else:
+        if isinstance(move.to, str):  # a plugin's own rollback: its versions are named
+            click.echo(f"{move.address}: serving {move.before} -> {move.to}")
+            return EXIT_OK
         was = f"v{move.before}" if move.before is not None else "none"
         click.echo(f"{move.address}: {move.alias} {was} -> v{move.to}")
         if move.alias == CHAMPION and move.before != move.to:

@@ -18,7 +18,7 @@ from typing import Any
 from mlspec import registry
 from mlspec.address import Address
 from mlspec.engine.session import record_edit, writing_state
-from mlspec.errors import RegistryError, StateError, StateMissingError
+from mlspec.errors import MlspecError, RegistryError, SpecError, StateError, StateMissingError
 from mlspec.registry import CHAMPION, Entry
 from mlspec.state.model import ResourceState, now
 
@@ -26,9 +26,9 @@ from mlspec.state.model import ResourceState, now
 @dataclass(frozen=True)
 class AliasMove:
     address: str
-    alias: str
-    before: int | None
-    to: int
+    alias: str  # "serving" for a plugin's own rollback, whose versions are named (a bento tag), not numbered
+    before: int | str | None
+    to: int | str
     serial: int | None
 
     def to_json(self) -> dict[str, Any]:
@@ -81,7 +81,50 @@ def promote(address: str, version: int, alias: str = CHAMPION, *, lock_timeout: 
 
 
 def rollback(address: str, *, lock_timeout: float = 0.0, root: Path | None = None) -> AliasMove:
+    """The previous champion of a resource that registers versions; for one whose plugin rolls back its
+    live object itself (a Service: the bento that served before), that plugin's `rollback`."""
+    rolled = _plugin_rollback(address, lock_timeout, root)
+    if rolled is not None:
+        return rolled
     return _move(address, lock_timeout, root, lambda entry: (CHAMPION, entry.previous_champion(), "rollback"))
+
+
+def _plugin_rollback(text: str, lock_timeout: float, root: Path | None) -> AliasMove | None:
+    """Under the lock: the plugin puts its previous version back live, and state records what serves now
+    (one transaction), audited. None when the address's plugin has no `rollback`."""
+    from mlspec.discovery import Registry
+    from mlspec.spec.specset import load_specs
+
+    try:
+        address = str(Address.parse(text))
+    except ValueError:
+        return None
+    try:
+        specs = load_specs(root)
+    except SpecError:  # a rollback is for emergencies: the registry's works whatever state the specs are in
+        return None
+    resource = specs.resources.get(address)
+    registry_of = Registry(prefer=specs.project.setting("plugin_for"))
+    if resource is None or not registry_of.has(resource.kind):
+        return None
+    act = getattr(registry_of.for_kind(resource.kind), "rollback", None)
+    if not callable(act):
+        return None
+    with writing_state(specs.project) as store, store.lock("rollback", timeout=lock_timeout):
+        current = store.get(address)
+        if current is None:
+            raise StateError(f"{address} is not in the state: apply it first")
+        try:
+            outputs = act(resource, dict(current.outputs), specs.project.root, lambda _line: None)
+        except MlspecError as err:
+            raise RegistryError(f"{address}: {err}") from None
+        before, after = str(current.outputs.get("bento") or ""), str(outputs.get("bento") or "")
+        changed = ResourceState(current.address, current.fingerprint, current.spec, outputs, current.status,
+                                current.created_at, now(), current.commit)
+        serial = store.commit(changed)
+        record_edit(store, specs.project.root, "rollback", {"address": address, "from": before, "to": after,
+                                                            "serial": serial})
+    return AliasMove(address, "serving", before, after, serial)
 
 
 def _move(text: str, lock_timeout: float, root: Path | None, choose: Callable[[Entry], tuple[str, int, str]],

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from mlspec.sdk import (
@@ -101,6 +102,19 @@ class ServicePlugin:
             if pid and supervise.alive(pid) and supervise.ours(request.workdir, name, pid):
                 supervise.stop(pid)
                 runtime.log(f"{request.address}: stopped its {role} (pid {pid})")
+
+    def rollback(self, resource: Resource, outputs: Mapping[str, Any], workdir: Path,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+        """`mlspec rollback Service/x`: the bento that served before this one, again, behind the router."""
+        from mlspec_serve.rollout import back
+        from mlspec_serve.step import environment, live_outputs
+
+        spec, name = resource.envelope.spec, resource.envelope.metadata.name
+        found, previous = back(workdir, name, spec, environment(spec, workdir, resource.address), log)
+        facts: dict[str, Any] = {k: previous[k] for k in ("version", "digest", "serves") if k in previous}
+        made = live_outputs(found, {**dict(outputs), "bento": previous["bento"], **facts})
+        made["summary"] = f"{made['url']} serves {made.get('version')} (bento {previous['bento']}, rolled back)"
+        return made
 
     def manifests(self, resource: Resource, outputs: Mapping[str, Any], image: str | None = None
                   ) -> list[dict[str, Any]]:

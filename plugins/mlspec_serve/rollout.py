@@ -25,6 +25,7 @@ from mlspec_serve.router import ADMIN, write_routes
 
 LOOPBACK = "127.0.0.1"
 DRAIN_S = 1.0  # the router re-reads its routes every 0.2 s; requests in flight finish within this
+HISTORY = 10  # bentos remembered for `mlspec rollback`
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Live:
 
 
 def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, str],
-             log: Callable[[str], None]) -> Live:
+             log: Callable[[str], None], *, remember: bool = True) -> Live:
     """What serves now is read from the live world (the router's and backends' records beside the
     routes), not from state: the engine applies a create-before-destroy replace without `previous`."""
     place = supervise.directory(workdir, name)
@@ -58,7 +59,61 @@ def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, 
     time.sleep(DRAIN_S)
     supervise.stop(stable.pid)
     log(f"all traffic on {backend.bento}; stopped {stable.bento}")
+    if remember:
+        served = [b for b in history(workdir, name) if b.get("bento") != stable.bento]
+        _write_history(workdir, name, [*served, {"bento": stable.bento, **_described(place, stable)}][-HISTORY:])
     return Live(router, backend)
+
+
+def history(workdir: Path, name: str) -> list[dict[str, Any]]:
+    """The bentos that served before the current one, oldest first: what `mlspec rollback` returns to."""
+    try:
+        found = json.loads((supervise.directory(workdir, name) / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [b for b in found if isinstance(b, dict) and b.get("bento")]
+
+
+def _write_history(workdir: Path, name: str, entries: list[dict[str, Any]]) -> None:
+    path = supervise.directory(workdir, name) / "history.json"
+    tmp = path.with_name(".history.json.tmp")
+    tmp.write_text(json.dumps(entries, indent=2))
+    tmp.replace(path)
+
+
+def _described(place: Path, backend: supervise.Running) -> dict[str, Any]:
+    """What a bento served (its version line and digest), from the description beside its record."""
+    try:
+        return dict(json.loads((place / "served.json").read_text()).get(backend.bento) or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def describe(workdir: Path, name: str, bento: str, facts: Mapping[str, Any]) -> None:
+    """Remember what `bento` serves (version, digest), so a rollback to it can say so."""
+    path = supervise.directory(workdir, name) / "served.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known[bento] = dict(facts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".served.json.tmp")
+    tmp.write_text(json.dumps(known, indent=2))
+    tmp.replace(path)
+
+
+def back(workdir: Path, name: str, spec: Any, env: Mapping[str, str], log: Callable[[str], None]
+         ) -> tuple[Live, dict[str, Any]]:
+    """Serve the bento that served before this one again (recreate: all traffic once it is healthy)."""
+    served = history(workdir, name)
+    if not served:
+        raise StepFailed("there is no earlier version of it to roll back to")
+    previous = served[-1]
+    immediate = spec.model_copy(update={"rollout": spec.rollout.model_copy(update={"strategy": "recreate"})})
+    found = roll_out(workdir, name, immediate, previous["bento"], env, log, remember=False)
+    _write_history(workdir, name, served[:-1])
+    return found, previous
 
 
 def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.Running, router: supervise.Running,

@@ -30,7 +30,7 @@ from mlspec.sdk import (
     StepRequest,
 )
 from mlspec_serve import supervise
-from mlspec_serve.rollout import roll_out
+from mlspec_serve.rollout import describe, roll_out
 from mlspec_serve.schema import features, json_schema
 
 WEIGHTS = ("model.safetensors",)  # what an Optimization's graph replaces among the Model's files
@@ -67,27 +67,26 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         runtime.log(f"{address}: built bento {built['bento']} ({what['version']})")
         runtime.check(address)
         try:
-            live = roll_out(workdir, name, spec, built["bento"], _environment(request),
+            describe(workdir, name, built["bento"], {"version": what["version"], "digest": what["digest"],
+                                                     "serves": what["address"]})
+            live = roll_out(workdir, name, spec, built["bento"], environment(spec, workdir, address),
                             lambda line: runtime.log(f"{address}: {line}"))
         except supervise.ServeFailed as err:
             raise StepFailed(f"{address}: {err}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    router, backend = live.router, live.backend
+    router = live.router
     curl = (f"curl -s -X POST {router.url}/predict -H 'content-type: application/json' "
             f"-d '{json.dumps({'inputs': [_example(fields)]})}'")
     runtime.log(f"{address}: serving at {router.url}; try: {curl}")
-    return {
-        "url": router.url, "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
+    return live_outputs(live, {
+        "bento": built["bento"], "digest": what["digest"], "model_tag": built["model_tag"],
         "serves": what["address"], "version": what["version"], "runtime": what["runtime"],
-        "pid": router.pid, "host": router.host, "port": router.port, "log": backend.log,
-        "router": router.to_json(), "backend": backend.to_json(),
-        "processes": [{"role": "backend", **backend.to_json()}, {"role": "router", **router.to_json()}],
         "env": _bentoml_env(workdir, inherit=False), "container": built["container"],
         "schema": json_schema(fields), "try": curl,
         "summary": f"{router.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
         "seconds": round(time.monotonic() - started, 3),
-    }
+    })
 
 
 def _what(request: StepRequest) -> dict[str, Any]:
@@ -129,19 +128,27 @@ def _bento(request: StepRequest, name: str, config: dict[str, Any], model_dir: P
     return dict(json.loads((scratch / "built.json").read_text()))
 
 
-def _environment(request: StepRequest) -> dict[str, str]:
+def environment(spec: Any, workdir: Path, address: str) -> dict[str, str]:
     """BentoML's home in the repo, no telemetry, and the spec's `env` (secrets resolved only here)."""
-    env = _bentoml_env(request.workdir)
-    for key, value in request.spec.env.items():
+    env = _bentoml_env(workdir)
+    for key, value in spec.env.items():
         found = ENV_REF.fullmatch(str(value))
         if found is None:
             env[key] = str(value)
             continue
         variable = found.group(1)
         if variable not in os.environ:
-            raise StepFailed(f"{request.address}: spec.env.{key} names ${{env:{variable}}}, which is not set here")
+            raise StepFailed(f"{address}: spec.env.{key} names ${{env:{variable}}}, which is not set here")
         env[key] = os.environ[variable]
     return env
+
+
+def live_outputs(live: Any, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs that say which processes serve: the router (the Service's URL) and its backend."""
+    router, backend = live.router, live.backend
+    return {**outputs, "url": router.url, "pid": router.pid, "host": router.host, "port": router.port,
+            "log": backend.log, "router": router.to_json(), "backend": backend.to_json(),
+            "processes": [{"role": "backend", **backend.to_json()}, {"role": "router", **router.to_json()}]}
 
 
 def _bentoml_env(workdir: Path, *, inherit: bool = True) -> dict[str, str]:

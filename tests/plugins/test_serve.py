@@ -79,7 +79,8 @@ def repo(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     yield make
     for root in made:  # every server this test started, stopped
         for record in (root / ".mlspec" / "serving").glob("*/*.json"):  # routers and backends
-            pid = int(json.loads(record.read_text()).get("pid") or 0)
+            data = json.loads(record.read_text())
+            pid = int(data.get("pid") or 0) if isinstance(data, dict) else 0
             if pid and processes.alive(pid):
                 processes.stop({pid} | processes.descendants(pid), 5.0)
 
@@ -291,3 +292,27 @@ def test_a_version_that_crashes_at_startup_fails_the_step_and_the_old_one_serves
     assert set(codes) == {"200"}, codes
     assert outputs(mlspec, root, "Service/api")["bento"] == before["bento"]
     assert post(before["url"] + "/predict", {"inputs": [ROW]})[0] == 200
+
+
+def test_rollback_serves_the_previous_bento_again(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+    port = free_port()
+    root = repo(api=service("api", "churn", port))
+    assert mlspec(root, "apply", "-y").code == 0
+    first = outputs(mlspec, root, "Service/api")
+    nothing = mlspec(root, "rollback", "Service/api")
+    assert nothing.code == 1 and "there is no earlier version of it to roll back to" in nothing.err, nothing.output
+    (root / "specs/api.yaml").write_text(service("api", "churn", port).replace("max_batch_size: 16", "max_batch_size: 8"))
+    assert mlspec(root, "apply", "-y").code == 0
+    second = outputs(mlspec, root, "Service/api")
+    assert second["bento"] != first["bento"]
+    load = Load(first["url"])
+    rolled = mlspec(root, "rollback", "Service/api")
+    codes = load.stop()
+    assert rolled.code == 0, rolled.output
+    assert f"Service/api: serving {second['bento']} -> {first['bento']}" in rolled.out
+    assert set(codes) == {"200"}, codes  # no request failed while it moved back
+    now = outputs(mlspec, root, "Service/api")
+    assert now["bento"] == first["bento"] and now["version"] == first["version"]
+    assert post(now["url"] + "/predict", {"inputs": [ROW]})[0] == 200
+    assert mlspec(root, "plan", "--detailed-exitcode").code == 0  # a rollback by hand stands until the next change
+    assert "rollback" in mlspec(root, "audit", "log").out
