@@ -61,7 +61,9 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
             "runtime": what["runtime"], "entry": what["entry"], "features": fields,
             "batching": spec.batching.model_dump(), "timeout_s": max(1, int(spec.timeout_s)),
             "max_body_bytes": MAX_BODY,
-            "request_log": {"path": str(supervise.directory(workdir, name) / "requests.jsonl"), "sample": 1.0},
+            "request_log": {"path": str(supervise.directory(workdir, name) / "requests.jsonl"),
+                            "sample": spec.request_log.sample, "max_bytes": spec.request_log.max_mb << 20,
+                            "keep": spec.request_log.keep} if spec.request_log.enabled else {},
         }
         built = _bento(request, name, config, model_dir, scratch)
         runtime.log(f"{address}: built bento {built['bento']} ({what['version']})")

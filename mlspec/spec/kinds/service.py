@@ -70,6 +70,15 @@ class Rollout(Strict):
                         hint="set strategy: canary")
 
 
+class RequestLog(Strict):
+    """Sampled requests and predictions, as JSON lines under .mlspec/serving/<name>/: what Monitors read."""
+
+    enabled: bool = True
+    sample: float = Field(1.0, gt=0, le=1, description="share of requests written")
+    max_mb: int = Field(64, gt=0, description="rotate the log beyond this size")
+    keep: int = Field(3, ge=1, le=100, description="rotated files kept (requests.jsonl.1, .2, ...)")
+
+
 class ServiceSpec(SpecBase):
     model: Ref("Model", "Optimization")  # type: ignore[valid-type]
     runtime: Literal["bentoml"] = "bentoml"
@@ -83,6 +92,7 @@ class ServiceSpec(SpecBase):
     health: Health = Field(default_factory=Health)
     rollout: Rollout = Field(default_factory=Rollout)
     env: dict[str, EnvStr] = Field(default_factory=dict)
+    request_log: RequestLog = Field(default_factory=RequestLog)
     allow_ungated: bool = Field(False, description="with policy gated_serving: may serve a Model that has no "
                                 "evaluation gates")
 
