@@ -8,11 +8,7 @@ state under the lock (audited), so the next plan sees the server it started.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,8 +62,8 @@ def _pids(outputs: ServiceOutputs) -> list[int]:
 
 def _status(address: str, outputs: ServiceOutputs) -> Server:
     running = bool(_pids(outputs)) and all(processes.alive(p) for p in _pids(outputs))
-    return Server(address, outputs.url, outputs.pid, running, running and answers(outputs.url + "/livez"),
-                  running and answers(outputs.url + "/readyz"), outputs.bento, outputs.log)
+    return Server(address, outputs.url, outputs.pid, running, running and processes.answers(outputs.url + "/livez"),
+                  running and processes.answers(outputs.url + "/readyz"), outputs.bento, outputs.log)
 
 
 def _one(found: dict[str, ServiceOutputs], address: str) -> ServiceOutputs:
@@ -78,14 +74,6 @@ def _one(found: dict[str, ServiceOutputs], address: str) -> ServiceOutputs:
         raise NotServed(f"{address} has no server mlspec started here"
                         + (f"; {hint}" if hint else f" (serving: {', '.join(found) or 'nothing'})"))
     return found[address]
-
-
-def answers(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def logs(entries: list[ResourceState], address: str, lines: int = 50) -> list[str]:
@@ -116,17 +104,14 @@ def start(current: ResourceState, timeout_s: float = 60.0) -> ResourceState:
         listed = [{"role": "server", "pid": outputs.pid, "command": outputs.command, "log": outputs.log}]
     if not listed:
         raise NotServed(f"{current.address}: state records no command to start it with; run `mlspec apply`")
-    env = {k: v for k, v in {**os.environ, **outputs.env}.items() if k not in (processes.RUN_MARK, processes.STEP_MARK)}
     started: list[dict[str, Any]] = []
     for process in listed:  # in the order the apply started them: backends, then the router
         log = Path(str(process["log"]))
-        with open(log, "ab") as sink:
-            child = subprocess.Popen([str(c) for c in process["command"]], cwd=log.parent, env=env, stdout=sink,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        child = processes.daemon(process["command"], log.parent, outputs.env, log)
         started.append({**process, "pid": child.pid})
         _record_pid(log.with_suffix(".json"), child.pid)
     deadline = time.monotonic() + timeout_s
-    while not answers(outputs.url + "/readyz"):
+    while not processes.answers(outputs.url + "/readyz"):
         if time.monotonic() > deadline or not all(processes.alive(p["pid"]) for p in started):
             processes.stop({int(p["pid"]) for p in started}, 5.0)
             raise NotServed(f"{current.address}: the server did not come back (no /readyz within {timeout_s:g}s); "

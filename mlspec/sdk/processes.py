@@ -9,6 +9,9 @@ process groups: SIGTERM, a short grace, then SIGKILL. A killed `mlspec apply` ca
 started; the next apply, taking over the lock of the dead one, stops every process that carries
 its run's mark. Output goes to files, never to pipes, so nothing is waited on after a kill.
 
+A server that must outlive the apply is the exception: `daemon` starts it in its own session and
+without the marks, and `answers` asks it whether it is up.
+
 Linux reads /proc; elsewhere only the command's process group is stopped.
 """
 
@@ -17,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 RUN_MARK = "MLSPEC_RUN"
@@ -107,6 +111,28 @@ def stop_step(pid: int, step: str, grace: float = GRACE_S) -> None:
 def marks(run: str, step: str) -> dict[str, str]:
     """The environment entries every process of this step must carry."""
     return {RUN_MARK: run, STEP_MARK: step}
+
+
+def daemon(command: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A process that outlives the apply that starts it (a server): its own session, so a Ctrl-C in the
+    terminal does not reach it; no run's mark, so the apply after a killed one leaves it be; output
+    appended to `log`. `env` is laid over this process's environment."""
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in (RUN_MARK, STEP_MARK)}
+    with open(log, "ab") as sink:
+        return subprocess.Popen([str(c) for c in command], cwd=cwd, env=environment, stdout=sink,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Does the server at `url` answer 200 (a health check: `/readyz`, `/livez`)?"""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

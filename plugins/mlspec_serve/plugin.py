@@ -28,6 +28,7 @@ from mlspec.sdk import (
     ServiceOutputs,
     StepRequest,
     StepResult,
+    processes,
 )
 
 __version__ = "0.1.0"
@@ -62,7 +63,7 @@ class ServicePlugin:
         name = resource.envelope.metadata.name
         for role in ("router", "backend"):
             pid = int((outputs.get(role) or {}).get("pid") or 0)
-            if not pid or not supervise.alive(pid) or not supervise.ours(context.workdir, name, pid):
+            if not pid or not processes.alive(pid) or not supervise.ours(context.workdir, name, pid):
                 return Observation(exists=False, drift=f"the server is down (its {role}, pid {pid}, is gone)")
         try:
             routes = json.loads((supervise.directory(context.workdir, name) / "routes.json").read_text())
@@ -73,7 +74,7 @@ class ServicePlugin:
             shown = ", ".join(serving) or "nothing"
             return Observation(exists=True, drift=f"the router on {url} sends traffic to {shown}, not to "
                                                   f"{outputs.get('bento')} as state says")
-        if not supervise.answers(f"{url}/livez"):
+        if not processes.answers(f"{url}/livez"):
             return Observation(exists=True, drift=f"the server does not answer {url}/livez")
         return Observation(exists=True)
 
@@ -99,7 +100,7 @@ class ServicePlugin:
         replaced = taking is not None and taking.pid != backend  # a newer version is behind the router
         stops = [("backend", backend)] + ([] if replaced or router is None else [("router", router.pid)])
         for role, pid in stops:
-            if pid and supervise.alive(pid) and supervise.ours(request.workdir, name, pid):
+            if pid and processes.alive(pid) and supervise.ours(request.workdir, name, pid):
                 supervise.stop(pid)
                 runtime.log(f"{request.address}: stopped its {role} (pid {pid})")
 

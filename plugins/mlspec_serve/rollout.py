@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlspec.sdk import StepFailed
+from mlspec.sdk import StepFailed, processes
 from mlspec_serve import supervise
 from mlspec_serve.router import ADMIN, write_routes
 
@@ -141,9 +141,9 @@ def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.R
 
 def _judge(new: supervise.Running, router: supervise.Running, canary: Any, health: str) -> str | None:
     """Why the canary must be rolled back now, or None: health, then the router's figures for it."""
-    if not supervise.alive(new.pid):
+    if not processes.alive(new.pid):
         return "its server exited"
-    if not supervise.answers(new.url + health):
+    if not processes.answers(new.url + health):
         return f"it does not answer {health}"
     stats = (_routes(router.url).get("stats") or {}).get(new.url) or {}
     requests, failures = int(stats.get("requests") or 0), int(stats.get("failures") or 0)
@@ -192,7 +192,7 @@ def _record(path: Path) -> supervise.Running | None:
                                                           "started_at")})
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return found if supervise.alive(found.pid) else None
+    return found if processes.alive(found.pid) else None
 
 
 def _weighted(backend: supervise.Running, weight: float) -> dict[str, Any]:

@@ -14,11 +14,8 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,10 +100,7 @@ def start(workdir: Path, name: str, bento: str, host: str, port: int, env: Mappi
     place.mkdir(parents=True, exist_ok=True)
     log_path = place / f"{label}.log"
     command = command or [sys.executable, "-m", "bentoml", "serve", bento, "--host", host, "--port", str(port)]
-    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in RUN_MARKS}
-    with open(log_path, "ab") as sink:
-        process = subprocess.Popen(command, cwd=place, env=environment, stdout=sink, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    process = processes.daemon(command, place, env, log_path)
     running = Running(process.pid, host, port, bento, str(log_path), command, time.time())
     (place / f"{label}.json").write_text(json.dumps(running.to_json(), indent=2))
     deadline = time.monotonic() + timeout_s
@@ -114,7 +108,7 @@ def start(workdir: Path, name: str, bento: str, host: str, port: int, env: Mappi
         if process.poll() is not None:
             raise ServeFailed(f"the server exited at startup (code {process.returncode}); its log ends:\n"
                               + tail(log_path))
-        if answers(running.url + health):
+        if processes.answers(running.url + health):
             log(f"serving {bento} at {running.url} (pid {process.pid})")
             return running
         time.sleep(0.25)
@@ -139,18 +133,6 @@ def ours(workdir: Path, name: str, pid: int) -> bool:
         except (OSError, ValueError, AttributeError):
             continue
     return False
-
-
-def answers(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def alive(pid: int) -> bool:
-    return processes.alive(pid)
 
 
 def stop(pid: int, grace_s: float = STOP_GRACE_S) -> bool:
