@@ -39,27 +39,9 @@ import torch
 from mlspec_optimize import ort
 from mlspec_optimize.export import export
 from mlspec_torch.architectures import mlp, text_classifier
-from mlspec_torch.inference import BATCH, SEQUENCE, Input, Stored
+from mlspec_torch.inference import BATCH, SEQUENCE, Input, Stored, features_of, logits_of
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-class Logits(torch.nn.Module):
-    def __init__(self, inner: Any) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
-
-
-class Features(torch.nn.Module):
-    def __init__(self, inner: Any) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.inner(features)  # type: ignore[no-any-return]
 
 
 def bert(config: dict[str, int], length: int, vocab: int) -> Stored:
@@ -67,14 +49,14 @@ def bert(config: dict[str, int], length: int, vocab: int) -> Stored:
     model = text_classifier("bert", config, vocab, 2, length).eval()
     inputs = [Input(name, "int64", (BATCH, SEQUENCE)) for name in ("input_ids", "attention_mask")]
     data = {"task": "text-classification", "max_length": length, "architecture": {"family": "bert"}}
-    return Stored(Path("."), data, Logits(model).eval(), inputs, None)
+    return Stored(Path("."), data, logits_of(model).eval(), inputs, None)
 
 
 def churn_mlp() -> Stored:
     torch.manual_seed(0)
     model = mlp(8, 2, (32, 16), 0.1).eval()
     data = {"task": "tabular-classification", "architecture": {"family": "mlp"}}
-    return Stored(Path("."), data, Features(model).eval(), [Input("features", "float32", (BATCH, 8))], None)
+    return Stored(Path("."), data, features_of(model).eval(), [Input("features", "float32", (BATCH, 8))], None)
 
 
 def feeds(stored: Stored, batch: int, vocab: int = 4000) -> dict[str, np.ndarray]:

@@ -188,16 +188,22 @@ def encoder(directory: Path, data: Mapping[str, Any]) -> Callable[[pa.Table], di
 
 
 def _text(directory: Path, data: Mapping[str, Any]) -> Stored:
-    import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     model = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True).eval()
 
-    class Logits(torch.nn.Module):
-        """The classifier as a function of tensors to a tensor: what an exporter traces."""
+    inputs = [Input.from_json(i) for i in data["inputs"]]
+    return Stored(directory, data, logits_of(model).eval(), inputs, encoder(directory, data))
 
+
+def logits_of(model: Any) -> Any:
+    """A transformers classifier as a function of (input_ids, attention_mask) to its logits tensor: what an
+    exporter traces, and what a benchmark times."""
+    import torch
+
+    class Logits(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
@@ -205,8 +211,7 @@ def _text(directory: Path, data: Mapping[str, Any]) -> Stored:
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).logits  # type: ignore[no-any-return]
 
-    inputs = [Input.from_json(i) for i in data["inputs"]]
-    return Stored(directory, data, Logits(model).eval(), inputs, encoder(directory, data))
+    return Logits(model)
 
 
 def _tabular(directory: Path, data: Mapping[str, Any]) -> Stored:
@@ -223,11 +228,12 @@ def _tabular(directory: Path, data: Mapping[str, Any]) -> Stored:
     module = mlp(int(weights[f"{linear[0]}.weight"].shape[1]), sizes[-1], sizes[:-1], dropout)
     module.load_state_dict(weights)
     inputs = [Input.from_json(i) for i in data["inputs"]]
-    return Stored(directory, data, _named(module, "features").eval(), inputs, encoder(directory, data))
+    return Stored(directory, data, features_of(module).eval(), inputs, encoder(directory, data))
 
 
-def _named(module: Any, name: str) -> Any:
-    """`module` with its one input named as the manifest names it (a Sequential's is `input`)."""
+def features_of(module: Any) -> Any:
+    """`module` (an MLP: a Sequential, whose one input is `input`) with that input named `features`, as the
+    manifest names it."""
     import torch
 
     class Named(torch.nn.Module):
