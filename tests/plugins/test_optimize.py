@@ -110,16 +110,20 @@ def _files() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A repo whose Datasets and Models are applied: each test optimizes a copy of it."""
-    root = tmp_path_factory.mktemp("trained") / "repo"
-    for rel, content in _files().items():
+def applied(root: Path, files: dict[str, str]) -> Path:
+    """A repo of `files` with everything in it applied: what a module's tests copy and build on."""
+    for rel, content in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(content)
     (root / "mlspec.yaml").write_text(CONFIG)
     assert main(["-C", str(root), "apply", "-y"]) == 0
-    yield root
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A repo whose Datasets and Models are applied: each test optimizes a copy of it."""
+    yield applied(tmp_path_factory.mktemp("trained") / "repo", _files())
 
 
 @pytest.fixture

@@ -22,15 +22,13 @@ pytest.importorskip("bentoml")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
-from mlspec.cli import main
 from mlspec.sdk import processes
 from tests.cli import Result
-from tests.plugins.test_optimize import optimization
+from tests.plugins.test_optimize import applied, optimization
 from tests.plugins.test_torch_training import DATASET, TABULAR, customers
 
 pytestmark = pytest.mark.slow
 Mlspec = Callable[..., Result]
-CONFIG = "specs: ['specs/**/*.yaml']\n"
 SERVICE = """apiVersion: mlspec/v1
 kind: Service
 metadata: {{name: {name}}}
@@ -52,15 +50,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Dataset, Model and an ONNX Runtime Optimization of it, applied once for the module."""
-    root = tmp_path_factory.mktemp("served") / "repo"
     files = {"specs/customers.yaml": DATASET.format(name="customers"), "data/customers.csv": customers(),
              "specs/churn.yaml": TABULAR, "specs/churn-onnx.yaml": optimization("churn-onnx", "churn")}
-    for rel, content in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content)
-    (root / "mlspec.yaml").write_text(CONFIG)
-    assert main(["-C", str(root), "apply", "-y"]) == 0
-    yield root
+    yield applied(tmp_path_factory.mktemp("served") / "repo", files)
 
 
 @pytest.fixture
