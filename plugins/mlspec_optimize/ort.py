@@ -38,7 +38,7 @@ def providers(accelerator: str) -> list[str]:
 class Session:
     """An inference session over a saved graph: numpy in, the first output out (float32)."""
 
-    def __init__(self, graph: Path, provider_list: Sequence[str], *, optimize: bool = True, what: str = "") -> None:
+    def __init__(self, graph: Path, provider_list: Sequence[str], *, what: str = "") -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -46,8 +46,6 @@ class Session:
         # Its threads busy-wait after each run by default, taking the cores torch needs when the two
         # take turns (the benchmark; a step beside other steps): 4x slower torch on 2 cores, measured.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if not optimize:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             self.session = ort.InferenceSession(str(graph), options, providers=list(provider_list))
         except Exception as err:  # onnxruntime raises its own pybind exception classes

@@ -28,6 +28,7 @@ from mlspec.sdk import (
     Runtime,
     StepFailed,
     StepRequest,
+    listing_digest,
 )
 from mlspec_optimize import bench, ort, parity
 from mlspec_optimize.export import export, output_name
@@ -102,8 +103,6 @@ def optimize(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         sizes = {"original": _size(source.directory, "model.safetensors"),
                  "optimized": sum(p.stat().st_size for p in built.files.values())}
         stored = {name: store.put(path, _suffix(name)).to_json() for name, path in sorted(built.files.items())}
-        from mlspec.sdk import listing_digest
-
         return {
             "digest": listing_digest((name, ref["digest"]) for name, ref in sorted(stored.items())),
             "format": built.format, "runtime": built.runtime, "provider": built.provider,
