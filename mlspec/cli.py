@@ -605,6 +605,56 @@ def rollback(address: str, lock_timeout: float, fmt: str) -> int:
     return run_rollback(address, lock_timeout, fmt)
 
 
+@cli.group()
+def prompts() -> None:
+    """The prompt registry: each Prompt's versions (template, variables, settings), their test results and
+    aliases. Applications render the version an alias points at: `mlspec.prompts.render(name, alias)`.
+
+    \b
+    Examples:
+      mlspec prompts list
+      mlspec prompts show review-triage
+      mlspec prompts diff review-triage 1 2
+      mlspec promote Prompt/review-triage 1 --alias production --reason "v2 confuses billing"
+    """
+
+
+@prompts.command("list")
+@format_option("text", "json")
+def prompts_list(fmt: str) -> int:
+    """Every registered Prompt: its versions, aliases and the latest version's pass rate."""
+    from mlspec.commands.prompts import run_list
+
+    return run_list(fmt)
+
+
+@prompts.command("show")
+@click.argument("address")
+@format_option("text", "json")
+def prompts_show(address: str, fmt: str) -> int:
+    """One Prompt's versions, newest first: digest, test results, failures, aliases, alias history."""
+    from mlspec.commands.prompts import run_show
+
+    return run_show(address, fmt, _style())
+
+
+@prompts.command("diff")
+@click.argument("address")
+@click.argument("first", required=False, type=VersionNumber())
+@click.argument("second", required=False, type=VersionNumber())
+@format_option("text", "json")
+def prompts_diff(address: str, first: int | None, second: int | None, fmt: str) -> int:
+    """The template diff between two versions (default: the latest two), and changed variables or settings.
+
+    \b
+    Example:
+      mlspec prompts diff review-triage v1 v3
+    """
+    from mlspec.commands.prompts import run_diff
+
+    return run_diff(address, first, second, fmt, _style())
+
+
 @cli.command()
 @click.argument("address")
 @format_option("text", "json")

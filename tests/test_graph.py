@@ -73,7 +73,7 @@ def test_edges_run_from_dependency_to_dependent(example: SpecGraph) -> None:
         ("Model/sentiment", "Optimization/sentiment-onnx", "spec.model"),
         ("Dataset/reviews", "Optimization/sentiment-onnx", "spec.calibration.dataset"),
         ("Optimization/sentiment-onnx", "Service/sentiment-api", "spec.model"),
-        ("Service/sentiment-api", "Prompt/review-triage", "spec.target"),
+        ("Service/sentiment-api", "Prompt/review-triage", "spec.target.service"),
         ("Service/sentiment-api", "Monitor/sentiment-drift", "spec.service"),
         ("Dataset/reviews", "Monitor/sentiment-drift", "spec.reference.dataset"),
         ("Model/sentiment", "Monitor/sentiment-drift", "spec.on_drift.model"),

@@ -139,7 +139,10 @@ def _move(text: str, lock_timeout: float, root: Path | None, choose: Callable[[E
         alias, number, how = choose(entry)
         before = entry.aliases.get(alias)
         versions, moves = len(entry.versions), len(entry.history)
+        followers = [a for a, v in entry.aliases.items() if v == before and a != alias] if how == "rollback" else []
         entry.point(alias, number, how, reason)
+        for follower in sorted(followers):  # `production` went where the champion went: it comes back with it
+            entry.point(follower, number, how, reason)
         if forced and len(entry.history) > moves:
             entry.history[-1]["forced"] = True
         write = entry.since(address, versions, moves)

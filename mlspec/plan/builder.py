@@ -288,6 +288,12 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for key, item in value.items():
             out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
+    if isinstance(value, list) and value and prefix and all(isinstance(item, Mapping) for item in value):
+        # a list of records (a Prompt's tests, a Monitor's alerts): one line per field that changed in one
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]") or {f"{prefix}[{i}]": item})
+        return out
     return {prefix: value} if prefix else {}
 
 

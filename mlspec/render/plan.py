@@ -120,9 +120,27 @@ def change_lines(changes: Sequence[Change], indent: str, style: Callable[..., st
             out.append(style(f"{indent}+ {change.path} = {value(change.after)}", fg="green"))
         elif change.after is None:
             out.append(style(f"{indent}- {change.path} = {value(change.before)}", fg="red"))
+        elif multiline(change.before, change.after):
+            out.append(style(f"{indent}~ {change.path}:", fg="yellow"))
+            for line in text_diff(change.before, change.after):
+                colour = "green" if line[:1] == "+" else "red" if line[:1] == "-" else None
+                out.append(style(f"{indent}    {line}", fg=colour))
         else:
             out.append(style(f"{indent}~ {change.path}: {value(change.before)} -> {value(change.after)}", fg="yellow"))
     return out
+
+
+def multiline(before: Any, after: Any) -> bool:
+    return isinstance(before, str) and isinstance(after, str) and ("\n" in before.strip() or "\n" in after.strip())
+
+
+def text_diff(before: str, after: str) -> list[str]:
+    """A multi-line text's change (a prompt template, a command), as unified diff lines without headers,
+    as Terraform shows a heredoc's."""
+    import difflib
+
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=2)
+    return [line for line in lines if not line.startswith(("---", "+++", "@@"))]
 
 
 def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -210,7 +228,10 @@ def _markdown_step(step: Step) -> str:
     if step.changes:
         lines += ["", "| Field | Before | After |", "|---|---|---|"]
         lines.extend(f"| `{c.path}` | {_cell(value(c.before)) if c.before is not None else ''} | "
-                     f"{_cell(value(c.after)) if c.after is not None else ''} |" for c in step.changes)
+                     f"{_cell(value(c.after)) if c.after is not None else ''} |" for c in step.changes
+                     if not multiline(c.before, c.after))
+        for change in (c for c in step.changes if multiline(c.before, c.after)):
+            lines += ["", f"`{change.path}`:", "", "```diff", *text_diff(change.before, change.after), "```"]
     lines += ["", "</details>"]
     return "\n".join(lines)
 

@@ -101,6 +101,7 @@ __all__ = [
     "paths",
     "position",
     "processes",
+    "resolve_env",
     "sha256_file",
 ]
 
@@ -112,6 +113,18 @@ def alias_record(registry: Mapping[str, Any] | None, alias: str = CHAMPION) -> M
         return None
     number = (registry.get("aliases") or {}).get(alias)
     return next((v for v in registry.get("versions") or () if v.get("version") == number), None)
+
+
+def resolve_env(value: str, where: str) -> str:
+    """`value` with each `${env:NAME}` replaced from the environment: at apply, never at plan. A variable
+    that is not set is a StepFailed naming it; the value itself is never shown (the engine masks every
+    value a spec names this way, wherever it would be printed or stored)."""
+    import os
+
+    missing = [m.group(1) for m in ENV_REF.finditer(value) if m.group(1) not in os.environ]
+    if missing:
+        raise StepFailed(f"{where} names ${{env:{missing[0]}}}, which is not set here")
+    return ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
 
 
 def position(resource: Resource, *loc: str | int) -> str:

@@ -143,16 +143,22 @@ class ServiceOutputs(Published):
     command: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     processes: list[dict[str, Any]] = Field(default_factory=list)  # each: role, pid, command, log (start order)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")  # the request body's JSON Schema
 
 
 class PromptOutputs(Published):
-    """A Prompt: the template's digest and registry version."""
+    """A Prompt: its version's digest (template, variables, settings), the template text, and what an
+    application's `mlspec.prompts.render` needs besides the registry: the declared variables and the
+    A/B split the apply set up (`{alias, from, share}`), if any."""
 
-    VOLATILE: ClassVar[frozenset[str]] = frozenset({"version"})
+    VOLATILE: ClassVar[frozenset[str]] = frozenset({"version", "tests", "seconds"})
 
     digest: str
     version: int | None = None
     template: str = ""
+    variables: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    split: dict[str, Any] | None = None
 
 
 def files_digest(files: dict[str, ArtifactRef]) -> str:

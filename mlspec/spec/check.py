@@ -170,6 +170,10 @@ def _issues(resource: BaseModel) -> list[tuple[Loc, Issue]]:
 
 
 def issue_diagnostic(doc: Document, file: str, loc: Loc, issue: Issue) -> Diagnostic:
+    if issue.at is not None:
+        pos = doc.inside(loc, *issue.at)
+        return Diagnostic(issue.code, issue.message, file, pos.line, pos.col, field=format_field(loc) or None,
+                          expected=issue.expected, hint=issue.hint, doc=doc.index)
     return _at(doc, file, loc, issue.code, issue.message, expected=issue.expected, hint=issue.hint)
 
 

@@ -36,6 +36,10 @@ INVALID_NAME = "MLS105"
 INVALID_VALUE = "MLS106"
 BAD_INTERPOLATION = "MLS107"
 TOO_MANY_PROBLEMS = "MLS108"
+TEMPLATE_SYNTAX = "MLS110"
+TEMPLATE_UNDECLARED = "MLS111"
+TEMPLATE_UNUSED = "MLS112"
+TEMPLATE_UNSAFE = "MLS113"
 
 # Links
 DUPLICATE_ADDRESS = "MLS200"
@@ -83,6 +87,10 @@ DESCRIPTIONS: dict[str, str] = {
     INVALID_VALUE: "a value that breaks a rule of its kind",
     BAD_INTERPOLATION: "a malformed ${env:NAME} reference",
     TOO_MANY_PROBLEMS: "a document has more problems than are shown; the rest are counted",
+    TEMPLATE_SYNTAX: "a prompt template that Jinja2 cannot parse",
+    TEMPLATE_UNDECLARED: "a prompt template uses a variable its spec does not declare",
+    TEMPLATE_UNUSED: "a prompt declares a variable its template never uses",
+    TEMPLATE_UNSAFE: "a prompt template reaches for what the sandbox refuses (__class__, mro, ...)",
     DUPLICATE_ADDRESS: "two documents declare the same Kind/name",
     DANGLING_REFERENCE: "a reference to a resource that does not exist",
     WRONG_KIND_REFERENCE: "a reference to a resource of a kind the field does not accept",

@@ -107,6 +107,7 @@ class Document:
     # id(mapping node) -> its keys: built on the first lookup in a mapping, so that positioning every
     # one of 20,000 diagnostics in one mapping costs a dict lookup each, not a scan of the mapping.
     _keys: dict[int, dict[str, tuple[Node, Node]]] = field(default_factory=dict, repr=False, compare=False)
+    text: str = field(default="", repr=False, compare=False)  # the file's text (shared, not copied)
 
     def position(self, loc: Loc, *, key: bool = False) -> Position:
         """Where the value at `loc` is written; with `key=True`, where its key is.
@@ -122,6 +123,29 @@ class Document:
             key_node, node = found
         target = key_node if (key and key_node is not None) else node
         return _position(target)
+
+    def inside(self, loc: Loc, line: int, col: int) -> Position:
+        """Where (line, col) of the string at `loc` is in the file: a problem inside an inline template.
+        A block scalar (`|`, `>`) starts on the line after its indicator, at the indentation of its
+        first line; a quoted scalar one column after its quote."""
+        node = self.node
+        for part in loc:
+            found = self._child(node, part)
+            if found is None:
+                return _position(node)
+            node = found[1]
+        if not isinstance(node, ScalarNode):
+            return _position(node)
+        start, rows = node.start_mark, self.text.split("\n")
+        if node.style in ("|", ">") and start.line + line < len(rows):
+            first = start.line + 1  # 0-based: the block's first line
+            indent = next((len(r) - len(r.lstrip(" ")) for r in rows[first:first + 200] if r.strip()), start.column)
+            row, at = first + line, indent + col
+        elif line == 1 and node.style != ">":
+            row, at = start.line + 1, start.column + col + (1 if node.style in ("'", '"') else 0)
+        else:  # a quoted or plain scalar over several lines: its lines are not the template's
+            return _position(node)
+        return Position(row, min(at, len(rows[row - 1]) + 1)) if 0 < row <= len(rows) else _position(node)
 
     def _child(self, node: Node, part: str | int) -> tuple[Node | None, Node] | None:
         if not isinstance(node, MappingNode) or not isinstance(part, str):
@@ -270,7 +294,7 @@ def load_text(text: str, file: str) -> LoadedFile:
             node = loader.get_node()
             if node is None:  # pragma: no cover - defensive; check_node said there is one
                 break
-            _load_document(node, index, file, out)
+            _load_document(node, index, file, out, text)
             index += 1
     except MarkedYAMLError as err:
         out.diagnostics.append(_syntax_diagnostic(err, text, file))
@@ -288,7 +312,7 @@ def load_text(text: str, file: str) -> LoadedFile:
     return out
 
 
-def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
+def _load_document(node: Node, index: int, file: str, out: LoadedFile, text: str = "") -> None:
     pos = _position(node)
     if isinstance(node, ScalarNode) and _tag(node) in (_PLAIN, _NULL) and node.value in _NULLS:
         out.diagnostics.append(
@@ -316,7 +340,7 @@ def _load_document(node: Node, index: int, file: str, out: LoadedFile) -> None:
     # Recoverable findings (duplicate keys, bad interpolation) are reported, and the document is
     # still checked, so its other errors show in the same pass.
     out.diagnostics.extend(walk.diagnostics)
-    out.documents.append(Document(index, data, node))
+    out.documents.append(Document(index, data, node, text=text))
 
 
 class _Walk:

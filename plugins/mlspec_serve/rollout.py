@@ -51,11 +51,11 @@ def roll_out(workdir: Path, name: str, spec: Any, bento: str, env: Mapping[str, 
         supervise.stop(backend.pid)  # nothing routes to it
         raise
     if stable is None:
-        write_routes(routes, spec.host, spec.port, [_weighted(backend, 1.0)])
+        _route(routes, spec, [_weighted(backend, 1.0)])
         return Live(router, backend)
     if spec.rollout.strategy == "canary" and spec.rollout.canary is not None:
         _canary(routes, spec, stable, backend, router, log)
-    write_routes(routes, spec.host, spec.port, [_weighted(backend, 1.0)])
+    _route(routes, spec, [_weighted(backend, 1.0)])
     time.sleep(DRAIN_S)
     supervise.stop(stable.pid)
     log(f"all traffic on {backend.bento}; stopped {stable.bento}")
@@ -124,7 +124,7 @@ def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.R
     for kind, value in canary.plan():
         if kind == "weight":
             share = value
-            write_routes(routes, spec.host, spec.port, [_weighted(stable, 1 - share), _weighted(new, share)])
+            _route(routes, spec, [_weighted(stable, 1 - share), _weighted(new, share)])
             continue
         log(f"canary: {share:.0%} of traffic on {new.bento} for {value:g}s")
         deadline = time.monotonic() + value
@@ -132,7 +132,7 @@ def _canary(routes: Path, spec: Any, stable: supervise.Running, new: supervise.R
             time.sleep(min(spec.health.interval_s, max(0.0, deadline - time.monotonic())))
             problem = _judge(new, router, canary, spec.health.path)
             if problem is not None:
-                write_routes(routes, spec.host, spec.port, [_weighted(stable, 1.0)])
+                _route(routes, spec, [_weighted(stable, 1.0)])
                 time.sleep(DRAIN_S)
                 supervise.stop(new.pid)
                 raise StepFailed(f"the canary {new.bento} failed at {share:.0%} of traffic: {problem}; all traffic "
@@ -162,7 +162,7 @@ def _router(workdir: Path, name: str, spec: Any, routes: Path, running: supervis
         return running
     if running is not None:
         supervise.stop(running.pid)  # the spec moved the Service to another host or port
-    write_routes(routes, spec.host, spec.port, [_weighted(first, 1.0)])
+    _route(routes, spec, [_weighted(first, 1.0)])
     command = [sys.executable, "-m", "mlspec_serve.router", str(routes)]
     return supervise.start(workdir, name, "", spec.host, spec.port, env, timeout_s=30, health=ADMIN, log=log,
                            command=command, label="router")
@@ -193,6 +193,12 @@ def _record(path: Path) -> supervise.Running | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return found if processes.alive(found.pid) else None
+
+
+def _route(routes: Path, spec: Any, backends: list[dict[str, Any]]) -> None:
+    # the router gives a backend the Service's request timeout, and a little more (the backend's own 504
+    # is the better answer: it says which request was slow)
+    write_routes(routes, spec.host, spec.port, backends, timeout_s=float(spec.timeout_s) + 5)
 
 
 def _weighted(backend: supervise.Running, weight: float) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
             "name": name, "address": address, "digest": what["digest"], "version": what["version"],
             "runtime": what["runtime"], "entry": what["entry"], "features": fields,
             "batching": spec.batching.model_dump(), "timeout_s": max(1, int(spec.timeout_s)),
+            "workers": spec.worker_count(),
             "max_body_bytes": MAX_BODY,
             "request_log": {"path": str(supervise.directory(workdir, name) / "requests.jsonl"),
                             "sample": spec.request_log.sample, "max_bytes": spec.request_log.max_mb << 20,

@@ -491,7 +491,13 @@ def test_invalid_specs_stop_the_plan_with_positions(mlspec: Mlspec, repo: Callab
     assert runs(root) == [] and state(mlspec, root) == {}
 
 
-def test_kinds_without_a_plugin_are_not_planned(mlspec: Mlspec, repo: Callable[..., Path]) -> None:
+def test_kinds_without_a_plugin_are_not_planned(mlspec: Mlspec, repo: Callable[..., Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlspec.discovery as discovery
+
+    installed = discovery.entry_points
+    monkeypatch.setattr(discovery, "entry_points",  # an install without the Prompt plugin
+                        lambda **kw: [p for p in installed(**kw) if p.name != "Prompt"])
     prompt = ("apiVersion: mlspec/v1\nkind: Prompt\nmetadata: {name: triage}\n"
               "spec:\n  template: 'Classify {{ review }}'\n  variables: {review: {type: string}}\n")
     root = repo({"specs/a.yaml": task("a"), "specs/prompt.yaml": prompt})

@@ -56,5 +56,6 @@ def test_an_edit_is_named_and_reaches_every_dependent(first: dict[str, Any], sec
         return
     a, b = plan.steps
     assert a.action is Action.REPLACE and a.causes[0].startswith("spec changed: spec.")
-    assert any(c.path == f"spec.{key}" or c.path.startswith(f"spec.{key}.") for c in a.changes) or new in ({}, [])
+    assert any(c.path == f"spec.{key}" or c.path.startswith((f"spec.{key}.", f"spec.{key}[")) for c in a.changes) \
+        or new in ({}, [])
     assert b.action is Action.REPLACE and b.causes[0] == "Task/a will be replaced"

@@ -125,11 +125,11 @@ spec:
   variables:
     review: {type: string}
     team: {type: string, required: false, default: support}
-  target: Service/sentiment-api
+  target: {service: Service/sentiment-api}
   tests:
     - name: clearly-positive
       vars: {review: "Great product, works perfectly."}
-      assert: [{label: positive}]
+      assert: [{type: equals, value: positive}]
   aliases: [production]
 """,
     "Monitor": """\
@@ -377,21 +377,35 @@ def test_canary_traffic_must_be_a_share() -> None:
 
 
 def test_prompt_template_with_an_undeclared_variable_and_did_you_mean() -> None:
-    d = one(VALID["Prompt"].replace("{{review}}", "{{ reveiw }}"))
-    assert (d.code, d.line, d.col, d.field) == (codes.INVALID_VALUE, 6, 13, "spec.template")
-    assert "{{ reveiw }}" in d.message
-    assert d.hint == "did you mean `review`?"
+    used, unused = check(VALID["Prompt"].replace("{{review}}", "{{ reveiw }}"))
+    assert (used.code, used.line, used.col, used.field) == (codes.TEMPLATE_UNDECLARED, 8, 8, "spec.template")
+    assert used.message == "the template uses `reveiw`, which is not declared"
+    assert used.hint == "did you mean `review`?"
+    assert (unused.code, unused.field, unused.hint) == (codes.TEMPLATE_UNUSED, "spec.variables.review",
+                                                        "did you mean `reveiw`?")
 
 
 def test_prompt_template_with_an_unrelated_undeclared_variable() -> None:
     found = check(VALID["Prompt"].replace("{{ team }}", "{{ language }}"))
-    assert [(d.code, d.hint) for d in found] == [(codes.INVALID_VALUE, "declare `language` under variables")]
+    assert [(d.code, d.hint) for d in found] == [(codes.TEMPLATE_UNDECLARED, "declare `language` under variables"),
+                                                 (codes.TEMPLATE_UNUSED, "remove it")]
+
+
+def test_prompt_template_syntax_and_sandbox_errors_are_at_the_template_line() -> None:
+    found = check(VALID["Prompt"].replace("{{review}}", "{{ review.__class__ }} {% if %}"))
+    assert [(d.code, d.line, d.col) for d in found] == [(codes.TEMPLATE_SYNTAX, 8, 5)]
+    found = check(VALID["Prompt"].replace("{{review}}", "{{ review.__class__.__mro__ }}"))
+    assert [(d.code, d.line, d.col, d.message.split(",")[0]) for d in found] == [
+        (codes.TEMPLATE_UNSAFE, 8, 15, "the template reaches for `__class__`"),
+        (codes.TEMPLATE_UNSAFE, 8, 25, "the template reaches for `__mro__`")]
 
 
 def test_prompt_test_with_an_undeclared_variable() -> None:
-    d = one(VALID["Prompt"].replace("vars: {review:", "vars: {reviw:"))
-    assert (d.code, d.field) == (codes.INVALID_VALUE, "spec.tests[0].vars.reviw")
-    assert d.hint == "did you mean `review`?"
+    undeclared, missing = check(VALID["Prompt"].replace("vars: {review:", "vars: {reviw:"))
+    assert (undeclared.code, undeclared.field) == (codes.INVALID_VALUE, "spec.tests[0].vars.reviw")
+    assert undeclared.hint == "did you mean `review`?"
+    assert (missing.code, missing.message) == (codes.MISSING_FIELD,
+                                               "test `clearly-positive` does not set the required variable `review`")
 
 
 def test_prompt_needs_exactly_one_template() -> None:

@@ -100,6 +100,7 @@ class Issue:
     code: str = codes.INVALID_VALUE
     expected: str | None = None
     hint: str | None = None
+    at: tuple[int, int] | None = None  # (line, col) inside the string at `loc`: a template's own position
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
@@ -85,6 +86,9 @@ class ServiceSpec(SpecBase):
     host: str = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     replicas: int = Field(1, ge=1)
+    workers: int | None = Field(None, ge=1, le=64, description="BentoML worker processes per server, each with "
+                                "its own copy of the model and its own batches; default: resources.cpu rounded "
+                                "up, else 1")
     timeout_s: float = Field(60, gt=0, le=3600, description="how long one request may take before the server "
                              "answers 504 (a slow model is reported, not waited on forever)")
     batching: Batching = Field(default_factory=Batching)
@@ -95,6 +99,10 @@ class ServiceSpec(SpecBase):
     request_log: RequestLog = Field(default_factory=RequestLog)
     allow_ungated: bool = Field(False, description="with policy gated_serving: may serve a Model that has no "
                                 "evaluation gates")
+
+
+    def worker_count(self) -> int:
+        return self.workers or max(1, math.ceil(self.resources.cpu or 1))
 
 
 class Service(Envelope):
