@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlspec.errors import MlspecError
 from mlspec.spec.jinja import TYPES, TemplateError, compiled
@@ -36,8 +36,9 @@ class PromptError(MlspecError):
     """The prompt, alias or values asked for cannot give a text: which and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Rendered:
+class Rendered(NamedTuple):
+    """A rendered prompt: its text, and which version it is, for the application's log."""
+
     text: str
     address: str  # Prompt/review-triage
     version: int  # the registry's number: what to log beside the model's answer
@@ -52,9 +53,9 @@ class _Version:
     digest: str
     template: Any  # jinja2.Template, compiled in the sandbox
     settings: dict[str, Any]
-    # name -> (allowed types, required, default): the binding, precomputed
-    variables: tuple[tuple[str, tuple[type, ...], bool, Any], ...]
-    names: frozenset[str]
+    types: dict[str, tuple[type, ...]]  # each variable's allowed types
+    defaults: dict[str, Any]  # the values a render starts from: defaults, and None for optional ones
+    required: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class _Alias:
     expires: float
 
 
-_CACHE: dict[tuple[str, str, str], _Alias] = {}
+_CACHE: dict[tuple[str | Path | None, str, str], _Alias] = {}
 _LOCK = threading.Lock()
 
 
@@ -76,8 +77,7 @@ def render(name: str, alias: str = "production", *, key: str | int | None = None
     PromptError when the prompt has no such alias or the values do not fit its variables (all
     problems named at once); a version with a split needs no `key`, but then always gives the
     version that holds the larger share."""
-    where = str(root) if root is not None else ""
-    cache_key = (where, name, alias)
+    cache_key = (root, name, alias)
     found = _CACHE.get(cache_key)
     if found is None or found.expires < time.monotonic():
         found = _load(name, alias, root, ttl_s)
@@ -99,29 +99,26 @@ def clear_cache() -> None:
 
 
 def _bind(version: _Version, values: dict[str, Any], address: str) -> dict[str, Any]:
-    bound = dict(values)
-    problems = [] if version.names.issuperset(values) else [_unknown(n, version) for n in values
-                                                            if n not in version.names]
-    for name, allowed, required, default in version.variables:
-        if name in bound:
-            value = bound[name]
-            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-                problems.append(f"`{name}` must be {_kind(allowed)}, not {type(value).__name__}")
-        elif default is not None:
-            bound[name] = default
-        elif required:
-            problems.append(f"`{name}` is required")
-        else:
-            bound[name] = None
-    if problems:
-        raise PromptError(f"{address} v{version.number}: " + "; ".join(problems))
-    return bound
+    types = version.types
+    for name, value in values.items():  # the fast path: a few dict lookups and isinstance calls
+        allowed = types.get(name)
+        if allowed is None or not isinstance(value, allowed) or ((value is True or value is False) and \
+                bool not in allowed):
+            break
+    else:
+        if version.required.issubset(values):
+            return {**version.defaults, **values}
+    problems = [_unknown(n, version) if n not in types else f"`{n}` must be {_kind(types[n])}, not "
+                f"{type(v).__name__}" for n, v in values.items()
+                if n not in types or not isinstance(v, types[n]) or (isinstance(v, bool) and bool not in types[n])]
+    problems += [f"`{n}` is required" for n in sorted(version.required - set(values))]
+    raise PromptError(f"{address} v{version.number}: " + "; ".join(problems))
 
 
 def _unknown(name: str, version: _Version) -> str:
     from mlspec.spec.suggest import did_you_mean
 
-    hint = did_you_mean(name, sorted(version.names))
+    hint = did_you_mean(name, sorted(version.types))
     return f"`{name}` is not one of its variables" + (f" ({hint})" if hint else "")
 
 
@@ -176,7 +173,10 @@ def _load(name: str, alias: str, root: str | Path | None, ttl_s: float) -> _Alia
 
 def _version(record: dict[str, Any]) -> _Version:
     declared = record.get("variables") or {}
-    variables = tuple((name, TYPES[str(spec.get("type", "string"))], bool(spec.get("required", True)),
-                       spec.get("default")) for name, spec in declared.items())
+    types = {name: TYPES[str(spec.get("type", "string"))] for name, spec in declared.items()}
+    defaults = {name: spec.get("default") for name, spec in declared.items()
+                if spec.get("default") is not None or not spec.get("required", True)}
+    required = frozenset(name for name, spec in declared.items()
+                         if spec.get("required", True) and spec.get("default") is None)
     return _Version(int(record["version"]), str(record.get("digest", "")), compiled(str(record["template"])),
-                    dict(record.get("settings") or {}), variables, frozenset(declared))
+                    dict(record.get("settings") or {}), types, defaults, required)
