@@ -47,11 +47,11 @@ class Words:
 
 def train() -> Any:
     torch.manual_seed(0)
-    chars = Words()
+    words = Words()
     config = transformers.GPT2Config(vocab_size=len(WORDS) + 2, n_positions=96, n_embd=64, n_layer=2, n_head=2,
                                      bos_token_id=0, eos_token_id=0)
     model = transformers.GPT2LMHeadModel(config)
-    rows = [chars.encode(f"{text} => {label} .") + [0] for text, label in EXAMPLES]
+    rows = [[*words.encode(f"{text} => {label} ."), 0] for text, label in EXAMPLES]
     width = max(len(r) for r in rows)
     ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
     labels = torch.tensor([r + [-100] * (width - len(r)) for r in rows])
@@ -63,7 +63,7 @@ def train() -> Any:
         loss.backward()
         optimizer.step()
     model.eval()
-    return model, chars
+    return model, words
 
 
 class Server:
@@ -89,7 +89,7 @@ def endpoint() -> Iterator[tuple[str, Server]]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             with server.lock:
                 server.requests += 1
