@@ -553,6 +553,42 @@ def render_k8s(address: str | None, out: Path | None, image: str | None) -> int:
     return run_k8s(address, out, image, _style())
 
 
+@render.command("prometheus")
+@click.argument("address", required=False)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the rules file here (default: stdout)")
+def render_prometheus(address: str | None, out: Path | None) -> int:
+    """Prometheus alerting rules: per Monitor, an alert on drift and one when it has not run for a while,
+    on the gauges `mlspec monitor run` writes (check them with `promtool check rules`)."""
+    from mlspec.commands.render import run_prometheus
+
+    return run_prometheus(address, out, _style())
+
+
+@cli.group()
+def monitor() -> None:
+    """Drift of what a Service is asked against the data its Model was trained on.
+
+    \b
+    Examples:
+      mlspec monitor run                           # every Monitor; exit 3 when one found drift
+      mlspec monitor run sentiment-drift --format json
+    """
+
+
+@monitor.command("run")
+@click.argument("address", required=False)
+@lock_timeout_option
+@format_option("text", "json")
+def monitor_run(address: str | None, lock_timeout: float, fmt: str) -> int:
+    """Judge the current window of each Monitor (or ADDR) against its reference: a report (JSON, HTML,
+    Prometheus gauges under .mlspec/monitoring/), the alerts, the verdict in state. Exit code 3 on
+    drift; with `on_drift: retrain` the next plan replaces the Model."""
+    from mlspec.commands.monitor import run_monitor
+
+    return run_monitor(address, lock_timeout, fmt, _style())
+
+
 class VersionNumber(_IntParam):
     """`3` or `v3`, as `mlspec models show` prints it."""
 

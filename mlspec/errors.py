@@ -12,6 +12,8 @@
     ├── ApprovalError          exit 1    apply would change things and has no way to ask (no terminal, no -y)
     ├── RegistryError          exit 1    a registry command named a resource, version or alias that is not there
     ├── ServeError             exit 1    `mlspec serve` named no server mlspec started, or it would not start
+    ├── PromptError            exit 1    `mlspec.prompts.render`: no such prompt or alias, or values that do not fit
+    ├── MonitorError           exit 1    `mlspec monitor run`: a Monitor not applied yet, or not in the specs
     ├── AuditError             exit 1    the audit log cannot be read or written, or its chain is broken
     ├── ArtifactError          exit 1    an artifact cannot be stored or read, or its bytes are not its digest
     ├── StepFailed             exit 1    base of the failures plugins raise from a step (TaskFailed, DataError)
@@ -24,7 +26,8 @@
     └── Interrupted            exit 130  the run was stopped (Ctrl-C, SIGTERM); every step that ended is in state
 
 Exit codes are Terraform's, so CI scripts written for it keep working: 0 success; 1 any error,
-bad usage included; 2 only from `plan --detailed-exitcode` (success with changes); 130 interrupted.
+bad usage included; 2 only from `plan --detailed-exitcode` (success with changes); 3 only from
+`mlspec monitor run` (a Monitor found drift: a verdict, not an error); 130 interrupted.
 Anything else that escapes is a bug in mlspec and is reported as an internal error (exit 1,
 traceback on --debug). tests/test_errors.py holds every class here against this table.
 """
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_DRIFT = 3  # `mlspec monitor run`: a Monitor found drift (cron and CI act on it)
 EXIT_INTERRUPTED = 130
 
 
@@ -96,6 +100,14 @@ class RegistryError(MlspecError):
 
 class ServeError(MlspecError):
     """`mlspec serve` named a resource with no server mlspec started here, or the server would not start."""
+
+
+class PromptError(MlspecError):
+    """`mlspec.prompts.render`: the prompt, alias or values asked for cannot give a text (which and why)."""
+
+
+class MonitorError(MlspecError):
+    """`mlspec monitor run`: a Monitor that cannot run (not applied yet, no such address, no plugin)."""
 
 
 class AuditError(MlspecError):

@@ -24,16 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlspec.errors import MlspecError
+from mlspec.errors import MlspecError, PromptError
 from mlspec.spec.jinja import TYPES, TemplateError, compiled
 
 __all__ = ["PromptError", "Rendered", "clear_cache", "render"]
 
 TTL_S = 5.0
-
-
-class PromptError(MlspecError):
-    """The prompt, alias or values asked for cannot give a text: which and why."""
 
 
 class Rendered(NamedTuple):

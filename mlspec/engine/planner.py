@@ -138,6 +138,7 @@ def make_plan(
         plan = build_plan(
             list(desired.values()), managed_state, store.meta(), prune=bool(prune) and not options.targets,
             replace=options.replace, drift=drift, in_place=_in_place(specs, plugins),
+            requested=_requested(state, desired),
         )
         plan, waiting = _waiting_for_champions(plan, state, upstream, plugins)
         unmanaged |= waiting
@@ -267,6 +268,20 @@ def _call(plugin: Plugin, method: str, address: str, fn: Callable[..., T], *args
         raise
     except Exception as err:
         raise PluginError(f"plugin {plugin.name}: {method} of {address} failed: {type(err).__name__}: {err}") from err
+
+
+def _requested(state: Mapping[str, ResourceState], desired: Mapping[str, Any]) -> dict[str, str]:
+    """Replacements other resources asked for (a Monitor that found drift asks for its Model's retrain),
+    each still standing while the asked-for resource was last written before the request."""
+    from mlspec.sdk.monitoring import REPLACE_REQUESTS
+
+    found: dict[str, str] = {}
+    for record in state.values():
+        for ask in record.outputs.get(REPLACE_REQUESTS) or ():
+            target = state.get(str(ask.get("address")))
+            if target is not None and target.address in desired and target.updated_at < str(ask.get("at")):
+                found[target.address] = str(ask.get("because") or f"{record.address} asked for it")
+    return found
 
 
 def _in_place(specs: SpecSet, plugins: Mapping[str, Plugin]) -> Callable[[Desired, Mapping[str, Any]], bool]:

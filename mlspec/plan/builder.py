@@ -67,21 +67,24 @@ def build_plan(
     replace: Iterable[str] = (),
     drift: Mapping[str, str] | None = None,
     in_place: InPlace | None = None,
+    requested: Mapping[str, str] | None = None,
 ) -> Plan:
-    """`desired` in dependency order (upstream first); `drift`: address -> what refresh found.
+    """`desired` in dependency order (upstream first); `drift`: address -> what refresh found;
+    `requested`: address -> why another resource asked for its replacement (a Monitor's retrain).
 
     `in_place(desired, before_spec)`: the plugin's diff, True when every changed spec field can be
     updated in place; without it, any change to what a resource computes means a replace.
     """
     forced = set(replace)
     drifted = drift or {}
+    asked = requested or {}
     seen: dict[str, Fingerprint] = {}  # address -> the fingerprint its dependents build on
     published: dict[str, str] = {}  # address -> what it publishes, for a resource with a champion
     steps: dict[str, Step] = {}
     for want in desired:
         upstream = {u: seen[u] for u in want.upstream if u in seen}
         fp = _fingerprint(want, upstream)
-        step = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place, published)
+        step = _step(want, fp, state.get(want.address), steps, forced, drifted, in_place, published, asked)
         if step.conditional_on and not _explained_by(want, upstream, step.conditional_on, state):
             step = dataclasses.replace(step, conditional_on=())
         if step.conditional_on:
@@ -163,6 +166,7 @@ def _step(
     drifted: Mapping[str, str],
     in_place: InPlace | None,
     published: Mapping[str, str],
+    asked: Mapping[str, str],
 ) -> Step:
     now = material(want)
     if previous is None:
@@ -170,11 +174,13 @@ def _step(
         return Step(want.address, Action.CREATE, ("new resource",), shown, fp.data)
     before: dict[str, Any] = previous.spec
     unchanged = fp.data == previous.fingerprint and previous.status is Status.APPLIED and before == now
-    if unchanged and want.address not in forced and want.address not in drifted:
+    if unchanged and want.address not in forced and want.address not in drifted and want.address not in asked:
         return Step(want.address, Action.NOOP, (), (), fp.data)  # the common case, without a field diff
     changes = field_changes(before, now)
     if want.address in forced:
         return Step(want.address, Action.REPLACE, ("replacement requested (--replace)",), changes, fp.data)
+    if want.address in asked:
+        return Step(want.address, Action.REPLACE, (asked[want.address],), changes, fp.data)
     if previous.status is Status.TAINTED:
         return Step(want.address, Action.REPLACE, ("tainted: its last apply failed",), changes, fp.data)
     if previous.status is Status.INTERRUPTED:

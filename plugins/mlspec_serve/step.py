@@ -88,6 +88,7 @@ def serve(request: StepRequest, runtime: Runtime) -> dict[str, Any]:
         "env": _bentoml_env(workdir, inherit=False), "container": built["container"],
         "schema": json_schema(fields), "try": curl,
         "summary": f"{router.url} serves {what['version']} on {what['runtime']} (bento {built['bento']})",
+        "request_log": str(supervise.directory(workdir, name) / "requests.jsonl") if spec.request_log.enabled else "",
         "seconds": round(time.monotonic() - started, 3),
     })
 

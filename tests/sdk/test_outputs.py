@@ -32,7 +32,8 @@ def test_a_model_is_its_weights_and_scores_not_its_card_or_version_number() -> N
     assert ModelOutputs.model_validate(base).content_digest() == ModelOutputs.model_validate(retrained).content_digest()
     better = {**base, "metrics": {"f1": 0.95}}
     assert ModelOutputs.model_validate(base).content_digest() != ModelOutputs.model_validate(better).content_digest()
-    assert PromptOutputs.model_validate({"digest": "t", "version": 1}).content() == {"digest": "t", "template": ""}
+    assert PromptOutputs.model_validate({"digest": "t", "version": 1, "tests": {"passed": 3}}).content() == {
+        "digest": "t", "template": "", "variables": {}, "settings": {}, "split": None}
 
 
 @pytest.mark.parametrize(("model", "data", "field"), [

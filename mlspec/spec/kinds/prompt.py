@@ -186,9 +186,9 @@ class PromptSpec(SpecBase):
                 yield Issue(("variables", name), f"`{name}` is not a valid variable name",
                             expected="letters, digits and _")
         for alias in self.aliases:
-            if not re.match(r"^[a-z][a-z0-9_-]*$", alias):
+            if not re.match(r"^[a-z][a-z0-9-]*$", alias):
                 yield Issue(("aliases",), f"`{alias}` is not an alias name",
-                            expected="lowercase letters, digits, - and _")
+                            expected="lowercase letters, digits and -")
         if "candidate" in self.aliases:
             yield Issue(("aliases",), "`candidate` is where a version that failed its gate goes; it is not asked for",
                         hint="remove it")
