@@ -14,10 +14,11 @@ import click
 from mlspec.engine import edits
 from mlspec.errors import EXIT_OK
 from mlspec.registry import CHAMPION
+from mlspec.render.echo import show_versions
 
 
 def run_list(fmt: str) -> int:
-    entries = edits.entries()
+    entries = {a: e for a, e in edits.entries().items() if not a.startswith("Prompt/")}  # `mlspec prompts list`
     rows: list[dict[str, Any]] = []
     for address, entry in entries.items():
         champion = entry.alias(CHAMPION)
@@ -41,31 +42,17 @@ def run_list(fmt: str) -> int:
 def run_show(address: str, fmt: str, style: Callable[..., str]) -> int:
     entries = edits.entries()
     address = edits.resolve(entries, address)
-    entry = entries[address]
-    if fmt == "json":
-        click.echo(json.dumps({"format_version": "1", "address": address, **entry.to_json()}, indent=2))
-        return EXIT_OK
-    click.echo(style(address, bold=True))
-    for record in reversed(entry.versions):
-        number = record["version"]
-        aliases = entry.aliases_of(number)
-        verdict = "passed" if record.get("gates_passed") else style("failed its gates", fg="red")
-        head = f"  v{number}" + (f" [{', '.join(aliases)}]" if aliases else "")
-        click.echo(f"{style(head, bold=True)}  {record.get('created_at', '')[:19]}  {verdict}  "
-                   f"digest {str(record.get('digest', ''))[:12]}  {_metrics(record.get('metrics') or {})}")
-        for gate in record.get("gates") or ():
-            if not gate.get("passed"):
-                click.echo(f"      gate `{gate['gate']}`: {gate['why']}")
+
+    def describe(record: dict[str, Any]) -> tuple[str, list[str]]:
+        below = [f"      gate `{g['gate']}`: {g['why']}" for g in record.get("gates") or () if not g.get("passed")]
         facts = [f"{k} {record[k]}" for k in ("device", "commit") if record.get(k)]
         if record.get("seconds") is not None:
             facts.append(f"{float(record['seconds']):.1f}s")
         if facts:
-            click.echo(style(f"      {'  '.join(facts)}", dim=True))
-    if entry.history:
-        click.echo("  history:")
-        for move in entry.history[-10:]:
-            was = f"v{move['from']}" if move.get("from") else "none"
-            click.echo(f"    {move['at'][:19]}  {move['alias']}: {was} -> v{move['to']} ({move['how']})")
+            below.append(style(f"      {'  '.join(facts)}", dim=True))
+        return _metrics(record.get("metrics") or {}), below
+
+    show_versions(address, entries[address], fmt, style, describe)
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import click
 from mlspec.engine import edits
 from mlspec.errors import EXIT_OK, RegistryError
 from mlspec.registry import Entry
+from mlspec.render.echo import show_versions
 
 
 def _prompts() -> dict[str, Entry]:
@@ -43,28 +44,13 @@ def run_list(fmt: str) -> int:
 def run_show(address: str, fmt: str, style: Callable[..., str]) -> int:
     found = _prompts()
     address = edits.resolve(found, address if "/" in address else f"Prompt/{address}")
-    entry = found[address]
-    if fmt == "json":
-        click.echo(json.dumps({"format_version": "1", "address": address, **entry.to_json()}, indent=2))
-        return EXIT_OK
-    click.echo(style(address, bold=True))
-    for record in reversed(entry.versions):
-        number = record["version"]
-        aliases = entry.aliases_of(number)
+
+    def describe(record: dict[str, Any]) -> tuple[str, list[str]]:
         tests = record.get("tests") or {}
-        verdict = "passed" if record.get("gates_passed") else style("failed its gate", fg="red")
-        head = f"  v{number}" + (f" [{', '.join(aliases)}]" if aliases else "")
-        click.echo(f"{style(head, bold=True)}  {str(record.get('created_at', ''))[:19]}  {verdict}  "
-                   f"digest {str(record.get('digest', ''))[:12]}  {tests.get('passed', 0)} of {tests.get('cases', 0)} "
-                   f"case(s) against {record.get('target', '?')}")
-        for failure in (tests.get("failures") or [])[:3]:
-            click.echo(f"      `{failure['test']}`: {'; '.join(failure['reasons'])}")
-    if entry.history:
-        click.echo("  history:")
-        for move in entry.history[-10:]:
-            was = f"v{move['from']}" if move.get("from") else "none"
-            why = f": {move['why']}" if move.get("why") else ""
-            click.echo(f"    {move['at'][:19]}  {move['alias']}: {was} -> v{move['to']} ({move['how']}){why}")
+        tail = f"{tests.get('passed', 0)} of {tests.get('cases', 0)} case(s) against {record.get('target', '?')}"
+        return tail, [f"      `{f['test']}`: {'; '.join(f['reasons'])}" for f in (tests.get("failures") or [])[:3]]
+
+    show_versions(address, found[address], fmt, style, describe, failed="failed its gate")
     return EXIT_OK
 
 

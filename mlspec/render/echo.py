@@ -5,7 +5,7 @@ lives here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,7 @@ from mlspec.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
     from mlspec.errors import SpecError
+    from mlspec.registry import Entry
     from mlspec.spec.diagnostics import Diagnostic
     from mlspec.validation import ValidationReport
 
@@ -64,3 +65,32 @@ def show_ref_errors(diagnostics: list[Diagnostic], texts: dict[str, str], fmt: s
 
     sources = render_diagnostics.SourceLines(find_root(), texts)
     click.echo(render_diagnostics.render_text(diagnostics, sources, style) + "\n", err=True)
+
+
+def show_versions(address: str, entry: Entry, fmt: str, style: Callable[..., str],
+                  describe: Callable[[dict[str, Any]], tuple[str, list[str]]],
+                  failed: str = "failed its gates") -> None:
+    """A registry entry, newest version first (`mlspec models show`, `mlspec prompts show`): per version
+    its aliases, time, verdict and digest, then what `describe(record)` says of it (one line's tail and
+    the lines under it), then the last alias moves, with their reasons."""
+    import json
+
+    if fmt == "json":
+        click.echo(json.dumps({"format_version": "1", "address": address, **entry.to_json()}, indent=2))
+        return
+    click.echo(style(address, bold=True))
+    for record in reversed(entry.versions):
+        aliases = entry.aliases_of(record["version"])
+        verdict = "passed" if record.get("gates_passed") else style(failed, fg="red")
+        head = f"  v{record['version']}" + (f" [{', '.join(aliases)}]" if aliases else "")
+        tail, below = describe(record)
+        click.echo(f"{style(head, bold=True)}  {str(record.get('created_at', ''))[:19]}  {verdict}  "
+                   f"digest {str(record.get('digest', ''))[:12]}  {tail}")
+        for line in below:
+            click.echo(line)
+    if entry.history:
+        click.echo("  history:")
+        for move in entry.history[-10:]:
+            was = f"v{move['from']}" if move.get("from") else "none"
+            why = f": {move['why']}" if move.get("why") else ""
+            click.echo(f"    {move['at'][:19]}  {move['alias']}: {was} -> v{move['to']} ({move['how']}){why}")

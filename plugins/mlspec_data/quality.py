@@ -49,8 +49,7 @@ class _Numeric:
     squares: float = 0.0
     low: float | None = None
     high: float | None = None
-    reservoir: Any = None  # numpy float64[RESERVOIR], filled up to min(seen, RESERVOIR)
-    seen: int = 0
+    reservoir: Any = None  # a Reservoir of RESERVOIR values, made on the first batch
     nonfinite: int = 0
 
 
@@ -227,22 +226,12 @@ class Inspector:
                     seen[3] = max(seen[3], minmax["max"])
 
     def _sample(self, stats: _Numeric, values: np.ndarray) -> None:
-        """Reservoir sampling (Algorithm R, vectorised), seeded: the same data gives the same profile."""
-        import numpy as np
+        """Reservoir sampling, seeded: the same data gives the same profile."""
+        from mlspec.sdk.sampling import Reservoir
 
         if stats.reservoir is None:
-            stats.reservoir = np.empty(RESERVOIR, dtype=np.float64)
-        fill = min(RESERVOIR - stats.seen, len(values)) if stats.seen < RESERVOIR else 0
-        if fill > 0:
-            stats.reservoir[stats.seen : stats.seen + fill] = values[:fill]
-            stats.seen += fill
-            values = values[fill:]
-        if len(values):
-            positions = stats.seen + np.arange(1, len(values) + 1)  # how many values have been seen at each
-            slots = (self.rng.random(len(values)) * positions).astype(np.int64)
-            keep = slots < RESERVOIR
-            stats.reservoir[slots[keep]] = values[keep]  # a later value in the same slot wins, as in R
-            stats.seen += len(values)
+            stats.reservoir = Reservoir(RESERVOIR, self.rng)
+        stats.reservoir.add(values)
 
     # -- the verdict -----------------------------------------------------------------------------
 
@@ -308,7 +297,7 @@ class Inspector:
                 column["nonfinite"] = stats.nonfinite
             if stats is not None and stats.count:
                 mean = stats.total / stats.count
-                sample = np.sort(stats.reservoir[: min(stats.seen, RESERVOIR)])
+                sample = np.sort(stats.reservoir.sample())
                 counts, edges = _histogram(sample)
                 column |= {
                     "min": stats.low, "max": stats.high, "mean": mean,

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from mlspec.sdk.sampling import Reservoir
+
 KEPT = 10_000
 MAX_CATEGORIES = 1_000
 WORD = re.compile(r"[A-Za-z][A-Za-z']+")
@@ -37,7 +39,6 @@ class Sample:
     counts: Counter[Any] = field(default_factory=Counter)  # categorical: value -> count
     words: int = 0  # text: words seen ...
     unknown: int = 0  # ... of which not in the vocabulary
-    seen: int = 0  # reservoir bookkeeping: values offered so far
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "rows": self.rows, "nulls": self.nulls}
@@ -60,9 +61,10 @@ class Accumulator:
     """Batches of one feature's values in; a bounded Sample out (a seeded reservoir, Algorithm R)."""
 
     def __init__(self, kind: str, vocabulary: frozenset[str] | None = None, seed: int = 0) -> None:
-        self.sample = Sample(kind, values=np.empty(KEPT))
+        self.sample = Sample(kind)
         self.vocabulary = vocabulary
         self.rng = np.random.default_rng(seed)
+        self.kept = Reservoir(KEPT, self.rng)
 
     def add(self, values: list[Any]) -> None:
         kept = [v for v in values if v is not None and v == v]  # None and NaN are nulls
@@ -94,22 +96,11 @@ class Accumulator:
         self._reservoir(np.asarray(numbers, dtype=np.float64))
 
     def _reservoir(self, numbers: np.ndarray) -> None:
-        s = self.sample
-        fill = min(KEPT - s.seen, len(numbers)) if s.seen < KEPT else 0
-        if fill > 0:
-            s.values[s.seen:s.seen + fill] = numbers[:fill]
-            s.seen += fill
-            numbers = numbers[fill:]
-        if len(numbers):
-            positions = s.seen + np.arange(1, len(numbers) + 1)
-            slots = (self.rng.random(len(numbers)) * positions).astype(np.int64)
-            keep = slots < KEPT
-            s.values[slots[keep]] = numbers[keep]
-            s.seen += len(numbers)
+        self.kept.add(numbers)
 
     def finish(self) -> Sample:
         s = self.sample
-        s.values = s.values[:min(s.seen, KEPT)] if s.kind != "categorical" else np.zeros(0)
+        s.values = self.kept.sample().copy() if s.kind != "categorical" else np.zeros(0)
         return s
 
 

@@ -637,8 +637,9 @@ def _bundled(mlspec: Mlspec, root: Path, tmp_path: Path, port: int) -> None:
     assert "Model/sentiment  replace (conditional: runs only if Dataset/reviews publishes something new)" in plan.out
     edited = mlspec(root, "apply", "-y")
     assert edited.code == 0, edited.output
-    assert ("3 steps cut off: Dataset/reviews came out unchanged (Model/sentiment, Optimization/sentiment-onnx, "
-            "Service/sentiment-api kept what they had)") in edited.out, edited.out
+    assert ("5 steps cut off: Dataset/reviews came out unchanged (Model/sentiment, Optimization/sentiment-onnx, "
+            "Service/sentiment-api, Monitor/sentiment-drift, Prompt/review-triage kept what they had)") in edited.out, \
+        edited.out
     models = {m["address"]: m for m in mlspec(root, "models", "list", "--format", "json").json()["models"]}
     assert models["Model/sentiment"]["versions"] == 1  # not retrained
     assert mlspec(root, "plan", "--detailed-exitcode").code == 0
