@@ -88,7 +88,7 @@ def child_mlspec(paths: dict[str, str], rows: int) -> dict[str, Any]:
     accumulators = {n: Accumulator(k, seed=i) for i, (n, k) in enumerate(kinds.items())}
     for batch in pq.ParquetFile(paths["reference"]).iter_batches(batch_size=65_536):
         for name, accumulator in accumulators.items():
-            window._feed(accumulator, batch.column(name))
+            window.feed(accumulator, batch.column(name))
     profile = {"features": {n: a.finish().to_json() for n, a in accumulators.items()}, "labels": {}}
     profiled = time.perf_counter() - started
     found = window.from_logs([Path(paths["log"])], kinds, None, None, None)

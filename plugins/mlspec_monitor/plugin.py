@@ -77,25 +77,24 @@ class MonitorPlugin:
         vocabulary, label = self._model_facts(request, store)
         with tempfile.TemporaryDirectory(dir=request.workdir / ".mlspec") as scratch:
             files = [store.local(data.splits[s].model_dump(), Path(scratch)) for s in splits]
-            first = pq.ParquetFile(files[0])
-            head = first.read_row_group(0) if first.num_row_groups else None
+            head = next(pq.ParquetFile(files[0]).iter_batches(batch_size=2000), None)  # enough to tell text
             kinds = {}
             for name in spec.features:
                 column_type = data.columns.get(name, "string")
-                values = head.column(name).to_pylist()[:2000] if head is not None and name in head.schema.names else []
+                values = head.column(name).to_pylist() if head is not None and name in head.schema.names else []
                 kinds[name] = kind_of(column_type, values)
             accumulators = {n: Accumulator(k, vocabulary if k == "text" else None, seed=i)
                             for i, (n, k) in enumerate(kinds.items())}
             labels: dict[str, int] = {}
             rows = 0
-            from mlspec_monitor.window import _feed
+            from mlspec_monitor.window import feed
 
             for path in files:
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
                     rows += batch.num_rows
                     for name, accumulator in accumulators.items():
                         if name in batch.schema.names:
-                            _feed(accumulator, batch.column(name))
+                            feed(accumulator, batch.column(name))
                     if label and label in batch.schema.names:
                         for value in batch.column(label).to_pylist():
                             if value is not None:

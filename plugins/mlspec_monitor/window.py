@@ -83,7 +83,7 @@ def from_table_batches(batches: Iterator[Any], features: Mapping[str, str], voca
         rows += batch.num_rows
         for name, accumulator in accumulators.items():
             if name in batch.schema.names:
-                _feed(accumulator, batch.column(name))
+                feed(accumulator, batch.column(name))
         if label and label in batch.schema.names:
             labels.update(str(v) for v in batch.column(label).to_pylist() if v is not None)
     return Window({n: a.finish() for n, a in accumulators.items()}, labels, rows, rows)
@@ -100,14 +100,16 @@ def _reduce(batch: Any, accumulators: Mapping[str, Accumulator], predictions: Co
         if column is None:
             accumulator.sample.nulls += batch.num_rows
             continue
-        _feed(accumulator, column)
+        feed(accumulator, column)
     if "prediction" in names:
         predictions.update(_value_counts(batch.column("prediction")))
     if "version" in names:
         versions.update(_value_counts(batch.column("version")))
 
 
-def _feed(accumulator: Accumulator, column: Any) -> None:
+def feed(accumulator: Accumulator, column: Any) -> None:
+    """One Arrow column of a batch into its feature's accumulator: numbers and lengths vectorised, counts
+    by pyarrow; only a column of an unexpected type goes value by value."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
