@@ -104,10 +104,11 @@ def start(current: ResourceState, timeout_s: float = 60.0) -> ResourceState:
         listed = [{"role": "server", "pid": outputs.pid, "command": outputs.command, "log": outputs.log}]
     if not listed:
         raise NotServed(f"{current.address}: state records no command to start it with; run `mlspec apply`")
+    env = {**outputs.env, **_secrets(current)}
     started: list[dict[str, Any]] = []
     for process in listed:  # in the order the apply started them: backends, then the router
         log = Path(str(process["log"]))
-        child = processes.daemon(process["command"], log.parent, outputs.env, log)
+        child = processes.daemon(process["command"], log.parent, env, log)
         started.append({**process, "pid": child.pid})
         _record_pid(log.with_suffix(".json"), child.pid)
     deadline = time.monotonic() + timeout_s
@@ -125,6 +126,27 @@ def start(current: ResourceState, timeout_s: float = 60.0) -> ResourceState:
                   for role in ("router", "backend") if role in roles}}
     return ResourceState(current.address, current.fingerprint, current.spec, changed, current.status,
                          current.created_at, now(), current.commit)
+
+
+def _secrets(current: ResourceState) -> dict[str, str]:
+    """The spec's `env` entries that name `${env:…}`: never recorded with the server (state keeps no
+    secret), so resolved again from this environment; a variable that is not set is named."""
+    import os
+
+    from mlspec.masking import ENV_REF
+
+    wanted = ((current.spec.get("spec") or {}).get("env") or {}) if isinstance(current.spec, dict) else {}
+    found: dict[str, str] = {}
+    for key, value in wanted.items():
+        names = ENV_REF.findall(str(value))
+        if not names:
+            continue
+        missing = [n for n in names if n not in os.environ]
+        if missing:
+            raise NotServed(f"{current.address}: spec.env.{key} names ${{env:{missing[0]}}}, which is not set here; "
+                            "set it and start again")
+        found[str(key)] = ENV_REF.sub(lambda m: os.environ[m.group(1)], str(value))
+    return found
 
 
 def start_recorded(address: str, *, lock_timeout: float = 0.0, root: Path | None = None) -> ResourceState:
