@@ -66,7 +66,7 @@ _CACHE: dict[tuple[str | Path | None, str, str], _Alias] = {}
 _LOCK = threading.Lock()
 
 
-def render(name: str, alias: str = "production", *, key: str | int | None = None, root: str | Path | None = None,
+def render(name: str, /, alias: str = "production", *, key: str | int | None = None, root: str | Path | None = None,
            ttl_s: float = TTL_S, **values: Any) -> Rendered:
     """The text of prompt `name` (or `Prompt/name`) at `alias`, with `values` bound to its variables.
 

@@ -128,6 +128,8 @@ def render(text: str, values: Mapping[str, Any]) -> str:
         raise TemplateError(f"the template needs a value it was not given: {err}") from None
     except JinjaError as err:
         raise TemplateError(f"the template cannot be rendered: {err}") from None
+    except RecursionError:
+        raise TemplateError("the template recurses without end (a macro that calls itself?)") from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as err:  # an operation on a value of the wrong type
         raise TemplateError(f"the template failed on its values: {type(err).__name__}: {err}") from None
 

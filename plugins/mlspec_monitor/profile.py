@@ -13,6 +13,7 @@ categorical one its counts, a text one its lengths' reservoir and OOV counts. Me
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -84,8 +85,10 @@ class Accumulator:
                     self.sample.words += len(words)
                     self.sample.unknown += sum(1 for w in words if w not in self.vocabulary)
             numbers = np.fromiter((len(t) for t in texts), dtype=np.float64, count=len(texts))
-        else:
-            numbers = np.asarray(kept, dtype=np.float64)
+        else:  # a number logged as text, a list, a boolean: not a value of a numeric feature, a null
+            numbers = np.asarray([float(v) for v in kept if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                  and math.isfinite(v)], dtype=np.float64)
+            self.sample.nulls += len(kept) - len(numbers)
         self.sample.rows += len(numbers)
         self._reservoir(numbers)
 

@@ -39,6 +39,10 @@ def judged(address: str, spec: Any, profile: Mapping[str, Any], window: Window) 
             problems.append(f"`{name}` is not in the reference profile (re-apply the Monitor after the Dataset)")
             continue
         reference, current = Sample.from_json(stored), window.samples.get(name)
+        if reference.rows == 0:
+            features[name] = {"kind": reference.kind, "drifted": False, "verdicts": [],
+                              "note": "no values in the reference", "current_rows": current.rows if current else 0}
+            continue
         if current is None or current.rows == 0:
             features[name] = {"kind": reference.kind, "drifted": False, "verdicts": [],
                               "note": "no values in the window" if enough else None, "current_rows": 0}

@@ -52,10 +52,17 @@ def default_method(kind: str, reference_rows: int, distinct: int) -> str:
 
 
 def judge(method: str, threshold: float, reference: Any, current: Any, numeric: bool) -> Verdict:
-    """`reference` and `current`: numpy arrays (numeric) or {value: count} (categorical)."""
+    """`reference` and `current`: numpy arrays (numeric) or {value: count} (categorical). With no value
+    on either side nothing can have drifted: a p-value of 1, a distance of 0."""
+    if _size(reference) == 0 or _size(current) == 0:
+        return Verdict(method, 1.0 if method in P_VALUE else 0.0, threshold, False)
     value = _METHODS[method](reference, current, numeric)
     drifted = value < threshold if method in P_VALUE else value >= threshold
     return Verdict(method, float(value), threshold, bool(drifted))
+
+
+def _size(values: Any) -> int:
+    return int(sum(values.values())) if isinstance(values, Mapping) else len(values)
 
 
 # -- the methods -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,16 +54,23 @@ def from_logs(paths: Sequence[Path], features: Mapping[str, str], vocabulary: fr
     start_at = max(0, total - last) if last is not None else 0
     position = 0
     for path in paths:
-        for batch in _batches(path, skipped):
+        for batch in _batches(path, skipped, features):
             n = batch.num_rows
             read += n
             keep = np.ones(n, dtype=bool)
             if last is not None:
                 keep &= np.arange(position, position + n) >= start_at
             position += n
-            if since is not None and "ts" in batch.schema.names:
-                ts = batch.column("ts").to_numpy(zero_copy_only=False).astype(np.float64)
-                keep &= np.nan_to_num(ts, nan=0.0) >= since
+            if since is not None:
+                ts = _timestamps(batch)
+                if ts is None:
+                    skipped["rows without a numeric ts"] += n
+                    keep[:] = False
+                else:
+                    unknown = np.isnan(ts)
+                    if unknown.any():
+                        skipped["rows without a numeric ts"] += int(unknown.sum())
+                    keep &= np.nan_to_num(ts, nan=0.0) >= since
             if not keep.any():
                 continue
             batch = batch.filter(pa.array(keep))
@@ -89,13 +97,30 @@ def from_table_batches(batches: Iterator[Any], features: Mapping[str, str], voca
     return Window({n: a.finish() for n, a in accumulators.items()}, labels, rows, rows)
 
 
+def _timestamps(batch: Any) -> np.ndarray | None:
+    """The rows' `ts` (epoch seconds), or None when the log has no numeric one."""
+    import pyarrow as pa
+
+    if "ts" not in batch.schema.names:
+        return None
+    column = batch.column("ts")
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        return None
+    return np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
 def _reduce(batch: Any, accumulators: Mapping[str, Accumulator], predictions: Counter[str],
             versions: Counter[str]) -> None:
+    import pyarrow as pa
+
     names = batch.schema.names
     features = batch.column("features") if "features" in names else None
+    if features is not None and not pa.types.is_struct(features.type):
+        features = None  # `"features": 3` on every line: nothing to read
+    fields = {f.name for f in features.type} if features is not None else set()
     for name, accumulator in accumulators.items():
         column = None
-        if features is not None and name in [f.name for f in features.type]:
+        if features is not None and name in fields:
             column = features.field(name)
         if column is None:
             accumulator.sample.nulls += batch.num_rows
@@ -144,15 +169,19 @@ def feed(accumulator: Accumulator, column: Any) -> None:
 
 
 def _value_counts(column: Any) -> Counter[str]:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     found: Counter[str] = Counter()
-    for row in pc.value_counts(column.drop_null()).to_pylist():
-        found[str(row["values"])] += int(row["counts"])
+    try:
+        for row in pc.value_counts(column.drop_null()).to_pylist():
+            found[str(row["values"])] += int(row["counts"])
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # lists, structs: counted by their text
+        found.update(json.dumps(v, sort_keys=True, default=str) for v in column.to_pylist() if v is not None)
     return found
 
 
-def _batches(path: Path, skipped: Counter[str]) -> Iterator[Any]:
+def _batches(path: Path, skipped: Counter[str], kinds: Mapping[str, str]) -> Iterator[Any]:
     """Record batches of one log file. A truncated last line is left out (and counted); lines pyarrow
     cannot read send the whole file down the careful path."""
     import pyarrow as pa
@@ -178,17 +207,27 @@ def _batches(path: Path, skipped: Counter[str]) -> Iterator[Any]:
     # Plain reads, not a memory map: a mapped log's pages would count against the run's memory as they are
     # read (measured: +140 MB from 250,000 to 1,000,000 rows); a truncated tail is cut off by `Limited`.
     source = pa.OSFile(str(path)) if ends_whole else pa.PythonFile(Limited(open(path, "rb"), cut), mode="r")  # noqa: SIM115
+    reader = None
+    failed = False
     try:
         reader = pj.open_json(source, read_options=pj.ReadOptions(block_size=BLOCK, use_threads=True))
-        for batch in reader:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            if not _valid_utf8(batch):  # pyarrow reads bytes as they are; Python could not decode them
+                failed = True
+                break
             consumed += batch.num_rows
             yield batch
-        return
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass  # a line pyarrow cannot read (or types that change): the rest of the file, line by line
+        failed = True  # a line pyarrow cannot read (or types that change): the rest of the file, line by line
     finally:
+        reader = None  # the reader (and its read-ahead) let go of the file before it is closed
         source.close()
-    yield from _careful(path, cut, skipped, consumed)
+    if failed:
+        yield from _careful(path, cut, skipped, consumed, kinds)
 
 
 class Limited(io.RawIOBase):
@@ -213,58 +252,85 @@ class Limited(io.RawIOBase):
         super().close()
 
 
-def _careful(path: Path, cut: int, skipped: Counter[str], done: int) -> Iterator[Any]:
-    """The file's lines after the first `done` rows, one by one: bad lines skipped and counted."""
+def _careful(path: Path, cut: int, skipped: Counter[str], done: int, kinds: Mapping[str, str]) -> Iterator[Any]:
+    """The file's lines after the first `done` rows pyarrow read, one by one: each line that does not
+    parse (bad JSON, bad UTF-8), is not an object, or has no features is skipped and counted."""
     rows: list[dict[str, Any]] = []
-    valid = 0
+    objects = 0  # lines that are JSON objects: what pyarrow counted as rows
     with open(path, "rb") as fh:
         for line in fh.read(cut).splitlines():
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
-                skipped["unreadable line"] += 1
+            except ValueError:  # UnicodeDecodeError included
+                if objects >= done:
+                    skipped["unreadable line"] += 1
                 continue
-            if not isinstance(row, dict) or not isinstance(row.get("features"), dict):
+            if not isinstance(row, dict):
+                skipped["line that is not an object"] += 1
+                continue
+            objects += 1
+            if objects <= done:
+                continue
+            if not isinstance(row.get("features"), dict):
                 skipped["line without features"] += 1
                 continue
-            valid += 1
-            if valid <= done:
-                continue
-            rows.append({"ts": _number(row.get("ts")), "features": row["features"],
-                         "prediction": None if row.get("prediction") is None else str(row["prediction"]),
-                         "version": str(row.get("version") or "")})
+            rows.append(row)
             if len(rows) >= 50_000:
-                yield _careful_batch(rows)
+                yield _careful_batch(rows, kinds)
                 rows = []
     if rows:
-        yield _careful_batch(rows)
+        yield _careful_batch(rows, kinds)
 
 
-def _careful_batch(rows: list[dict[str, Any]]) -> Any:
-    """Rows whose features may disagree in type from line to line: each feature a column of Python
-    values (strings where they are mixed), as the careful Accumulator path reads them."""
+def _careful_batch(rows: list[dict[str, Any]], kinds: Mapping[str, str]) -> Any:
+    """Rows whose values may disagree in type from line to line, typed per feature as the fast path types
+    them: a numeric feature's non-numbers are nulls, anything else is text (containers as JSON)."""
     import pyarrow as pa
 
-    features = [r["features"] for r in rows]
-    names = sorted({k for f in features for k in f})
-    columns = {}
-    for name in names:
-        values = [f.get(name) for f in features]
-        try:
-            columns[name] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[name] = pa.array([None if v is None else str(v) for v in values])
-    struct = pa.StructArray.from_arrays(list(columns.values()), names=names) if names else \
-        pa.array([{}] * len(rows), type=pa.struct([]))
-    return pa.record_batch({"ts": pa.array([r["ts"] for r in rows], pa.float64()), "features": struct,
-                            "prediction": pa.array([r["prediction"] for r in rows], pa.string()),
-                            "version": pa.array([r["version"] for r in rows], pa.string())})
+    arrays, names = [], []
+    for name, kind in kinds.items():
+        values = [r["features"].get(name) for r in rows]
+        if kind == "numeric":
+            arrays.append(pa.array([_number(v) for v in values], pa.float64()))
+        else:
+            arrays.append(pa.array([_text(v) for v in values], pa.string()))
+        names.append(name)
+    struct = pa.StructArray.from_arrays(arrays, names=names) if names else pa.array([{}] * len(rows),
+                                                                                     type=pa.struct([]))
+    return pa.record_batch({"ts": pa.array([_number(r.get("ts")) for r in rows], pa.float64()), "features": struct,
+                            "prediction": pa.array([_text(r.get("prediction")) for r in rows], pa.string()),
+                            "version": pa.array([_text(r.get("version")) for r in rows], pa.string())})
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _valid_utf8(batch: Any) -> bool:
+    """Whether every string in the batch is UTF-8 (a full validation checks it, in C)."""
+    import pyarrow as pa
+
+    try:
+        batch.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past a float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _last_newline(path: Path, size: int) -> int:
@@ -283,11 +349,11 @@ def _last_newline(path: Path, size: int) -> int:
 
 
 def _count_lines(paths: Sequence[Path]) -> int:
+    """Non-blank lines: the rows a log holds, but for the ones that will be skipped as unreadable."""
     total = 0
     for path in paths:
         with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                total += chunk.count(b"\n")
+            total += sum(1 for line in fh if line.strip())
     return total
 
 

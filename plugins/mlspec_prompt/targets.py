@@ -13,6 +13,7 @@ assertion. A key (`api_key: ${env:NAME}`) is resolved here, at apply, and never 
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import sys
@@ -116,7 +117,7 @@ def _post(url: str, body: Mapping[str, Any], headers: Mapping[str, str], timeout
                 continue
             detail = err.read()[:300].decode(errors="replace")
             raise BadTarget(f"{shown} answered {err.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as err:
             reason = getattr(err, "reason", err)
             problem = f"{shown} did not answer ({'timed out' if isinstance(reason, TimeoutError) else reason})"
             continue

@@ -33,7 +33,8 @@ import httptools
 
 ADMIN = "/-/mlspec/routes"
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-              b"proxy-authorization", b"proxy-authenticate", b"content-length"}
+              b"proxy-authorization", b"proxy-authenticate", b"content-length",
+              b"expect"}  # the router has read the whole body: a backend's `100 Continue` would be a stray answer
 RELOAD_S = 0.2
 TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
@@ -108,14 +109,18 @@ class Upstream:
         collector = Message(ready, on_head=heads.append)
         parser = httptools.HttpResponseParser(collector)
         collector.parser = parser
-        while not ready:
-            if head_only and heads:  # a HEAD response has headers only, whatever its content-length says
+        while True:
+            while ready and 100 <= ready[0].status < 200:  # an interim answer (100 Continue): the real one follows
+                ready.popleft()
+                heads.clear()
+            if ready:
+                return ready[0]
+            if head_only and heads and not 100 <= heads[0].status < 200:  # a HEAD answer has headers only
                 return heads[0]
             data = await self.reader.read(1 << 16)
             if not data:
                 raise ConnectionResetError("the backend closed the connection")
             parser.feed_data(data)
-        return ready[0]
 
     def close(self) -> None:
         self.writer.close()
@@ -226,7 +231,10 @@ class Router:
             if found.status >= 500:
                 stats.failures += 1
             kept = [(k, v) for k, v in found.headers if k.lower() not in HOP_BY_HOP]
-            return response(found.status, kept, bytes(found.body), keep, head_only=request.method == b"HEAD")
+            if request.method == b"HEAD":  # the length of the body a GET would get, as the backend said it
+                length = next((v for k, v in found.headers if k.lower() == b"content-length"), b"0")
+                return response(found.status, kept, b"", keep, head_only=True, length=int(length))
+            return response(found.status, kept, bytes(found.body), keep)
         return response(503, [(b"content-type", b"application/json")],
                         json.dumps({"error": "no backend of this Service answers"}).encode(), keep)
 
@@ -265,13 +273,14 @@ class Router:
 
 
 def response(status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep: bool,
-             head_only: bool = False) -> bytes:
+             head_only: bool = False, length: int | None = None) -> bytes:
     try:
         reason = http.HTTPStatus(status).phrase.encode()
     except ValueError:
         reason = b""
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason), *(k + b": " + v + b"\r\n" for k, v in headers),
-             b"content-length: %d\r\n" % len(body), b"" if keep else b"connection: close\r\n", b"\r\n"]
+             b"content-length: %d\r\n" % (len(body) if length is None else length),
+             b"" if keep else b"connection: close\r\n", b"\r\n"]
     return b"".join(lines) + (b"" if head_only else body)
 
 

@@ -187,3 +187,22 @@ def test_a_backend_slower_than_the_timeout_is_a_504_sent_once(backend: Callable[
     connection.request("POST", "/predict", body=b"{}")
     answer = connection.getresponse()
     assert answer.status == 504 and "did not answer within 0.5 s" in json.loads(answer.read())["error"]
+
+
+def test_expect_100_continue_gets_its_own_answer_and_no_one_elses(backend: Callable[..., str],
+                                                                   router: Callable[..., tuple[int, Path]]) -> None:
+    port, _ = router([{"url": backend("a"), "weight": 1.0}])
+    raw = b"POST /first HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 6\r\n\r\nsecret"
+    [(status, body)] = exchange(port, raw)
+    assert (status, body["path"], body["echo"]) == (200, "/first", "secret")
+    [(status, body)] = exchange(port, b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert (status, body["path"]) == (200, "/second")
+
+
+def test_head_keeps_the_backends_content_length(backend: Callable[..., str],
+                                                router: Callable[..., tuple[int, Path]]) -> None:
+    port, _ = router([{"url": backend("a"), "weight": 1.0}])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("HEAD", "/readyz")
+    answer = connection.getresponse()
+    assert answer.getheader("content-length") == "1234" and answer.read() == b""

@@ -20,6 +20,7 @@ from mlspec.spec import codes
 from mlspec.spec.kinds.base import Envelope, EnvStr, FreeForm, Issue, Ref, SpecBase, Strict
 
 VARIABLE_NAME = r"^[A-Za-z_]\w*$"
+RESERVED = frozenset({"alias", "key", "root", "ttl_s"})  # render(name, /, alias, *, key, root, ttl_s, **variables)
 # promptfoo's assertion types that fit a single output; each also negated with `not-`
 ASSERTION_TYPES = ("equals", "contains", "icontains", "contains-any", "contains-all", "icontains-any",
                    "icontains-all", "regex", "starts-with", "is-json", "max-length", "latency", "python")
@@ -185,6 +186,9 @@ class PromptSpec(SpecBase):
             if not re.match(VARIABLE_NAME, name):
                 yield Issue(("variables", name), f"`{name}` is not a valid variable name",
                             expected="letters, digits and _")
+            elif name in RESERVED:
+                yield Issue(("variables", name), f"`{name}` is an argument of mlspec.prompts.render, not free for a "
+                            "variable", hint=f"rename it (`{name}_`, or a more telling name)")
         for alias in self.aliases:
             if not re.match(r"^[a-z][a-z0-9-]*$", alias):
                 yield Issue(("aliases",), f"`{alias}` is not an alias name",
