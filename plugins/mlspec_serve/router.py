@@ -135,6 +135,7 @@ class Router:
         self.stats: dict[str, Stats] = {}
         self.idle: dict[str, list[Upstream]] = {}
         self.active = 0
+        self.clients: set[asyncio.StreamWriter] = set()
         self.timeout_s = TIMEOUT_S
         self.reload(force=True)
 
@@ -176,6 +177,7 @@ class Router:
         collector = Message(ready)
         parser = httptools.HttpRequestParser(collector)
         collector.parser = parser
+        self.clients.add(writer)
         try:
             while True:
                 while not ready:
@@ -200,6 +202,7 @@ class Router:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self.clients.discard(writer)
             writer.close()
 
     async def answer(self, request: Message) -> bytes:
@@ -307,6 +310,9 @@ async def serve(path: Path) -> None:
     deadline = time.monotonic() + STOP_GRACE_S
     while router.active and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    for writer in list(router.clients):  # idle kept-alive clients: closed, so their handlers end on EOF
+        writer.close()
+    await asyncio.sleep(0.05)
 
 
 def main() -> None:

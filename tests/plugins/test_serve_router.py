@@ -206,3 +206,24 @@ def test_head_keeps_the_backends_content_length(backend: Callable[..., str],
     connection.request("HEAD", "/readyz")
     answer = connection.getresponse()
     assert answer.getheader("content-length") == "1234" and answer.read() == b""
+
+
+def test_sigterm_with_idle_clients_stops_quietly(backend: Callable[..., str], tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    routes = tmp_path / "routes.json"
+    write_routes(routes, "127.0.0.1", port, [{"url": backend("a"), "weight": 1.0}])
+    process = subprocess.Popen([sys.executable, "-m", "mlspec_serve.router", str(routes)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not processes.answers(f"http://127.0.0.1:{port}{ADMIN}"):
+            assert time.monotonic() < deadline, "the router did not start"
+            time.sleep(0.05)
+        idle = socket.create_connection(("127.0.0.1", port))  # kept alive, never sends a thing
+        process.terminate()
+        said, _ = process.communicate(timeout=15)
+        idle.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0 and "Traceback" not in said and "CancelledError" not in said, said
