@@ -76,7 +76,6 @@ def child_mlspec(paths: dict[str, str], rows: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "plugins"))
     import pyarrow.parquet as pq
     from mlspec_monitor import report, window
-    from mlspec_monitor.profile import Accumulator
 
     from mlspec.spec.kinds.monitor import MonitorSpec
 
@@ -85,11 +84,9 @@ def child_mlspec(paths: dict[str, str], rows: int) -> dict[str, Any]:
                                        "current": {"log": "requests.jsonl"}, "window": {"duration": None,
                                                                                        "min_samples": 100}})
     started = time.perf_counter()
-    accumulators = {n: Accumulator(k, seed=i) for i, (n, k) in enumerate(kinds.items())}
-    for batch in pq.ParquetFile(paths["reference"]).iter_batches(batch_size=65_536):
-        for name, accumulator in accumulators.items():
-            window.feed(accumulator, batch.column(name))
-    profile = {"features": {n: a.finish().to_json() for n, a in accumulators.items()}, "labels": {}}
+    reference = window.from_table_batches(pq.ParquetFile(paths["reference"]).iter_batches(batch_size=65_536), kinds,
+                                          None)
+    profile = {"features": {n: s.to_json() for n, s in reference.samples.items()}, "labels": {}}
     profiled = time.perf_counter() - started
     found = window.from_logs([Path(paths["log"])], kinds, None, None, None)
     made = report.judged("Monitor/bench", spec, profile, found)

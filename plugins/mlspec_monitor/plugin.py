@@ -63,7 +63,8 @@ class MonitorPlugin:
     def apply(self, request: StepRequest, runtime: Runtime) -> StepResult:
         import pyarrow.parquet as pq
 
-        from mlspec_monitor.profile import Accumulator, kind_of
+        from mlspec_monitor import window
+        from mlspec_monitor.profile import kind_of
 
         spec, address = request.spec, str(request.address)
         dataset_address = _address(spec.reference.dataset, "Dataset")
@@ -83,30 +84,15 @@ class MonitorPlugin:
                 column_type = data.columns.get(name, "string")
                 values = head.column(name).to_pylist() if head is not None and name in head.schema.names else []
                 kinds[name] = kind_of(column_type, values)
-            accumulators = {n: Accumulator(k, vocabulary if k == "text" else None, seed=i)
-                            for i, (n, k) in enumerate(kinds.items())}
-            labels: dict[str, int] = {}
-            rows = 0
-            from mlspec_monitor.window import feed
-
-            for path in files:
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-                    rows += batch.num_rows
-                    for name, accumulator in accumulators.items():
-                        if name in batch.schema.names:
-                            feed(accumulator, batch.column(name))
-                    if label and label in batch.schema.names:
-                        for value in batch.column(label).to_pylist():
-                            if value is not None:
-                                labels[str(value)] = labels.get(str(value), 0) + 1
-        profile = {"format": 1, "dataset": dataset_address, "version": data.version, "splits": splits, "rows": rows,
-                   "features": {n: a.finish().to_json() for n, a in accumulators.items()}, "labels": labels,
-                   "vocabulary": sorted(vocabulary) if vocabulary else None}
+            found = window.from_table_batches(_batches(files), kinds, vocabulary, label)
+        profile = {"format": 1, "dataset": dataset_address, "version": data.version, "splits": splits,
+                   "rows": found.rows, "features": {n: s.to_json() for n, s in found.samples.items()},
+                   "labels": dict(found.predictions), "vocabulary": sorted(vocabulary) if vocabulary else None}
         fd, name = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=request.workdir / ".mlspec")
         with os.fdopen(fd, "w") as sink:
             json.dump(profile, sink)
         stored = store.put(Path(name), ".json")
-        summary = (f"reference: {rows:,} rows of {dataset_address} {'+'.join(splits)}; "
+        summary = (f"reference: {found.rows:,} rows of {dataset_address} {'+'.join(splits)}; "
                    + ", ".join(f"{n} ({k})" for n, k in kinds.items()))
         runtime.log(f"{address}: {summary}")
         return StepResult({"profile": stored.to_json(), "features": kinds, "label": label,
@@ -224,8 +210,6 @@ class MonitorPlugin:
     @staticmethod
     def _dataset_window(current: Any, upstream: Mapping[str, Mapping[str, Any]], workdir: Path, store: ArtifactStore,
                         kinds: Mapping[str, str], vocabulary: frozenset[str] | None, label: Any) -> Any:
-        import pyarrow.parquet as pq
-
         from mlspec_monitor.window import from_table_batches
 
         address = _address(current.dataset, "Dataset")
@@ -233,8 +217,14 @@ class MonitorPlugin:
         splits = [current.split] if current.split else sorted(data.splits)
         with tempfile.TemporaryDirectory(dir=workdir / ".mlspec") as scratch:
             files = [store.local(data.splits[s].model_dump(), Path(scratch)) for s in splits if s in data.splits]
-            batches = (b for f in files for b in pq.ParquetFile(f).iter_batches(batch_size=65_536))
-            return from_table_batches(batches, kinds, vocabulary, str(label) if label else None)
+            return from_table_batches(_batches(files), kinds, vocabulary, str(label) if label else None)
+
+
+def _batches(files: list[Path]) -> Iterator[Any]:
+    """A split's parquet files as record batches, in order."""
+    import pyarrow.parquet as pq
+
+    return (batch for path in files for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536))
 
 
 def _address(ref: str, kind: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mlspec.sdk.monitoring import DEFAULT_THRESHOLDS
 from mlspec_monitor.profile import Sample
 from mlspec_monitor.stats import P_VALUE, Verdict, default_method, judge, z_test
 from mlspec_monitor.window import Window
@@ -53,7 +54,7 @@ def judged(address: str, spec: Any, profile: Mapping[str, Any], window: Window) 
     labels = profile.get("labels") or {}
     if spec.predictions and enough and labels and window.predictions:
         method = default_method("categorical", sum(labels.values()), len(set(labels) | set(window.predictions)))
-        served = judge(method, _limit(spec, method, None), dict(labels), dict(window.predictions), numeric=False)
+        served = judge(method, DEFAULT_THRESHOLDS[method], dict(labels), dict(window.predictions), numeric=False)
         predictions = {"verdict": served.to_json(), "reference": _shares(labels),
                        "current": _shares(window.predictions)}
     judged_features = [f for f in features.values() if f.get("verdicts")]
@@ -81,7 +82,7 @@ def _feature(name: str, reference: Sample, current: Sample, spec: Any) -> dict[s
         len(set(reference.counts) | set(current.counts))
     chosen = [d for d in spec.drift if d.features is None or name in d.features]
     methods = [(d.method, d.limit()) for d in chosen] or [
-        (m := default_method("numeric" if numeric else "categorical", reference.rows, distinct), _limit(spec, m, None))]
+        (m := default_method("numeric" if numeric else "categorical", reference.rows, distinct), DEFAULT_THRESHOLDS[m])]
     verdicts: list[Verdict] = [judge(method, limit, ref_data, cur_data, numeric) for method, limit in methods]
     warnings = [f"psi {v.value:.3f} >= {PSI_WARN}" for v in verdicts if v.method == "psi" and not v.drifted
                 and v.value >= PSI_WARN]
@@ -104,12 +105,6 @@ def _feature(name: str, reference: Sample, current: Sample, spec: Any) -> dict[s
     out |= {"drifted": bool(reasons), "because": "; ".join(reasons), "warnings": warnings,
             "chart": _chart_data(reference, current)}
     return out
-
-
-def _limit(spec: Any, method: str, given: float | None) -> float:
-    from mlspec.sdk.monitoring import DEFAULT_THRESHOLDS
-
-    return given if given is not None else DEFAULT_THRESHOLDS[method]
 
 
 def _shares(counts: Mapping[str, int]) -> dict[str, float]:

@@ -93,7 +93,7 @@ def from_table_batches(batches: Iterator[Any], features: Mapping[str, str], voca
             if name in batch.schema.names:
                 feed(accumulator, batch.column(name))
         if label and label in batch.schema.names:
-            labels.update(str(v) for v in batch.column(label).to_pylist() if v is not None)
+            labels.update(_value_counts(batch.column(label)))
     return Window({n: a.finish() for n, a in accumulators.items()}, labels, rows, rows)
 
 
